@@ -1,0 +1,10 @@
+"""The one error type for bad raw patches: it always names the file and what is wrong with it."""
+
+from __future__ import annotations
+
+
+class PatchError(ValueError):
+    def __init__(self, source: str, reason: str) -> None:
+        super().__init__(f"{source}: {reason}")
+        self.source = source
+        self.reason = reason

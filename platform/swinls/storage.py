@@ -1,0 +1,227 @@
+"""URIs to filesystems, and publication that readers never see half-done.
+
+A URI is a local path, `file://…` or `s3://bucket/key`. S3 goes through s3fs with the endpoint
+from `AWS_ENDPOINT_URL` (or `AWS_ENDPOINT_URL_S3`) and credentials only from the standard AWS
+chain: nothing here accepts, stores or prints a key, so configs, manifests, logs and pickled
+filesystems stay free of them. Transient S3 errors (throttling, 5xx, dropped connections) are
+retried with exponential backoff by botocore's retry handler, configured below.
+
+Atomicity: a local file appears by rename of a finished temporary file; an S3 object appears
+only when its upload completes. Publication of several files writes them under a new version
+prefix and flips a small pointer object last.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import fsspec
+from fsspec.implementations.local import LocalFileSystem
+
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+FILE_MODE = 0o666 & ~_UMASK  # temporary files are private; finished ones get the usual mode
+S3_MAX_ATTEMPTS = 10  # botocore "standard" mode: exponential backoff with jitter, capped at 20 s
+POINTER_NAME = "LATEST.json"
+
+
+class StorageError(RuntimeError):
+    pass
+
+
+def is_s3(uri: str) -> bool:
+    return str(uri).startswith(("s3://", "s3a://"))
+
+
+def s3_endpoint() -> str | None:
+    return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
+
+
+def filesystem(uri: str) -> tuple[fsspec.AbstractFileSystem, str]:
+    """The filesystem for a URI and the path within it (no protocol)."""
+    uri = str(uri)
+    if is_s3(uri):
+        import s3fs
+
+        fs = s3fs.S3FileSystem(
+            endpoint_url=s3_endpoint(),
+            use_listings_cache=False,  # other processes write here too; never trust a stale listing
+            config_kwargs={"retries": {"max_attempts": S3_MAX_ATTEMPTS, "mode": "standard"}},
+        )
+        return fs, uri.split("://", 1)[1].rstrip("/")
+    if uri.startswith("file://"):
+        uri = uri[len("file://"):]
+    return LocalFileSystem(), str(Path(uri).absolute())
+
+
+def join(uri: str, *parts: str) -> str:
+    out = str(uri).rstrip("/")
+    for part in parts:
+        out = f"{out}/{str(part).strip('/')}"
+    return out
+
+
+def to_uri(fs: fsspec.AbstractFileSystem, path: str) -> str:
+    return f"s3://{path}" if not isinstance(fs, LocalFileSystem) else path
+
+
+def exists(uri: str) -> bool:
+    fs, path = filesystem(uri)
+    return fs.exists(path)
+
+
+def read_bytes(uri: str) -> bytes:
+    fs, path = filesystem(uri)
+    try:
+        return fs.cat_file(path)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{uri}: no such file or object") from None
+
+
+def read_json(uri: str) -> Any:
+    data = read_bytes(uri)
+    try:
+        return json.loads(data)
+    except json.JSONDecodeError as exc:
+        raise StorageError(f"{uri}: not valid JSON ({exc})") from exc
+
+
+def write_bytes_atomic(uri: str, data: bytes) -> None:
+    """Readers see the old content or the new, never a part of it."""
+    fs, path = filesystem(uri)
+    if isinstance(fs, LocalFileSystem):
+        directory = os.path.dirname(path)
+        os.makedirs(directory, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.chmod(tmp, FILE_MODE)
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+    else:
+        fs.pipe_file(path, data)  # one PUT: S3 never shows a partial object
+
+
+def write_json_atomic(uri: str, payload: Any) -> None:
+    write_bytes_atomic(uri, (json.dumps(payload, indent=2, sort_keys=True) + "\n").encode())
+
+
+def put_file_atomic(local_path: str | Path, uri: str) -> None:
+    """Copy a finished local file to a URI so that it appears whole or not at all."""
+    fs, path = filesystem(uri)
+    if isinstance(fs, LocalFileSystem):
+        directory = os.path.dirname(path)
+        os.makedirs(directory, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
+        os.close(fd)
+        try:
+            shutil.copyfile(local_path, tmp)
+            os.chmod(tmp, FILE_MODE)
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+    else:
+        fs.put_file(str(local_path), path)  # a multipart upload is invisible until completed
+
+
+def remove(uri: str, recursive: bool = False) -> None:
+    fs, path = filesystem(uri)
+    if fs.exists(path):
+        fs.rm(path, recursive=recursive)
+
+
+def list_files(uri: str) -> dict[str, str]:
+    """Every file under a prefix: relative path → fingerprint, sorted by path.
+
+    The fingerprint changes when the content may have changed: size plus ETag (S3) or
+    modification time (local). One listing call, no per-file requests.
+    """
+    fs, root = filesystem(uri)
+    if not fs.exists(root):
+        raise FileNotFoundError(f"{uri}: no such directory or prefix")
+    found = fs.find(root, detail=True)
+    out = {}
+    for path, info in sorted(found.items()):
+        marker = info.get("ETag") or info.get("mtime") or info.get("LastModified") or ""
+        out[path[len(root):].lstrip("/")] = f"{info.get('size')}:{marker}"
+    return out
+
+
+def sha256_file(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def new_version_id() -> str:
+    return uuid.uuid4().hex[:16]
+
+
+def publish_version(
+    base_uri: str,
+    files: Mapping[str, str | Path | bytes],
+    *,
+    metadata: Mapping[str, Any] | None = None,
+    before_pointer: Callable[[], None] | None = None,
+) -> str:
+    """Write `files` under `<base>/versions/<id>/`, then flip `<base>/LATEST.json` to them.
+
+    Returns the version id. Until the pointer is flipped, readers keep seeing the previous
+    version; a crash anywhere before that leaves at most an unreferenced version prefix.
+    """
+    version = new_version_id()
+    prefix = join(base_uri, "versions", version)
+    digests: dict[str, str] = {}
+    for name, content in sorted(files.items()):
+        target = join(prefix, name)
+        if isinstance(content, bytes):
+            digests[name] = hashlib.sha256(content).hexdigest()
+            write_bytes_atomic(target, content)
+        else:
+            digests[name] = sha256_file(content)
+            put_file_atomic(content, target)
+    if before_pointer is not None:
+        before_pointer()
+    pointer = {"version": version, "prefix": f"versions/{version}", "files": digests}
+    if metadata:
+        pointer["metadata"] = dict(metadata)
+    write_json_atomic(join(base_uri, POINTER_NAME), pointer)
+    return version
+
+
+def latest_version(base_uri: str) -> dict:
+    """The pointer of the current version, with `uri` set to its prefix."""
+    pointer_uri = join(base_uri, POINTER_NAME)
+    if not exists(pointer_uri):
+        raise FileNotFoundError(f"{pointer_uri}: nothing has been published at {base_uri}")
+    pointer = read_json(pointer_uri)
+    pointer["uri"] = join(base_uri, pointer["prefix"])
+    return pointer
+
+
+def read_published(base_uri: str, name: str) -> bytes:
+    """A file of the current version, checked against the digest the pointer recorded."""
+    pointer = latest_version(base_uri)
+    if name not in pointer["files"]:
+        raise FileNotFoundError(f"{base_uri}: version {pointer['version']} has no {name!r}")
+    data = read_bytes(join(pointer["uri"], name))
+    if hashlib.sha256(data).hexdigest() != pointer["files"][name]:
+        raise StorageError(f"{join(pointer['uri'], name)}: content does not match its digest")
+    return data
