@@ -44,7 +44,8 @@ def shard_schema(bands: tuple[str, ...], shape: tuple[int, int], image_dtype: st
 
 def encode_image(image: np.ndarray, image_dtype: str, source: str) -> list[bytes]:
     """H×W×bands → one little-endian plane per band, checking the compact dtype can hold it."""
-    compact = image.astype(np.dtype(image_dtype).newbyteorder("<"))
+    with np.errstate(over="ignore"):  # overflow is reported below, naming the file
+        compact = image.astype(np.dtype(image_dtype).newbyteorder("<"))
     if not np.isfinite(compact).all():
         limit = float(np.finfo(image_dtype).max)
         raise PatchError(source, f"values exceed the {image_dtype} range (±{limit:g}); ingest with --image-dtype float32")

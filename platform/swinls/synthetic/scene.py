@@ -165,7 +165,7 @@ def _add_landslides(profile: RegionProfile, rng, cover, dem, slope) -> tuple[np.
             inside &= slope[r_lo:r_hi, c_lo:c_hi] > 12  # runout stops where the valley flattens
             label[r_lo:r_hi, c_lo:c_hi][inside] = 1
             cover[r_lo:r_hi, c_lo:c_hi][inside] = COVER_CODES["scar"]
-            revegetation[r_lo:r_hi, c_lo:c_hi][inside] = rng.uniform(0.0, 0.3)
+            revegetation[r_lo:r_hi, c_lo:c_hi][inside] = rng.uniform(0.0, 0.2)
     return label, revegetation
 
 

@@ -1,7 +1,8 @@
 """Surface reflectance of land covers in Sentinel-2 bands B1..B12, and the named regions.
 
 Textbook shapes: vegetation has a low red and a high red edge / NIR; a fresh landslide scar is
-bright across the visible and SWIR with NIR barely above red; riverbed gravel, roads and bare
+bright across the visible and SWIR with NIR barely above red (and brighter than a field, as
+it lies on slopes that face away from the sun as often as toward it); riverbed gravel, roads and bare
 fields look much like a scar in RGB but lie on flat ground; snow is bright in the visible and
 dark in SWIR; cloud is bright and flat, high cloud bright in B10 (cirrus).
 """
@@ -17,7 +18,7 @@ SPECTRA: dict[str, tuple[float, ...]] = {
     "forest":     (0.030, 0.030, 0.060, 0.030, 0.100, 0.300, 0.380, 0.400, 0.120, 0.005, 0.200, 0.100),
     "grass":      (0.040, 0.050, 0.090, 0.070, 0.140, 0.250, 0.290, 0.310, 0.100, 0.005, 0.260, 0.150),
     "crops":      (0.035, 0.040, 0.080, 0.045, 0.130, 0.330, 0.420, 0.450, 0.130, 0.005, 0.240, 0.120),
-    "scar":       (0.080, 0.100, 0.140, 0.180, 0.210, 0.230, 0.250, 0.260, 0.090, 0.005, 0.330, 0.280),
+    "scar":       (0.092, 0.115, 0.160, 0.205, 0.240, 0.262, 0.285, 0.296, 0.102, 0.006, 0.375, 0.320),
     "bare_field": (0.075, 0.095, 0.135, 0.170, 0.200, 0.220, 0.240, 0.255, 0.088, 0.005, 0.360, 0.300),
     "gravel":     (0.090, 0.105, 0.140, 0.170, 0.190, 0.200, 0.210, 0.220, 0.080, 0.005, 0.270, 0.220),
     "road":       (0.085, 0.095, 0.120, 0.135, 0.145, 0.155, 0.165, 0.170, 0.065, 0.004, 0.210, 0.185),

@@ -1,0 +1,57 @@
+"""Ingest raw Landslide4Sense-layout patches into Parquet shards plus a manifest.
+
+    python jobs/ingest.py SRC DST [--region NAME] [--on-bad fail|skip]
+
+SRC is one Landslide4Sense tree (TrainData/, ValidData/, TestData/) or a folder of such trees,
+one per region; DST is the shard dataset. Both may be local paths or s3:// URIs (the endpoint
+comes from AWS_ENDPOINT_URL, credentials from the usual AWS chain). Re-running is cheap: regions
+whose source has not changed are kept; new regions are added to the existing dataset.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from swinls.shards import IngestError, IngestOptions, ingest
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("src")
+    parser.add_argument("dst")
+    parser.add_argument("--region", help="region name when SRC is a single tree (default: its folder name)")
+    parser.add_argument("--on-bad", choices=("fail", "skip"), default="fail",
+                        help="fail: stop and publish nothing; skip: leave bad files out and list them in the manifest")
+    parser.add_argument("--rows-per-shard", type=int, default=IngestOptions.rows_per_shard)
+    parser.add_argument("--rows-per-group", type=int, default=IngestOptions.rows_per_group)
+    parser.add_argument("--image-dtype", choices=("float16", "float32"), default="float16")
+    parser.add_argument("--read-threads", type=int, default=IngestOptions.read_threads)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    options = IngestOptions(on_bad=args.on_bad, region=args.region, rows_per_shard=args.rows_per_shard,
+                            rows_per_group=args.rows_per_group, image_dtype=args.image_dtype,
+                            read_threads=args.read_threads)
+    try:
+        report = ingest(args.src, args.dst, options)
+    except IngestError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for name in report.unchanged:
+        print(f"{name}: unchanged since the last ingest, kept")
+    for name in report.ingested:
+        print(f"{name}: ingested")
+    for skipped in report.skipped:
+        print(f"skipped {skipped['source']}: {skipped['reason']}")
+    print(f"{report.patches} patches in {report.seconds:.1f}s ({report.patches_per_second:.0f}/s), "
+          f"{report.shards_uploaded} new shards; manifest {report.manifest_uri} (sha256 {report.manifest_sha256[:12]})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
