@@ -11,12 +11,12 @@ import argparse
 import json
 import sys
 
-from swinls.synthetic import DEFAULT_REGIONS, SyntheticSpec, write_synthetic
+from swinls.synthetic import DEFAULT_REGIONS, SyntheticSpec, ensure_synthetic
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("out", nargs="?", help="folder to create (must not exist)")
+    parser.add_argument("out", nargs="?", help="folder to create; an existing one generated with the same settings is reused")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--regions", default=",".join(DEFAULT_REGIONS),
                         help=f"comma-separated; known: {', '.join(DEFAULT_REGIONS)}")
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         scene_size=args.scene_size, scenes_per_region=args.scenes_per_region, patch_size=args.patch_size,
         h5_dtype=args.h5_dtype, write_scenes=not args.no_scenes,
     )
-    summary = write_synthetic(args.out, spec)
+    summary = ensure_synthetic(args.out, spec)
     for name, region in summary["regions"].items():
         fractions = ", ".join(f"{s} {f:.2%}" for s, f in region["positive_fraction"].items())
         print(f"{name}: {json.dumps(region['counts'])}; landslide pixels: {fractions}")
