@@ -41,3 +41,18 @@ def bucket(s3_endpoint) -> str:
     fs, _ = storage.filesystem(f"s3://{name}")
     fs.mkdir(name)
     return f"s3://{name}"
+
+
+@pytest.fixture(scope="session")
+def ray_local(s3_endpoint):
+    """One real local Ray instance for the session, with more logical CPUs than training takes.
+
+    Started after the S3 endpoint so its workers inherit AWS_ENDPOINT_URL like any process.
+    """
+    import ray
+
+    from swinls.data.ray_data import init_local_ray
+
+    init_local_ray(training_workers=2, num_cpus=4, log_to_driver=False)
+    yield ray
+    ray.shutdown()

@@ -1,0 +1,218 @@
+"""Batched, seeded augmentations that move image and mask together, on any torch device.
+
+Each sample's random parameters come from its own generator, seeded by (seed, epoch, row key),
+so a sample is augmented the same way whatever batch or worker it lands in; only cutmix, which
+borrows from another sample of the batch, depends on the batch. Masks use 255 = ignore: pixels
+that come from outside the patch after rotate+shift are ignored (not labelled background), and
+ignored pixels of pseudo-labelled rows stay ignored through every transform.
+
+Order: flips → rotate+shift → colour → cutout → cutmix.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+IGNORE = 255
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    flip: float = 0.5  # probability of each of a horizontal and a vertical flip (the paper's baseline)
+    rotate_shift: float = 0.0  # probability of a rotation by any angle plus a translation
+    max_angle: float = 180.0  # degrees
+    max_shift: float = 0.25  # fraction of the patch side
+    color: float = 0.0  # probability of a brightness/contrast change
+    brightness: float = 0.2  # additive, in normalised units
+    contrast: float = 0.2  # multiplicative spread around 1
+    cutout: float = 0.0  # probability of erasing a box (its labels become ignored)
+    cutout_size: float = 0.3  # side of the box, fraction of the patch side
+    cutmix: float = 0.0  # probability of pasting a box from another sample of the batch
+    cutmix_size: tuple[float, float] = (0.2, 0.6)  # range of the box side, fraction of the patch side
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("flip", "rotate_shift", "color", "cutout", "cutmix"):
+            p = getattr(self, name)
+            if not 0.0 <= p <= 1.0:
+                raise ValueError(f"augment.{name} is a probability, got {p}")
+        if not 0.0 <= self.max_shift <= 1.0:
+            raise ValueError(f"augment.max_shift must be within [0, 1], got {self.max_shift}")
+        lo, hi = self.cutmix_size
+        if not 0.0 < lo <= hi <= 1.0:
+            raise ValueError(f"augment.cutmix_size must satisfy 0 < low <= high <= 1, got {self.cutmix_size}")
+
+    @property
+    def enabled(self) -> bool:
+        return any(getattr(self, n) > 0 for n in ("flip", "rotate_shift", "color", "cutout", "cutmix"))
+
+
+PAPER_RECIPE = AugmentConfig(flip=0.5, rotate_shift=0.5)  # SwinLS: flips plus rotate and shift
+
+
+@dataclass
+class SampleParams:
+    """Per-sample random draws, as numpy arrays of length N."""
+
+    flip_h: np.ndarray
+    flip_v: np.ndarray
+    rotate: np.ndarray
+    angle: np.ndarray  # radians
+    shift: np.ndarray  # N×2, fraction of the half-side (affine_grid units / 2)
+    color: np.ndarray
+    gain: np.ndarray
+    bias: np.ndarray
+    cutout: np.ndarray
+    cutout_centre: np.ndarray  # N×2 in [0, 1)
+    cutmix: np.ndarray
+    cutmix_partner: np.ndarray  # offset in [1, N) to the partner index
+    cutmix_box: np.ndarray  # N×3: centre row and column in [0, 1), side as a fraction
+
+
+def sample_params(config: AugmentConfig, keys: np.ndarray, epoch: int) -> SampleParams:
+    n = len(keys)
+    draws = np.empty((n, 17))
+    for i, key in enumerate(np.asarray(keys, dtype=np.int64)):
+        rng = np.random.default_rng([config.seed & 0xFFFFFFFF, epoch & 0xFFFFFFFF, int(key) & 0xFFFFFFFFFFFFFFFF])
+        draws[i] = rng.random(17)
+    lo, hi = config.cutmix_size
+    return SampleParams(
+        flip_h=draws[:, 0] < config.flip,
+        flip_v=draws[:, 1] < config.flip,
+        rotate=draws[:, 2] < config.rotate_shift,
+        angle=np.radians((2 * draws[:, 3] - 1) * config.max_angle),
+        shift=(2 * draws[:, 4:6] - 1) * config.max_shift,
+        color=draws[:, 6] < config.color,
+        gain=1 + (2 * draws[:, 7] - 1) * config.contrast,
+        bias=(2 * draws[:, 8] - 1) * config.brightness,
+        cutout=draws[:, 9] < config.cutout,
+        cutout_centre=draws[:, 10:12],
+        cutmix=draws[:, 12] < config.cutmix,
+        cutmix_partner=1 + np.floor(draws[:, 13] * max(n - 1, 1)).astype(np.int64),
+        cutmix_box=np.stack([draws[:, 14], draws[:, 15], lo + (hi - lo) * draws[:, 16]], axis=1),
+    )
+
+
+class Augmenter:
+    """Callable on (image N×C×H×W float, mask N×H×W int64, keys, epoch) → augmented pair."""
+
+    def __init__(self, config: AugmentConfig) -> None:
+        self.config = config
+
+    def __call__(self, image: torch.Tensor, mask: torch.Tensor, keys: np.ndarray, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if not self.config.enabled or image.shape[0] == 0:
+            return image, mask
+        p = sample_params(self.config, keys, epoch)
+        image, mask = flip(image, mask, p.flip_h, p.flip_v)
+        if p.rotate.any():
+            image, mask = rotate_shift(image, mask, p.rotate, p.angle, p.shift)
+        if p.color.any():
+            image = color(image, p.color, p.gain, p.bias)
+        if p.cutout.any():
+            image, mask = cutout(image, mask, p.cutout, p.cutout_centre, self.config.cutout_size)
+        if p.cutmix.any() and image.shape[0] > 1:
+            image, mask = cutmix(image, mask, p.cutmix, p.cutmix_partner, p.cutmix_box)
+        return image, mask
+
+
+def _index(selected: np.ndarray, device: torch.device) -> torch.Tensor:
+    return torch.from_numpy(np.flatnonzero(selected)).to(device)
+
+
+def flip(image, mask, flip_h: np.ndarray, flip_v: np.ndarray):
+    image, mask = image.clone(), mask.clone()
+    for selected, dim in ((flip_h, -1), (flip_v, -2)):
+        if selected.any():
+            idx = _index(selected, image.device)
+            image[idx] = image[idx].flip(dim)
+            mask[idx] = mask[idx].flip(dim)
+    return image, mask
+
+
+def affine_matrices(angle: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """N×2×3 matrices mapping output coordinates to input coordinates (affine_grid's theta).
+
+    Coordinates are normalised to [-1, 1]; `shift` is the translation of the content as a
+    fraction of the patch side (so a shift of 0.25 moves content a quarter of the side).
+    """
+    cos, sin = np.cos(angle), np.sin(angle)
+    rotation = np.stack([np.stack([cos, -sin], -1), np.stack([sin, cos], -1)], -2)  # N×2×2
+    translation = -2.0 * shift  # content moves by +shift: sample from -shift
+    offset = np.einsum("nij,nj->ni", rotation, translation)
+    return np.concatenate([rotation, offset[..., None]], axis=-1)
+
+
+def rotate_shift(image, mask, selected: np.ndarray, angle: np.ndarray, shift: np.ndarray):
+    idx = _index(selected, image.device)
+    theta = torch.as_tensor(affine_matrices(angle[selected], shift[selected]), dtype=torch.float32, device=image.device)
+    sub_image = image[idx]
+    grid = F.affine_grid(theta, list(sub_image.shape), align_corners=False)
+    warped = F.grid_sample(sub_image.float(), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    sub_mask = mask[idx].unsqueeze(1).float()
+    warped_mask = F.grid_sample(sub_mask, grid, mode="nearest", padding_mode="zeros", align_corners=False)
+    inside = F.grid_sample(torch.ones_like(sub_mask), grid, mode="nearest", padding_mode="zeros", align_corners=False)
+    warped_mask = torch.where(inside > 0.5, warped_mask, torch.full_like(warped_mask, IGNORE))
+    image, mask = image.clone(), mask.clone()
+    image[idx] = warped.to(image.dtype)
+    mask[idx] = warped_mask.squeeze(1).round().to(mask.dtype)
+    return image, mask
+
+
+def color(image, selected: np.ndarray, gain: np.ndarray, bias: np.ndarray):
+    """Contrast around each image's mean and a brightness offset, in normalised units."""
+    idx = _index(selected, image.device)
+    sub = image[idx]
+    g = torch.as_tensor(gain[selected], dtype=sub.dtype, device=sub.device).view(-1, 1, 1, 1)
+    b = torch.as_tensor(bias[selected], dtype=sub.dtype, device=sub.device).view(-1, 1, 1, 1)
+    mean = sub.mean(dim=(1, 2, 3), keepdim=True)
+    image = image.clone()
+    image[idx] = (sub - mean) * g + mean + b
+    return image
+
+
+def _box(centre_row: float, centre_col: float, side: float, height: int, width: int) -> tuple[int, int, int, int]:
+    h, w = max(1, int(round(side * height))), max(1, int(round(side * width)))
+    r0 = min(max(int(round(centre_row * height - h / 2)), 0), height - h)
+    c0 = min(max(int(round(centre_col * width - w / 2)), 0), width - w)
+    return r0, r0 + h, c0, c0 + w
+
+
+def cutout(image, mask, selected: np.ndarray, centre: np.ndarray, size: float):
+    image, mask = image.clone(), mask.clone()
+    height, width = image.shape[-2:]
+    for i in np.flatnonzero(selected):
+        r0, r1, c0, c1 = _box(centre[i, 0], centre[i, 1], size, height, width)
+        image[i, :, r0:r1, c0:c1] = 0.0  # the normalised mean
+        mask[i, r0:r1, c0:c1] = IGNORE  # nothing to learn where the image was erased
+    return image, mask
+
+
+def cutmix(image, mask, selected: np.ndarray, partner_offset: np.ndarray, box: np.ndarray):
+    """Paste a box of another sample (image and mask together) into the selected ones."""
+    source_image, source_mask = image, mask  # partners are taken before any pasting
+    image, mask = image.clone(), mask.clone()
+    n = image.shape[0]
+    height, width = image.shape[-2:]
+    for i in np.flatnonzero(selected):
+        j = int((i + partner_offset[i]) % n)
+        r0, r1, c0, c1 = _box(box[i, 0], box[i, 1], box[i, 2], height, width)
+        image[i, :, r0:r1, c0:c1] = source_image[j, :, r0:r1, c0:c1]
+        mask[i, r0:r1, c0:c1] = source_mask[j, r0:r1, c0:c1]
+    return image, mask
+
+
+def rotate_point(row: float, col: float, angle: float, shift: tuple[float, float], height: int, width: int) -> tuple[float, float]:
+    """Where the content at pixel (row, col) lands after rotate_shift — for tests and debugging."""
+    # pixel centre → normalised coordinates (align_corners=False)
+    x = (2 * col + 1) / width - 1
+    y = (2 * row + 1) / height - 1
+    # forward map is the inverse of theta: out = R^T (in) + shift*2
+    cos, sin = math.cos(angle), math.sin(angle)
+    xo = cos * x + sin * y + 2 * shift[0]
+    yo = -sin * x + cos * y + 2 * shift[1]
+    return ((yo + 1) * height - 1) / 2, ((xo + 1) * width - 1) / 2

@@ -1,0 +1,111 @@
+"""Which shards feed which split, with which bands and which normalisation.
+
+Splits of an experiment:
+  train      the `train` shards of the training regions
+  valid      the `valid` shards of the training regions
+  unlabeled  the unlabeled `test` shards of every region (for self-training)
+  holdout    every labeled shard of the held-out regions (a generalisation test)
+
+Normalisation statistics are those of the training regions' training pixels, from the manifest
+("dataset"), or the official Landslide4Sense constants ("official"). Either way they are taken
+for exactly the channels used; a missing one is an error, never a default.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from swinls import storage
+from swinls.augment import AugmentConfig
+from swinls.bands import OFFICIAL_STATS, BandSet, PCAProjection, channel_stats, resolve_band_set
+from swinls.shards.manifest import Manifest, ManifestError
+
+SPLITS = ("train", "valid", "unlabeled", "holdout")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    uri: str = ""  # the shard dataset (local path or s3://)
+    bands: str | tuple[str, ...] = "RGB"  # a named set, PCA-3, or band names
+    normalization: Literal["dataset", "official"] = "dataset"
+    train_regions: tuple[str, ...] = ()  # empty: every region not held out
+    holdout_regions: tuple[str, ...] = ()
+    batch_size: int = 16  # per worker
+    eval_batch_size: int = 32
+    materialize: Literal["auto", "always", "never"] = "auto"
+    materialize_limit_mb: int = 2048  # "auto" keeps the projected dataset in memory below this
+    shuffle_buffer: int = 64  # rows, shuffled locally on each worker
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def __post_init__(self) -> None:
+        overlap = set(self.train_regions) & set(self.holdout_regions)
+        if overlap:
+            raise ValueError(f"regions {', '.join(sorted(overlap))} are both trained on and held out")
+        if self.batch_size < 1 or self.eval_batch_size < 1:
+            raise ValueError("batch sizes must be positive")
+
+
+class ShardData:
+    """A DataConfig resolved against its manifest: shard URIs, channels and their statistics."""
+
+    def __init__(self, config: DataConfig, manifest: Manifest | None = None) -> None:
+        if not config.uri:
+            raise ValueError("data.uri is not set: point it at a shard dataset made by jobs/ingest.py")
+        self.config = config
+        self.manifest = manifest or Manifest.load(config.uri)
+        self.band_set: BandSet = resolve_band_set(config.bands if isinstance(config.bands, str) else list(config.bands))
+        regions = list(self.manifest.regions)
+        unknown = [r for r in (*config.train_regions, *config.holdout_regions) if r not in regions]
+        if unknown:
+            raise ManifestError(f"{Manifest.uri(config.uri)} has no region {', '.join(unknown)} (it has {', '.join(regions)})")
+        self.train_regions = list(config.train_regions) or [r for r in regions if r not in config.holdout_regions]
+        self.holdout_regions = list(config.holdout_regions)
+        self.pca: PCAProjection | None = self.manifest.pca(self.train_regions) if self.band_set.is_pca else None
+        stats = self.manifest.band_stats(self.train_regions) if config.normalization == "dataset" else OFFICIAL_STATS
+        self.mean, self.std = channel_stats(self.band_set, stats, self.pca)
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        return self.band_set.channels
+
+    @property
+    def patch_shape(self) -> tuple[int, int]:
+        return tuple(self.manifest.patch_shape)
+
+    def shards(self, split: str):
+        if split == "train":
+            return self.manifest.shards(["train"], self.train_regions)
+        if split == "valid":
+            return self.manifest.shards(["valid"], self.train_regions)
+        if split == "unlabeled":
+            return self.manifest.shards(["test"])
+        if split == "holdout":
+            return self.manifest.shards(["train", "valid"], self.holdout_regions)
+        raise ValueError(f"unknown split {split!r}; valid: {', '.join(SPLITS)}")
+
+    def shard_uris(self, split: str) -> list[str]:
+        return [storage.join(self.config.uri, s.path) for s in self.shards(split)]
+
+    def rows(self, split: str) -> int:
+        return sum(s.rows for s in self.shards(split))
+
+    def projected_bytes(self, split: str) -> int:
+        """Memory of the split once projected (float16 image, uint8 mask)."""
+        h, w = self.patch_shape
+        return self.rows(split) * h * w * (2 * len(self.channels) + 1)
+
+    def normalization_record(self) -> dict:
+        """What a model needs to see data as it was trained: travels into checkpoints and model cards."""
+        return {
+            "band_set": self.band_set.name,
+            "inputs": list(self.band_set.inputs),
+            "channels": list(self.channels),
+            "mean": [float(v) for v in np.asarray(self.mean)],
+            "std": [float(v) for v in np.asarray(self.std)],
+            "source": self.config.normalization,
+            "pca": self.pca.to_dict() if self.pca else None,
+            "manifest_sha256": self.manifest.content_hash(),
+        }

@@ -1,0 +1,52 @@
+"""Shard rows to model-ready arrays: band projection, normalisation, masks and row keys.
+
+No Ray here: the same callable runs inside Ray Data tasks and in plain loops.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from swinls.bands import BANDS, PCAProjection
+from swinls.shards.schema import decode_bands, decode_masks
+
+
+def row_key(region: str, split: str, patch_id: str) -> int:
+    """A stable signed 64-bit key per row: seeds its augmentation, names its pseudo-label."""
+    digest = hashlib.blake2b(f"{region}/{split}/{patch_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little", signed=True)
+
+
+@dataclass
+class BatchProjector:
+    inputs: tuple[str, ...]
+    shape: tuple[int, int]
+    image_dtype: str
+    mean: np.ndarray
+    std: np.ndarray
+    pca: dict | None = None
+
+    @classmethod
+    def for_data(cls, data) -> "BatchProjector":
+        return cls(tuple(data.band_set.inputs), tuple(data.patch_shape), data.manifest.image_dtype,
+                   np.asarray(data.mean, np.float32), np.asarray(data.std, np.float32),
+                   data.pca.to_dict() if data.pca else None)
+
+    def columns(self) -> list[str]:
+        return ["id", "region", "split", *self.inputs, "mask"]
+
+    def __call__(self, table: pa.Table) -> dict[str, np.ndarray]:
+        image = decode_bands(table, list(self.inputs), self.shape, self.image_dtype)  # N×C×H×W float32
+        if self.pca is not None:
+            projection = PCAProjection.from_dict(self.pca)
+            assert tuple(self.inputs) == BANDS
+            image = np.moveaxis(projection.apply(np.moveaxis(image, 1, -1)), -1, 1)
+        image = (image - self.mean[None, :, None, None]) / self.std[None, :, None, None]
+        keys = np.array([row_key(r, s, i) for r, s, i in zip(table.column("region").to_pylist(),
+                                                            table.column("split").to_pylist(),
+                                                            table.column("id").to_pylist())], dtype=np.int64)
+        return {"image": image.astype(np.float16), "mask": decode_masks(table, self.shape), "key": keys}

@@ -1,0 +1,121 @@
+import numpy as np
+import pytest
+import torch
+
+from swinls.augment import (IGNORE, AugmentConfig, Augmenter, affine_matrices, cutmix, cutout, flip, rotate_point,
+                            rotate_shift, sample_params)
+
+H = W = 32
+
+
+def marked_batch(n=4, row=5, col=9):
+    image = torch.zeros(n, 3, H, W)
+    image[:, :, row - 1:row + 2, col - 1:col + 2] = 10.0
+    mask = torch.zeros(n, H, W, dtype=torch.long)
+    mask[:, row - 1:row + 2, col - 1:col + 2] = 1
+    return image, mask
+
+
+def test_flips_move_image_and_mask_together():
+    image, mask = marked_batch(2)
+    out_image, out_mask = flip(image, mask, np.array([True, False]), np.array([False, True]))
+    assert out_mask[0, 5, W - 1 - 9] == 1 and out_image[0, 0, 5, W - 1 - 9] == 10.0
+    assert out_mask[1, H - 1 - 5, 9] == 1 and out_image[1, 0, H - 1 - 5, 9] == 10.0
+    assert torch.equal(out_mask.bool(), out_image[:, 0] > 5)
+
+
+@pytest.mark.parametrize("angle_deg, shift", [(90.0, (0.0, 0.0)), (-37.0, (0.1, -0.15)), (180.0, (0.2, 0.05)), (0.0, (0.25, 0.0))])
+def test_rotate_shift_puts_a_marked_pixel_where_the_geometry_says(angle_deg, shift):
+    image, mask = marked_batch(1, row=12, col=17)
+    angle = np.radians([angle_deg])
+    out_image, out_mask = rotate_shift(image, mask, np.array([True]), angle, np.array([shift]))
+    row, col = rotate_point(12, 17, float(angle[0]), shift, H, W)
+    r, c = int(round(row)), int(round(col))
+    assert out_mask[0, r, c] == 1, (row, col)
+    assert out_image[0, 0, r, c] > 5.0
+    # the square moved as one piece: wholly-inside image pixels are labelled, labelled pixels
+    # carry some of the square (the image is interpolated, the mask nearest)
+    fully_inside, labelled = out_image[0, 0] > 9.99, out_mask[0] == 1
+    assert fully_inside.any() and labelled[fully_inside].all() and (out_image[0, 0][labelled] > 0).all()
+
+
+def test_pixels_coming_from_outside_the_patch_are_ignored_not_background():
+    image = torch.ones(1, 2, H, W)
+    mask = torch.zeros(1, H, W, dtype=torch.long)
+    _, shifted = rotate_shift(image, mask, np.array([True]), np.array([0.0]), np.array([[0.25, 0.0]]))
+    assert (shifted[0, :, : W // 4] == IGNORE).all()  # content moved right: the left strip is new
+    assert (shifted[0, :, W // 4:] == 0).all()
+    _, rotated = rotate_shift(image, mask, np.array([True]), np.array([np.pi / 4]), np.zeros((1, 2)))
+    assert rotated[0, 0, 0] == IGNORE and rotated[0, H // 2, W // 2] == 0
+    identity_image, identity_mask = rotate_shift(image, mask, np.array([True]), np.array([0.0]), np.zeros((1, 2)))
+    assert torch.equal(identity_mask, mask) and torch.allclose(identity_image, image)
+
+
+def test_affine_matrices_are_rotations_plus_translation():
+    theta = affine_matrices(np.array([0.3]), np.array([[0.1, -0.2]]))[0]
+    np.testing.assert_allclose(theta[:, :2] @ theta[:, :2].T, np.eye(2), atol=1e-12)
+
+
+def test_cutout_erases_the_box_and_ignores_its_labels():
+    image, mask = marked_batch(1, row=16, col=16)
+    out_image, out_mask = cutout(image, mask, np.array([True]), np.array([[0.5, 0.5]]), 0.25)
+    assert (out_image[0, :, 12:20, 12:20] == 0).all() and (out_mask[0, 12:20, 12:20] == IGNORE).all()
+    assert (out_mask[0, :12] == 0).all()
+
+
+def test_cutmix_pastes_image_and_mask_of_the_same_partner_box():
+    n = 3
+    image = torch.arange(n, dtype=torch.float32).view(n, 1, 1, 1).expand(n, 2, H, W).clone()
+    mask = torch.zeros(n, H, W, dtype=torch.long)
+    mask[1] = 1
+    mask[2, :, : W // 2] = IGNORE
+    out_image, out_mask = cutmix(image, mask, np.array([True, False, True]), np.array([1, 1, 1]),
+                                 np.array([[0.5, 0.5, 0.5], [0, 0, 0], [0.25, 0.25, 0.5]]))
+    pasted = out_image[0, 0] == 1.0  # sample 0 received sample 1's box
+    assert pasted.sum() == 16 * 16
+    assert torch.equal(out_mask[0] == 1, pasted)
+    # sample 2 took sample 0's box; sample 0 is read before pasting, so it is all background
+    took = out_image[2, 0] == 0.0
+    assert took.sum() == 16 * 16 and (out_mask[2][took] == 0).all()
+    assert torch.equal(out_image[1], image[1]) and torch.equal(out_mask[1], mask[1])
+
+
+def test_ignored_pixels_stay_ignored_through_every_augmentation():
+    config = AugmentConfig(flip=1.0, rotate_shift=1.0, max_shift=0.0, color=1.0, cutout=1.0, cutout_size=0.1,
+                           cutmix=1.0, cutmix_size=(0.2, 0.2))
+    image = torch.randn(4, 3, H, W)
+    mask = torch.full((4, H, W), IGNORE, dtype=torch.long)  # pseudo-labels keeping nothing
+    _, out_mask = Augmenter(config)(image, mask, np.arange(4), epoch=0)
+    assert (out_mask == IGNORE).all()
+    mask = torch.zeros(4, H, W, dtype=torch.long)
+    mask[:, ::2] = IGNORE
+    _, out_mask = Augmenter(AugmentConfig(flip=1.0, color=1.0))(image, mask, np.arange(4), epoch=0)
+    assert (out_mask == IGNORE).sum() == (mask == IGNORE).sum()
+
+
+def test_augmentation_is_reproducible_per_sample_and_changes_with_the_epoch():
+    config = AugmentConfig(flip=0.5, rotate_shift=0.7, color=0.5, cutout=0.3, seed=7)
+    augmenter = Augmenter(config)
+    image, mask = torch.randn(6, 3, H, W), torch.randint(0, 2, (6, H, W))
+    keys = np.array([11, 22, 33, 44, 55, 66])
+    a = augmenter(image, mask, keys, epoch=3)
+    b = augmenter(image, mask, keys, epoch=3)
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    c = augmenter(image, mask, keys, epoch=4)
+    assert not torch.equal(a[0], c[0])
+    # a sample gets the same transform alone as inside a batch
+    alone = augmenter(image[2:3], mask[2:3], keys[2:3], epoch=3)
+    assert torch.allclose(alone[0][0], a[0][2]) and torch.equal(alone[1][0], a[1][2])
+    other_seed = Augmenter(AugmentConfig(flip=0.5, rotate_shift=0.7, color=0.5, cutout=0.3, seed=8))(image, mask, keys, epoch=3)
+    assert not torch.equal(a[0], other_seed[0])
+
+
+def test_probabilities_are_respected_over_many_samples():
+    params = sample_params(AugmentConfig(flip=0.5, rotate_shift=0.2, cutmix=0.0), np.arange(4000), epoch=0)
+    assert 0.45 < params.flip_h.mean() < 0.55 and 0.17 < params.rotate.mean() < 0.23 and not params.cutmix.any()
+    assert np.abs(np.degrees(params.angle)).max() <= 180.0
+
+
+def test_invalid_probabilities_are_rejected():
+    with pytest.raises(ValueError, match="augment.cutout is a probability"):
+        AugmentConfig(cutout=1.5)
