@@ -2,8 +2,10 @@ import numpy as np
 import pytest
 import torch
 
-from swinls.augment import (IGNORE, AugmentConfig, Augmenter, affine_matrices, cutmix, cutout, flip, rotate_point,
-                            rotate_shift, sample_params)
+from swinls.augment import IGNORE, AugmentConfig
+from swinls.augment.ops import (Augmenter, affine_matrices, cutmix, cutout, flip, rotate_point,
+                                rotate_shift)
+from swinls.augment.params import sample_params
 
 H = W = 32
 

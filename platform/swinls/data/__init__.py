@@ -1,7 +1,10 @@
-"""The input pipeline: split selection, projection and normalisation, batches, Ray Data."""
+"""The input pipeline: split selection, projection and normalisation, batches, Ray Data.
 
-from swinls.data.batches import Batch, to_batch, to_batches
+Kept free of torch and Ray imports: Ray Data tasks unpickle the projector from here, and a task
+worker should not pay for importing torch.
+"""
+
 from swinls.data.selection import SPLITS, DataConfig, ShardData
 from swinls.data.transform import BatchProjector, row_key
 
-__all__ = ["Batch", "BatchProjector", "DataConfig", "SPLITS", "ShardData", "row_key", "to_batch", "to_batches"]
+__all__ = ["BatchProjector", "DataConfig", "SPLITS", "ShardData", "row_key"]

@@ -12,7 +12,7 @@ from typing import Iterable, Iterator, Mapping
 import numpy as np
 import torch
 
-from swinls.augment import Augmenter
+from swinls.augment.ops import Augmenter
 
 
 @dataclass

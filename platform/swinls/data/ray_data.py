@@ -10,21 +10,14 @@ from __future__ import annotations
 import os
 from typing import Iterator
 
-import pyarrow.fs as pafs
-
 from swinls import storage
-from swinls.augment import Augmenter
+from swinls.augment.ops import Augmenter
 from swinls.data.batches import Batch, to_batch
 from swinls.data.selection import ShardData
 from swinls.data.transform import BatchProjector
 
 TRAIN_SPLIT = "train"
-
-
-def pyarrow_filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
-    """The same fsspec filesystem `storage` uses, seen by pyarrow (no credentials inside)."""
-    fs, path = storage.filesystem(uri)
-    return pafs.PyFileSystem(pafs.FSSpecHandler(fs)), path
+ROWS_PER_BLOCK = 16
 
 
 def should_materialize(data: ShardData, split: str) -> bool:
@@ -36,19 +29,39 @@ def should_materialize(data: ShardData, split: str) -> bool:
     return data.projected_bytes(split) <= data.config.materialize_limit_mb * 2**20
 
 
+class ShardReader:
+    """A Ray Data UDF: read one shard (only the needed columns), yield projected row groups.
+
+    The manifest already lists every shard, so no listing or footer scan of the bucket is
+    needed (Ray's read_parquet starts a pool of footer-reading actors on every pass, which on
+    a small machine costs more than reading the data).
+    """
+
+    def __init__(self, projector: BatchProjector) -> None:
+        self.projector = projector
+
+    def __call__(self, units: dict):
+        import pyarrow.parquet as pq
+
+        for uri in units["uri"]:
+            fs, path = storage.filesystem(str(uri))
+            with fs.open(path, "rb") as handle:
+                parquet = pq.ParquetFile(handle)
+                for group in range(parquet.num_row_groups):
+                    yield self.projector(parquet.read_row_group(group, columns=self.projector.columns()))
+
+
 def build_dataset(data: ShardData, split: str, materialize: bool | None = None):
     import ray.data
 
     uris = data.shard_uris(split)
     if not uris:
         raise ValueError(f"split {split!r} of {data.config.uri} has no shards (regions: {', '.join(data.train_regions)})")
-    filesystem, _ = pyarrow_filesystem(uris[0])
-    paths = [storage.filesystem(u)[1] for u in uris]
-    projector = BatchProjector.for_data(data)
-    dataset = ray.data.read_parquet(paths, filesystem=filesystem, columns=projector.columns())
-    dataset = dataset.map_batches(projector, batch_format="pyarrow", batch_size=32, zero_copy_batch=True)
+    units = ray.data.from_items([{"uri": uri} for uri in uris], override_num_blocks=len(uris))
+    dataset = units.map_batches(ShardReader(BatchProjector.for_data(data)), batch_size=1, batch_format="numpy")
     if should_materialize(data, split) if materialize is None else materialize:
-        dataset = dataset.materialize()
+        # small blocks, so that workers share evaluation rows and shuffles have something to mix
+        dataset = dataset.repartition(max(1, -(-data.rows(split) // ROWS_PER_BLOCK))).materialize()
     return dataset
 
 

@@ -12,90 +12,13 @@ Order: flips → rotate+shift → colour → cutout → cutmix.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-IGNORE = 255
-
-
-@dataclass(frozen=True)
-class AugmentConfig:
-    flip: float = 0.5  # probability of each of a horizontal and a vertical flip (the paper's baseline)
-    rotate_shift: float = 0.0  # probability of a rotation by any angle plus a translation
-    max_angle: float = 180.0  # degrees
-    max_shift: float = 0.25  # fraction of the patch side
-    color: float = 0.0  # probability of a brightness/contrast change
-    brightness: float = 0.2  # additive, in normalised units
-    contrast: float = 0.2  # multiplicative spread around 1
-    cutout: float = 0.0  # probability of erasing a box (its labels become ignored)
-    cutout_size: float = 0.3  # side of the box, fraction of the patch side
-    cutmix: float = 0.0  # probability of pasting a box from another sample of the batch
-    cutmix_size: tuple[float, float] = (0.2, 0.6)  # range of the box side, fraction of the patch side
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        for name in ("flip", "rotate_shift", "color", "cutout", "cutmix"):
-            p = getattr(self, name)
-            if not 0.0 <= p <= 1.0:
-                raise ValueError(f"augment.{name} is a probability, got {p}")
-        if not 0.0 <= self.max_shift <= 1.0:
-            raise ValueError(f"augment.max_shift must be within [0, 1], got {self.max_shift}")
-        lo, hi = self.cutmix_size
-        if not 0.0 < lo <= hi <= 1.0:
-            raise ValueError(f"augment.cutmix_size must satisfy 0 < low <= high <= 1, got {self.cutmix_size}")
-
-    @property
-    def enabled(self) -> bool:
-        return any(getattr(self, n) > 0 for n in ("flip", "rotate_shift", "color", "cutout", "cutmix"))
-
-
-PAPER_RECIPE = AugmentConfig(flip=0.5, rotate_shift=0.5)  # SwinLS: flips plus rotate and shift
-
-
-@dataclass
-class SampleParams:
-    """Per-sample random draws, as numpy arrays of length N."""
-
-    flip_h: np.ndarray
-    flip_v: np.ndarray
-    rotate: np.ndarray
-    angle: np.ndarray  # radians
-    shift: np.ndarray  # N×2, fraction of the half-side (affine_grid units / 2)
-    color: np.ndarray
-    gain: np.ndarray
-    bias: np.ndarray
-    cutout: np.ndarray
-    cutout_centre: np.ndarray  # N×2 in [0, 1)
-    cutmix: np.ndarray
-    cutmix_partner: np.ndarray  # offset in [1, N) to the partner index
-    cutmix_box: np.ndarray  # N×3: centre row and column in [0, 1), side as a fraction
-
-
-def sample_params(config: AugmentConfig, keys: np.ndarray, epoch: int) -> SampleParams:
-    n = len(keys)
-    draws = np.empty((n, 17))
-    for i, key in enumerate(np.asarray(keys, dtype=np.int64)):
-        rng = np.random.default_rng([config.seed & 0xFFFFFFFF, epoch & 0xFFFFFFFF, int(key) & 0xFFFFFFFFFFFFFFFF])
-        draws[i] = rng.random(17)
-    lo, hi = config.cutmix_size
-    return SampleParams(
-        flip_h=draws[:, 0] < config.flip,
-        flip_v=draws[:, 1] < config.flip,
-        rotate=draws[:, 2] < config.rotate_shift,
-        angle=np.radians((2 * draws[:, 3] - 1) * config.max_angle),
-        shift=(2 * draws[:, 4:6] - 1) * config.max_shift,
-        color=draws[:, 6] < config.color,
-        gain=1 + (2 * draws[:, 7] - 1) * config.contrast,
-        bias=(2 * draws[:, 8] - 1) * config.brightness,
-        cutout=draws[:, 9] < config.cutout,
-        cutout_centre=draws[:, 10:12],
-        cutmix=draws[:, 12] < config.cutmix,
-        cutmix_partner=1 + np.floor(draws[:, 13] * max(n - 1, 1)).astype(np.int64),
-        cutmix_box=np.stack([draws[:, 14], draws[:, 15], lo + (hi - lo) * draws[:, 16]], axis=1),
-    )
+from swinls.augment.config import IGNORE, AugmentConfig
+from swinls.augment.params import sample_params
 
 
 class Augmenter:
