@@ -20,7 +20,7 @@ def marked_batch(n=4, row=5, col=9):
 
 def test_flips_move_image_and_mask_together():
     image, mask = marked_batch(2)
-    out_image, out_mask = flip(image, mask, np.array([True, False]), np.array([False, True]))
+    out_image, out_mask = flip(image.clone(), mask.clone(), np.array([True, False]), np.array([False, True]))
     assert out_mask[0, 5, W - 1 - 9] == 1 and out_image[0, 0, 5, W - 1 - 9] == 10.0
     assert out_mask[1, H - 1 - 5, 9] == 1 and out_image[1, 0, H - 1 - 5, 9] == 10.0
     assert torch.equal(out_mask.bool(), out_image[:, 0] > 5)
@@ -44,12 +44,12 @@ def test_rotate_shift_puts_a_marked_pixel_where_the_geometry_says(angle_deg, shi
 def test_pixels_coming_from_outside_the_patch_are_ignored_not_background():
     image = torch.ones(1, 2, H, W)
     mask = torch.zeros(1, H, W, dtype=torch.long)
-    _, shifted = rotate_shift(image, mask, np.array([True]), np.array([0.0]), np.array([[0.25, 0.0]]))
+    _, shifted = rotate_shift(image.clone(), mask.clone(), np.array([True]), np.array([0.0]), np.array([[0.25, 0.0]]))
     assert (shifted[0, :, : W // 4] == IGNORE).all()  # content moved right: the left strip is new
     assert (shifted[0, :, W // 4:] == 0).all()
-    _, rotated = rotate_shift(image, mask, np.array([True]), np.array([np.pi / 4]), np.zeros((1, 2)))
+    _, rotated = rotate_shift(image.clone(), mask.clone(), np.array([True]), np.array([np.pi / 4]), np.zeros((1, 2)))
     assert rotated[0, 0, 0] == IGNORE and rotated[0, H // 2, W // 2] == 0
-    identity_image, identity_mask = rotate_shift(image, mask, np.array([True]), np.array([0.0]), np.zeros((1, 2)))
+    identity_image, identity_mask = rotate_shift(image.clone(), mask.clone(), np.array([True]), np.array([0.0]), np.zeros((1, 2)))
     assert torch.equal(identity_mask, mask) and torch.allclose(identity_image, image)
 
 
@@ -93,6 +93,26 @@ def test_ignored_pixels_stay_ignored_through_every_augmentation():
     mask[:, ::2] = IGNORE
     _, out_mask = Augmenter(AugmentConfig(flip=1.0, color=1.0))(image, mask, np.arange(4), epoch=0)
     assert (out_mask == IGNORE).sum() == (mask == IGNORE).sum()
+
+
+def test_rotate_shift_mask_matches_torch_nearest_sampling():
+    """The gather-based nearest neighbour equals grid_sample's own nearest mode."""
+    mask = torch.randint(0, 2, (3, H, W))
+    angle, shift = np.radians([33.0, -120.0, 7.0]), np.array([[0.1, 0.0], [0.0, -0.2], [0.05, 0.05]])
+    _, out = rotate_shift(torch.zeros(3, 1, H, W), mask.clone(), np.ones(3, bool), angle, shift)
+    theta = torch.as_tensor(affine_matrices(angle, shift), dtype=torch.float32)
+    grid = torch.nn.functional.affine_grid(theta, [3, 1, H, W], align_corners=False)
+    shifted = mask.unsqueeze(1).float() + 1  # +1 so that outside (0) is told apart
+    reference = torch.nn.functional.grid_sample(shifted, grid, mode="nearest", align_corners=False).squeeze(1)
+    expected = torch.where(reference == 0, torch.full_like(reference, IGNORE), reference - 1).long()
+    assert torch.equal(out, expected)
+
+
+def test_augmenter_leaves_its_inputs_untouched():
+    image, mask = torch.randn(4, 3, H, W), torch.randint(0, 2, (4, H, W))
+    before = image.clone(), mask.clone()
+    Augmenter(AugmentConfig(flip=1.0, rotate_shift=1.0, cutout=1.0, cutmix=1.0))(image, mask, np.arange(4), 0)
+    assert torch.equal(image, before[0]) and torch.equal(mask, before[1])
 
 
 def test_augmentation_is_reproducible_per_sample_and_changes_with_the_epoch():

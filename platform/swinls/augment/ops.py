@@ -22,25 +22,35 @@ from swinls.augment.params import sample_params
 
 
 class Augmenter:
-    """Callable on (image N×C×H×W float, mask N×H×W int64, keys, epoch) → augmented pair."""
+    """Callable on (image N×C×H×W float, mask N×H×W int64, keys, epoch) → augmented pair.
+
+    The inputs are left untouched (one copy is made, then every transform works in place on
+    it) unless `inplace=True` says the caller owns them and may lose them.
+    """
 
     def __init__(self, config: AugmentConfig) -> None:
         self.config = config
 
-    def __call__(self, image: torch.Tensor, mask: torch.Tensor, keys: np.ndarray, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(self, image: torch.Tensor, mask: torch.Tensor, keys: np.ndarray, epoch: int,
+                 inplace: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         if not self.config.enabled or image.shape[0] == 0:
             return image, mask
         p = sample_params(self.config, keys, epoch)
-        image, mask = flip(image, mask, p.flip_h, p.flip_v)
+        if not inplace:
+            image, mask = image.clone(), mask.clone()
+        flip(image, mask, p.flip_h, p.flip_v)
         if p.rotate.any():
-            image, mask = rotate_shift(image, mask, p.rotate, p.angle, p.shift)
+            rotate_shift(image, mask, p.rotate, p.angle, p.shift)
         if p.color.any():
-            image = color(image, p.color, p.gain, p.bias)
+            color(image, p.color, p.gain, p.bias)
         if p.cutout.any():
-            image, mask = cutout(image, mask, p.cutout, p.cutout_centre, self.config.cutout_size)
+            cutout(image, mask, p.cutout, p.cutout_centre, self.config.cutout_size)
         if p.cutmix.any() and image.shape[0] > 1:
-            image, mask = cutmix(image, mask, p.cutmix, p.cutmix_partner, p.cutmix_box)
+            cutmix(image, mask, p.cutmix, p.cutmix_partner, p.cutmix_box)
         return image, mask
+
+
+# The transforms below modify `image` and `mask` in place and also return them.
 
 
 def _index(selected: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -48,12 +58,11 @@ def _index(selected: np.ndarray, device: torch.device) -> torch.Tensor:
 
 
 def flip(image, mask, flip_h: np.ndarray, flip_v: np.ndarray):
-    image, mask = image.clone(), mask.clone()
+    # a loop of per-sample copies is several times faster on CPU than one advanced-index put
     for selected, dim in ((flip_h, -1), (flip_v, -2)):
-        if selected.any():
-            idx = _index(selected, image.device)
-            image[idx] = image[idx].flip(dim)
-            mask[idx] = mask[idx].flip(dim)
+        for i in np.flatnonzero(selected):
+            image[i] = image[i].flip(dim)
+            mask[i] = mask[i].flip(dim)
     return image, mask
 
 
@@ -71,18 +80,20 @@ def affine_matrices(angle: np.ndarray, shift: np.ndarray) -> np.ndarray:
 
 
 def rotate_shift(image, mask, selected: np.ndarray, angle: np.ndarray, shift: np.ndarray):
-    idx = _index(selected, image.device)
-    theta = torch.as_tensor(affine_matrices(angle[selected], shift[selected]), dtype=torch.float32, device=image.device)
+    """Image interpolated bilinearly; mask by nearest neighbour, 255 where the source is outside."""
+    rows = np.flatnonzero(selected)
+    idx = torch.from_numpy(rows).to(image.device)
+    theta = torch.as_tensor(affine_matrices(angle[rows], shift[rows]), dtype=torch.float32, device=image.device)
     sub_image = image[idx]
     grid = F.affine_grid(theta, list(sub_image.shape), align_corners=False)
     warped = F.grid_sample(sub_image.float(), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    sub_mask = mask[idx].unsqueeze(1).float()
-    warped_mask = F.grid_sample(sub_mask, grid, mode="nearest", padding_mode="zeros", align_corners=False)
-    inside = F.grid_sample(torch.ones_like(sub_mask), grid, mode="nearest", padding_mode="zeros", align_corners=False)
-    warped_mask = torch.where(inside > 0.5, warped_mask, torch.full_like(warped_mask, IGNORE))
-    image, mask = image.clone(), mask.clone()
-    image[idx] = warped.to(image.dtype)
-    mask[idx] = warped_mask.squeeze(1).round().to(mask.dtype)
+    # labels shifted by one so that the zero padding marks what came from outside the patch
+    labels = F.grid_sample((mask[idx] + 1).unsqueeze(1).float(), grid, mode="nearest", padding_mode="zeros",
+                           align_corners=False).squeeze(1).long()
+    labels = torch.where(labels == 0, torch.full_like(labels, IGNORE + 1), labels) - 1
+    for k, i in enumerate(rows):
+        image[i] = warped[k]
+        mask[i] = labels[k]
     return image, mask
 
 
@@ -93,7 +104,6 @@ def color(image, selected: np.ndarray, gain: np.ndarray, bias: np.ndarray):
     g = torch.as_tensor(gain[selected], dtype=sub.dtype, device=sub.device).view(-1, 1, 1, 1)
     b = torch.as_tensor(bias[selected], dtype=sub.dtype, device=sub.device).view(-1, 1, 1, 1)
     mean = sub.mean(dim=(1, 2, 3), keepdim=True)
-    image = image.clone()
     image[idx] = (sub - mean) * g + mean + b
     return image
 
@@ -106,7 +116,6 @@ def _box(centre_row: float, centre_col: float, side: float, height: int, width: 
 
 
 def cutout(image, mask, selected: np.ndarray, centre: np.ndarray, size: float):
-    image, mask = image.clone(), mask.clone()
     height, width = image.shape[-2:]
     for i in np.flatnonzero(selected):
         r0, r1, c0, c1 = _box(centre[i, 0], centre[i, 1], size, height, width)
@@ -116,9 +125,9 @@ def cutout(image, mask, selected: np.ndarray, centre: np.ndarray, size: float):
 
 
 def cutmix(image, mask, selected: np.ndarray, partner_offset: np.ndarray, box: np.ndarray):
-    """Paste a box of another sample (image and mask together) into the selected ones."""
-    source_image, source_mask = image, mask  # partners are taken before any pasting
-    image, mask = image.clone(), mask.clone()
+    """Paste a box of another sample (image and mask together) into the selected ones; partners
+    are read as they were before any pasting."""
+    source_image, source_mask = image.clone(), mask.clone()
     n = image.shape[0]
     height, width = image.shape[-2:]
     for i in np.flatnonzero(selected):

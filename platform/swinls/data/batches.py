@@ -27,11 +27,12 @@ class Batch:
 
 def to_batch(rows: Mapping[str, np.ndarray], device: torch.device | str = "cpu",
              augmenter: Augmenter | None = None, epoch: int = 0) -> Batch:
-    image = torch.from_numpy(np.ascontiguousarray(rows["image"])).to(device, non_blocking=True).float()
-    mask = torch.from_numpy(np.ascontiguousarray(rows["mask"])).to(device, non_blocking=True).long()
+    # copy=True: the tensors are ours (augmented in place), never views of Ray's read-only buffers
+    image = torch.from_numpy(np.ascontiguousarray(rows["image"])).to(device, torch.float32, copy=True)
+    mask = torch.from_numpy(np.ascontiguousarray(rows["mask"])).to(device, torch.int64, copy=True)
     keys = np.asarray(rows["key"], dtype=np.int64)
-    if augmenter is not None:
-        image, mask = augmenter(image, mask, keys, epoch)
+    if augmenter is not None:  # the tensors were just made here: augment them in place
+        image, mask = augmenter(image, mask, keys, epoch, inplace=True)
     return Batch(image, mask, keys)
 
 

@@ -43,12 +43,16 @@ class ShardReader:
     def __call__(self, units: dict):
         import pyarrow.parquet as pq
 
+        from fsspec.parquet import open_parquet_file
+
+        columns = self.projector.columns()
         for uri in units["uri"]:
             fs, path = storage.filesystem(str(uri))
-            with fs.open(path, "rb") as handle:
+            # fetches the footer, then only the byte ranges of the needed columns, concurrently
+            with open_parquet_file(path, fs=fs, columns=columns, engine="pyarrow") as handle:
                 parquet = pq.ParquetFile(handle)
                 for group in range(parquet.num_row_groups):
-                    yield self.projector(parquet.read_row_group(group, columns=self.projector.columns()))
+                    yield self.projector(parquet.read_row_group(group, columns=columns))
 
 
 def build_dataset(data: ShardData, split: str, materialize: bool | None = None):
@@ -87,12 +91,36 @@ def split_data_config():
     return ExactEvaluationSplit()
 
 
+def _collate(augmenter: Augmenter | None, epoch: int):
+    """Rows to tensors (augmented when given an augmenter), run by Ray in its prefetch threads
+    so that it overlaps with training instead of stalling it."""
+    import torch
+    from ray.data.collate_fn import NumpyBatchCollateFn
+
+    class Collate(NumpyBatchCollateFn):
+        def __call__(self, rows):
+            batch = to_batch(rows, "cpu", augmenter, epoch)
+            return {"image": batch.image, "mask": batch.mask, "key": torch.from_numpy(batch.keys)}
+
+    return Collate()
+
+
 def iter_worker_batches(iterator, *, batch_size: int, device="cpu", augmenter: Augmenter | None = None,
-                        epoch: int = 0, shuffle_buffer: int = 0, seed: int = 0) -> Iterator[Batch]:
-    """One epoch of a worker's shard as torch batches (augmented when an augmenter is given)."""
+                        epoch: int = 0, shuffle_buffer: int = 0, seed: int = 0, prefetch: int = 2) -> Iterator[Batch]:
+    """One epoch of a worker's shard as torch batches on `device`, augmented when given an
+    augmenter: in the prefetch threads on CPU, on the device itself otherwise."""
+    import torch
+
+    device = torch.device(device)
+    on_cpu = device.type == "cpu"
     shuffle = {"local_shuffle_buffer_size": shuffle_buffer, "local_shuffle_seed": seed * 100_003 + epoch} if shuffle_buffer else {}
-    for rows in iterator.iter_batches(batch_size=batch_size, batch_format="numpy", prefetch_batches=2, **shuffle):
-        yield to_batch(rows, device, augmenter, epoch)
+    batches = iterator.iter_torch_batches(batch_size=batch_size, collate_fn=_collate(augmenter if on_cpu else None, epoch),
+                                          device=device, prefetch_batches=prefetch, **shuffle)
+    for tensors in batches:
+        image, mask, keys = tensors["image"], tensors["mask"], tensors["key"].cpu().numpy()
+        if augmenter is not None and not on_cpu:
+            image, mask = augmenter(image, mask, keys, epoch)
+        yield Batch(image, mask, keys)
 
 
 def local_cpus(training_workers: int, cpus_per_worker: float = 1.0) -> int:
