@@ -1,0 +1,86 @@
+"""Pixel confusion counts of the landslide class, and P/R/F1/IoU from their global sums.
+
+Counts are summed over every pixel labelled 0 or 1 (255 is ignored) across batches and across
+DDP workers before any ratio is taken, as the benchmark computes them: an F1 averaged over
+batches or workers would weigh small batches wrongly.
+
+When a ratio's denominator is zero: if there was nothing to find and nothing was predicted
+(tp + fp + fn = 0) every score is 1.0; otherwise an empty denominator gives 0.0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+IGNORE = 255
+
+
+@dataclass
+class Confusion:
+    tp: int = 0
+    fp: int = 0
+    fn: int = 0
+    tn: int = 0
+
+    def add(self, prediction: torch.Tensor, mask: torch.Tensor) -> "Confusion":
+        """Accumulate a batch: prediction and mask N×H×W, prediction in {0, 1}."""
+        valid = mask != IGNORE
+        pred = prediction.bool() & valid
+        truth = (mask == 1) & valid
+        self.tp += int((pred & truth).sum())
+        self.fp += int((pred & ~truth).sum())
+        self.fn += int((~pred & truth & valid).sum())
+        self.tn += int((~pred & ~truth & valid).sum())
+        return self
+
+    def __add__(self, other: "Confusion") -> "Confusion":
+        return Confusion(self.tp + other.tp, self.fp + other.fp, self.fn + other.fn, self.tn + other.tn)
+
+    def to_tensor(self, device: torch.device | str = "cpu") -> torch.Tensor:
+        return torch.tensor([self.tp, self.fp, self.fn, self.tn], dtype=torch.int64, device=device)
+
+    @classmethod
+    def from_tensor(cls, counts: torch.Tensor) -> "Confusion":
+        tp, fp, fn, tn = (int(v) for v in counts.tolist())
+        return cls(tp, fp, fn, tn)
+
+    def all_reduce(self) -> "Confusion":
+        """Sum over the workers of the default process group (a no-op without one)."""
+        import torch.distributed as dist
+
+        if not (dist.is_available() and dist.is_initialized()):
+            return self
+        device = "cuda" if dist.get_backend() == "nccl" else "cpu"
+        counts = self.to_tensor(device)
+        dist.all_reduce(counts)
+        return Confusion.from_tensor(counts.cpu())
+
+    def _ratio(self, numerator: int, denominator: int) -> float:
+        if denominator:
+            return numerator / denominator
+        return 1.0 if self.tp + self.fp + self.fn == 0 else 0.0
+
+    @property
+    def precision(self) -> float:
+        return self._ratio(self.tp, self.tp + self.fp)
+
+    @property
+    def recall(self) -> float:
+        return self._ratio(self.tp, self.tp + self.fn)
+
+    @property
+    def f1(self) -> float:
+        return self._ratio(2 * self.tp, 2 * self.tp + self.fp + self.fn)
+
+    @property
+    def iou(self) -> float:
+        return self._ratio(self.tp, self.tp + self.fp + self.fn)
+
+    @property
+    def pixels(self) -> int:
+        return self.tp + self.fp + self.fn + self.tn
+
+    def scores(self) -> dict[str, float]:
+        return {"precision": self.precision, "recall": self.recall, "f1": self.f1, "iou": self.iou}

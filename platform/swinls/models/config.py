@@ -1,0 +1,32 @@
+"""Model settings: which network, how big, where its pretrained weights come from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+MODEL_NAMES = ("swinls", "unet", "deeplabv3")
+SWIN_SIZES = ("nano", "tiny", "small", "base")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: Literal["swinls", "unet", "deeplabv3"] = "swinls"
+    size: Literal["nano", "tiny", "small", "base"] = "base"  # SwinLS encoder; the paper uses Swin-B
+    encoder: str = "resnet34"  # timm ResNet of the U-Net and DeepLabv3 baselines
+    pretrained: str | None = None  # None, "timm" (weights by timm name) or a local weights file
+    window_size: int = 8  # 128×128 patches give 32×32 tokens: windows of 8 tile every stage
+    decoder_channels: tuple[int, ...] = (256, 128, 64, 32, 16)
+    drop_path: float = 0.1
+    image_head: bool = True  # the paper's image-level branch: global pool + FC on the deepest features
+    channels_last: bool = False  # GPU memory layout; numerically the same
+    compile: bool = False  # torch.compile; off by default
+    compile_backend: str = "inductor"
+
+    def __post_init__(self) -> None:
+        if self.name not in MODEL_NAMES:
+            raise ValueError(f"unknown model {self.name!r}; valid models: {', '.join(MODEL_NAMES)}")
+        if self.size not in SWIN_SIZES:
+            raise ValueError(f"unknown Swin size {self.size!r}; valid sizes: {', '.join(SWIN_SIZES)}")
+        if not self.encoder.startswith("resnet"):
+            raise ValueError(f"baseline encoder must be a timm ResNet (resnet18, resnet34, resnet50, …), got {self.encoder!r}")
