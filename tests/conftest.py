@@ -56,3 +56,23 @@ def ray_local(s3_endpoint):
     init_local_ray(training_workers=2, num_cpus=4, log_to_driver=False)
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def synthetic_raw(tmp_path_factory):
+    """A small built-in synthetic dataset: two training regions and a held-out one, 512² scenes."""
+    from swinls.synthetic import SyntheticSpec, write_synthetic
+
+    root = tmp_path_factory.mktemp("synthetic-medium") / "raw"
+    write_synthetic(root, SyntheticSpec(seed=2, regions=("steep-forest", "terraced-farmland", "volcanic-arc"),
+                                        scene_size=512, write_scenes=False))
+    return root
+
+
+@pytest.fixture(scope="session")
+def synthetic_shards(synthetic_raw):
+    from swinls.shards import ingest
+
+    target = synthetic_raw.parent / "shards"
+    ingest(str(synthetic_raw), str(target))
+    return str(target)

@@ -95,8 +95,13 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | None, path: str = "") -> T
         key = unknown[0]
         where = f"{path}.{key}" if path else key
         raise ConfigError(f"unknown config key {where!r}{_suggest(key, fields)}; valid keys here: {', '.join(fields)}")
+    defaults = _default_instance(cls)
     kwargs = {}
     for name, value in data.items():
+        default = getattr(defaults, name, None)
+        if dataclasses.is_dataclass(default) and isinstance(value, Mapping):
+            # a partial section overrides this config's own default for it, key by key
+            value = _merge(to_dict(default), value)
         kwargs[name] = _convert(value, hints[name], f"{path}.{name}" if path else name)
     try:
         return cls(**kwargs)
@@ -104,6 +109,13 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | None, path: str = "") -> T
         raise
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{path or cls.__name__}: {exc}") from exc
+
+
+def _default_instance(cls: type) -> Any:
+    try:
+        return cls()
+    except TypeError:  # some field has no default
+        return None
 
 
 def to_dict(config: Any) -> Any:
@@ -162,3 +174,101 @@ def load_yaml(path: str) -> dict:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     return data
+
+
+# -- the experiment ---------------------------------------------------------------------------
+
+from dataclasses import dataclass, field  # noqa: E402
+from typing import Literal  # noqa: E402
+
+from swinls.augment import PAPER_RECIPE  # noqa: E402
+from swinls.data.selection import DataConfig  # noqa: E402
+from swinls.losses import PAPER_STAGE1, PAPER_STAGE2, LossWeights  # noqa: E402
+from swinls.models.config import ModelConfig  # noqa: E402
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    epochs: int = 30
+    lr: float = 1e-4
+    weight_decay: float = 0.01
+    optimizer: Literal["adamw", "sgd"] = "adamw"
+    schedule: Literal["cosine", "constant"] = "cosine"
+    warmup_epochs: int = 0
+    loss: LossWeights = PAPER_STAGE1
+    freeze_encoder: bool = False
+
+    def __post_init__(self) -> None:
+        if self.epochs < 0 or self.lr <= 0 or self.warmup_epochs < 0:
+            raise ValueError("epochs and warmup_epochs must not be negative and lr must be positive")
+
+
+@dataclass(frozen=True)
+class SelfTrainConfig:
+    """After stage 2: pseudo-label the unlabeled split with the top-A% most confident pixels of
+    each predicted class (the rest ignored), then train both stages again on labeled + pseudo."""
+
+    rounds: int = 1  # 0 turns self-training off
+    top_percent: float = 100.0  # the paper's A
+    stage1: StageConfig = StageConfig(epochs=10, lr=5e-5)
+    stage2: StageConfig = StageConfig(epochs=3, lr=1e-5, loss=PAPER_STAGE2, freeze_encoder=True)
+    png_samples: int = 0  # pseudo-label maps saved as PNG for a look (the paper's Figure 3)
+
+    def __post_init__(self) -> None:
+        if self.rounds < 0 or not 0.0 < self.top_percent <= 100.0:
+            raise ValueError(f"selftrain.rounds must be >= 0 and top_percent in (0, 100], got {self.rounds}, {self.top_percent}")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    num_workers: int = 1
+    use_gpu: bool = False
+    cpus_per_worker: float = 1.0
+    bf16: bool = False  # bfloat16 autocast
+    seed: int = 0
+    max_failures: int = 2  # worker deaths Ray Train recovers from, resuming from the last checkpoint
+    checkpoint_every: int = 1  # epochs
+    keep_checkpoints: int = 2  # besides the last of each phase
+
+    def __post_init__(self) -> None:
+        if self.num_workers < 1 or self.checkpoint_every < 1 or self.keep_checkpoints < 1:
+            raise ValueError("run.num_workers, run.checkpoint_every and run.keep_checkpoints must be at least 1")
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """The paper's recipe by default: RGB, Swin-B, flips + rotate/shift, stage 1 = weighted CE +
+    Lovász + image-level loss, stage 2 = frozen encoder + CE, one round of self-training, A=100%."""
+
+    name: str = "swinls"
+    storage: str = "runs"  # where runs live: a local folder or s3://bucket/prefix
+    data: DataConfig = field(default_factory=lambda: DataConfig(augment=PAPER_RECIPE))
+    model: ModelConfig = field(default_factory=ModelConfig)
+    stage1: StageConfig = StageConfig()
+    # a gentle stage 2: a large step on plain CE undoes the balance stage 1 bought
+    stage2: StageConfig = StageConfig(epochs=5, lr=1e-5, loss=PAPER_STAGE2, freeze_encoder=True)
+    selftrain: SelfTrainConfig = SelfTrainConfig()
+    run: RunConfig = RunConfig()
+
+
+def load_experiment(path: str | None = None, overrides: Iterable[str] = (), base: Mapping[str, Any] | None = None) -> ExperimentConfig:
+    """Defaults ← `base` ← YAML file ← `key.sub=value` overrides, strictly checked."""
+    data = dict(base or {})
+    if path:
+        data = _merge(data, load_yaml(path))
+    data = apply_overrides(data, overrides)
+    return from_dict(ExperimentConfig, data)
+
+
+def _merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict:
+    out = _deep_copy(base)
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = _deep_copy(value)
+    return out
+
+
+def config_yaml(config: Any) -> str:
+    return yaml.safe_dump(to_dict(config), sort_keys=False)

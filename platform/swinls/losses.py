@@ -125,12 +125,16 @@ class LossWeights:
     lovasz_softmax: float = 0.0
     focal: float = 0.0
     image: float = 1.0
+    # Lovász over the whole batch: per image, the many patches without a landslide pixel each
+    # add their largest error, which drives every margin down and the model to predict nothing
+    lovasz_per_image: bool = False
 
     def __post_init__(self) -> None:
-        for name, value in vars(self).items():
+        weights = {k: v for k, v in vars(self).items() if k != "lovasz_per_image"}
+        for name, value in weights.items():
             if value < 0:
                 raise ValueError(f"loss weight {name} must not be negative, got {value}")
-        if not any(vars(self).values()):
+        if not any(weights.values()):
             raise ValueError("every loss weight is zero: nothing would be trained")
 
 
@@ -144,7 +148,7 @@ def composite(outputs: dict[str, torch.Tensor], mask: torch.Tensor, weights: Los
     terms = {
         "ce": lambda: cross_entropy(logits, mask),
         "wce": lambda: weighted_cross_entropy(logits, mask),
-        "lovasz": lambda: lovasz_hinge(logits, mask),
+        "lovasz": lambda: lovasz_hinge(logits, mask, per_image=weights.lovasz_per_image),
         "lovasz_softmax": lambda: lovasz_softmax(logits, mask),
         "focal": lambda: focal(logits, mask),
     }

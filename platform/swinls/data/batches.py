@@ -30,7 +30,7 @@ def to_batch(rows: Mapping[str, np.ndarray], device: torch.device | str = "cpu",
     # copy=True: the tensors are ours (augmented in place), never views of Ray's read-only buffers
     image = torch.from_numpy(np.ascontiguousarray(rows["image"])).to(device, torch.float32, copy=True)
     mask = torch.from_numpy(np.ascontiguousarray(rows["mask"])).to(device, torch.int64, copy=True)
-    keys = np.asarray(rows["key"], dtype=np.int64)
+    keys = np.array(rows["key"], dtype=np.int64)  # a writable copy, never a view of a Ray buffer
     if augmenter is not None:  # the tensors were just made here: augment them in place
         image, mask = augmenter(image, mask, keys, epoch, inplace=True)
     return Batch(image, mask, keys)

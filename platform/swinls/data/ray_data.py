@@ -130,9 +130,16 @@ def local_cpus(training_workers: int, cpus_per_worker: float = 1.0) -> int:
 
 
 def init_local_ray(training_workers: int = 1, num_cpus: int | None = None, **kwargs):
+    """Connect to the cluster a job was submitted to (RAY_ADDRESS), or start a local Ray with
+    room for Ray Data beside the training workers."""
     import ray
 
     if ray.is_initialized():
         return
+    log_to_driver = kwargs.pop("log_to_driver", True)
+    if os.environ.get("RAY_ADDRESS") or kwargs.get("address"):
+        ray.init(log_to_driver=log_to_driver, **kwargs)
+        return
+    kwargs.pop("address", None)
     ray.init(num_cpus=num_cpus or local_cpus(training_workers), include_dashboard=False,
-             log_to_driver=kwargs.pop("log_to_driver", True), **kwargs)
+             log_to_driver=log_to_driver, **kwargs)

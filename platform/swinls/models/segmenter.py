@@ -44,6 +44,11 @@ class SegmentationModel(nn.Module):
         self.encoder.eval()
         self.encoder_frozen = True
 
+    def unfreeze_encoder(self) -> None:
+        self.encoder.requires_grad_(True)
+        self.encoder_frozen = False
+        self.encoder.train(self.training)
+
     def train(self, mode: bool = True) -> "SegmentationModel":
         super().train(mode)
         if self.encoder_frozen:

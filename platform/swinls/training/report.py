@@ -1,0 +1,21 @@
+"""The per-epoch table the jobs print."""
+
+from __future__ import annotations
+
+COLUMNS = [("phase", 20, "{}"), ("phase_epoch", 5, "{}"), ("train_loss", 10, "{:.4f}"), ("valid_precision", 9, "{:.3f}"),
+           ("valid_recall", 9, "{:.3f}"), ("valid_f1", 8, "{:.3f}"), ("valid_iou", 8, "{:.3f}"), ("holdout_f1", 10, "{:.3f}"),
+           ("seconds", 7, "{:.1f}")]
+TITLES = {"phase_epoch": "ep", "train_loss": "loss", "valid_precision": "P", "valid_recall": "R", "valid_f1": "F1",
+          "valid_iou": "IoU", "holdout_f1": "holdout F1", "seconds": "s"}
+
+
+def epoch_table_header() -> str:
+    return " ".join(f"{TITLES.get(name, name):>{width}}" for name, width, _ in COLUMNS)
+
+
+def epoch_row(metrics: dict) -> str:
+    cells = []
+    for name, width, fmt in COLUMNS:
+        value = metrics.get(name)
+        cells.append(f"{'-' if value is None else fmt.format(value):>{width}}")
+    return " ".join(cells)

@@ -1,0 +1,121 @@
+"""The driver of one run: save the resolved config, then run each block that is not done yet —
+as a Ray Train `TorchTrainer` fit (DDP workers, Ray Data shards) or in this process (`local`).
+
+Self-training needs a fit per block: the rows of a round's training set (labelled + pseudo-
+labelled) only exist once the previous block has written its pseudo-labels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from swinls import selftrain, storage
+from swinls.checkpoints import RunStore
+from swinls.config import ExperimentConfig, config_yaml, to_dict
+from swinls.data.selection import ShardData
+from swinls.training.plan import Block, plan, resume_point
+
+
+@dataclass
+class RunResult:
+    run_uri: str
+    checkpoint: str | None
+    history: list[dict] = field(default_factory=list)
+
+    @property
+    def final(self) -> dict:
+        return self.history[-1] if self.history else {}
+
+
+def run_uri_for(config: ExperimentConfig) -> str:
+    return storage.join(config.storage, config.name)
+
+
+def _block_done(blocks: list[Block], index: int, store: RunStore, run_uri: str) -> bool:
+    first_pending, _ = resume_point(blocks, store.latest(), run_uri)
+    return first_pending > blocks[index].phases[-1].index
+
+
+def run_experiment(config: ExperimentConfig, *, run_uri: str | None = None, local: bool = False,
+                   callbacks: list | None = None, printer=print, pid_file: str | None = None) -> RunResult:
+    run_uri = run_uri or run_uri_for(config)
+    store = RunStore(run_uri)
+    store.write_config(config_yaml(config))
+    data = ShardData(config.data)
+    normalization = data.normalization_record()
+    blocks = plan(config)
+    for index, block in enumerate(blocks):
+        if _block_done(blocks, index, store, run_uri):
+            continue
+        if local:
+            _run_local(config, run_uri, blocks, index, data, normalization, printer)
+        else:
+            _run_ray(config, run_uri, blocks, index, data, normalization, callbacks, pid_file)
+    pointer = store.latest() or {}
+    checkpoint = store.checkpoint_uri(pointer["checkpoint"]) if pointer else None
+    return RunResult(run_uri, checkpoint, pointer.get("history", []))
+
+
+def _run_local(config, run_uri, blocks, index, data, normalization, printer) -> None:
+    from swinls.accel import pick_device
+    from swinls.training.context import LocalContext
+    from swinls.training.loop import run_block
+
+    block = blocks[index]
+    extra = None
+    if block.train_with_round:
+        from swinls.data.local import read_split
+
+        extra = selftrain.PseudoLabeler(run_uri, block.train_with_round)(read_split(data, "unlabeled"))
+    ctx = LocalContext(data, pick_device(config.run.use_gpu), extra_train=extra, printer=printer)
+    run_block(config, run_uri, blocks, index, ctx, normalization)
+
+
+def _datasets(data: ShardData, block: Block, run_uri: str) -> dict:
+    from swinls.data.ray_data import build_dataset
+
+    datasets = {"train": build_dataset(data, "train"), "valid": build_dataset(data, "valid")}
+    if block.train_with_round:
+        pseudo = build_dataset(data, "unlabeled").map_batches(selftrain.PseudoLabeler(run_uri, block.train_with_round),
+                                                              batch_format="numpy")
+        datasets["train"] = datasets["train"].union(pseudo)
+    if data.holdout_regions:
+        datasets["holdout"] = build_dataset(data, "holdout")
+    if block.labels_round:
+        datasets["unlabeled"] = build_dataset(data, "unlabeled")
+    return datasets
+
+
+def ray_storage(run_uri: str) -> tuple[str, object | None]:
+    """Where Ray Train keeps its own run state, beside ours, on the same filesystem."""
+    import pyarrow.fs as pafs
+
+    target = storage.join(run_uri, "ray")
+    if storage.is_s3(target):
+        fs, path = storage.filesystem(target)
+        return path, pafs.PyFileSystem(pafs.FSSpecHandler(fs))
+    return storage.filesystem(target)[1], None
+
+
+def _run_ray(config, run_uri, blocks, index, data, normalization, callbacks, pid_file) -> None:
+    import ray.train
+    from ray.train.torch import TorchTrainer
+
+    from swinls.data.ray_data import split_data_config
+    from swinls.training.loop import worker_entry
+
+    storage_path, filesystem = ray_storage(run_uri)
+    loop_config = {"experiment": to_dict(config), "run_uri": run_uri, "block": index, "normalization": normalization,
+                   "pid_file": pid_file}
+    trainer = TorchTrainer(
+        worker_entry,
+        train_loop_config=loop_config,
+        scaling_config=ray.train.ScalingConfig(num_workers=config.run.num_workers, use_gpu=config.run.use_gpu,
+                                               resources_per_worker={"CPU": config.run.cpus_per_worker}),
+        run_config=ray.train.RunConfig(name=f"block-{index}", storage_path=storage_path, storage_filesystem=filesystem,
+                                       failure_config=ray.train.FailureConfig(max_failures=config.run.max_failures),
+                                       callbacks=callbacks or None),
+        datasets=_datasets(data, blocks[index], run_uri),
+        dataset_config=split_data_config(),
+    )
+    trainer.fit()

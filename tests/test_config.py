@@ -1,0 +1,50 @@
+import pytest
+import yaml
+
+from swinls.config import ConfigError, ExperimentConfig, config_yaml, from_dict, load_experiment, to_dict
+
+
+def test_defaults_are_the_papers_recipe():
+    config = ExperimentConfig()
+    assert config.data.bands == "RGB" and config.model.name == "swinls" and config.model.size == "base"
+    assert config.data.augment.flip > 0 and config.data.augment.rotate_shift > 0 and config.data.augment.color == 0
+    s1, s2 = config.stage1.loss, config.stage2.loss
+    assert (s1.wce, s1.lovasz, s1.image, s1.ce) == (1.0, 1.0, 1.0, 0.0) and not config.stage1.freeze_encoder
+    assert (s2.ce, s2.wce, s2.lovasz, s2.image) == (1.0, 0.0, 0.0, 0.0) and config.stage2.freeze_encoder
+    assert config.selftrain.rounds == 1 and config.selftrain.top_percent == 100.0
+
+
+def test_yaml_and_overrides_layer_over_the_defaults_section_by_section(tmp_path):
+    (tmp_path / "e.yaml").write_text("model: {size: tiny}\nstage1: {epochs: 7, loss: {lovasz: 0.5}}\n")
+    config = load_experiment(str(tmp_path / "e.yaml"), ["stage1.lr=0.003", "data.bands=[B8, B4]", "selftrain.top_percent=70"])
+    assert config.model.size == "tiny" and config.model.name == "swinls"
+    assert config.stage1.epochs == 7 and config.stage1.lr == 0.003
+    assert config.stage1.loss.lovasz == 0.5 and config.stage1.loss.wce == 1.0  # untouched keys keep their defaults
+    assert config.data.bands == ("B8", "B4") and config.data.augment.rotate_shift > 0
+    assert config.selftrain.top_percent == 70.0
+
+
+def test_the_saved_config_loads_back_to_the_same_config():
+    config = load_experiment(overrides=["model.size=nano", "stage2.epochs=2", "data.holdout_regions=[volcanic-arc]"])
+    assert from_dict(ExperimentConfig, yaml.safe_load(config_yaml(config))) == config
+    assert to_dict(config)["data"]["holdout_regions"] == ["volcanic-arc"]
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["stage1.los.wce=1"], r"unknown config key 'stage1.los' \(did you mean 'loss'\?\)"),
+    (["modle.size=tiny"], r"unknown config key 'modle' \(did you mean 'model'\?\)"),
+    (["model.size=huge"], "model.size: 'huge' is not one of"),
+    (["run.num_workers=two"], "run.num_workers: expected an integer"),
+    (["data.augment.flip=1.5"], "augment.flip is a probability"),
+    (["selftrain.top_percent=0"], "top_percent"),
+    (["stage1.epochs"], "must look like key.sub=value"),
+])
+def test_unknown_misspelled_or_invalid_keys_are_errors_naming_them(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        load_experiment(overrides=overrides)
+
+
+def test_a_yaml_file_that_is_not_a_mapping_is_refused(tmp_path):
+    (tmp_path / "bad.yaml").write_text("- just\n- a list\n")
+    with pytest.raises(ConfigError, match="bad.yaml: expected a mapping"):
+        load_experiment(str(tmp_path / "bad.yaml"))
