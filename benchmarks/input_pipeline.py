@@ -97,7 +97,7 @@ def time_ours(shards: str, bands: str, epochs: int, materialize: bool) -> tuple[
     for epoch in range(epochs):
         n = 0
         for batch in iter_worker_batches(dataset.iterator(), batch_size=BATCH, augmenter=augmenter, epoch=epoch,
-                                         shuffle_buffer=64):
+                                         shuffle_buffer=64, augment_in_prefetch=True):
             n += len(batch)
         rates.append(n / (time.perf_counter() - start))
         start = time.perf_counter()

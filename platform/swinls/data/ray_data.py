@@ -106,20 +106,23 @@ def _collate(augmenter: Augmenter | None, epoch: int):
 
 
 def iter_worker_batches(iterator, *, batch_size: int, device="cpu", augmenter: Augmenter | None = None,
-                        epoch: int = 0, shuffle_buffer: int = 0, seed: int = 0, prefetch: int = 2) -> Iterator[Batch]:
+                        epoch: int = 0, shuffle_buffer: int = 0, seed: int = 0, prefetch: int = 2,
+                        augment_in_prefetch: bool = False) -> Iterator[Batch]:
     """One epoch of a worker's shard as torch batches on `device`, augmented when given an
-    augmenter: in the prefetch threads on CPU, on the device itself otherwise."""
+    augmenter — on the device, in the consuming thread, by default. `augment_in_prefetch` moves
+    CPU augmentation into Ray's prefetch threads: faster for a pure input pipeline, but beside
+    a training step it oversubscribes the cores torch's own threads already use."""
     import torch
 
     device = torch.device(device)
-    on_cpu = device.type == "cpu"
+    in_prefetch = augment_in_prefetch and device.type == "cpu"
     shuffle = {"local_shuffle_buffer_size": shuffle_buffer, "local_shuffle_seed": seed * 100_003 + epoch} if shuffle_buffer else {}
-    batches = iterator.iter_torch_batches(batch_size=batch_size, collate_fn=_collate(augmenter if on_cpu else None, epoch),
+    batches = iterator.iter_torch_batches(batch_size=batch_size, collate_fn=_collate(augmenter if in_prefetch else None, epoch),
                                           device=device, prefetch_batches=prefetch, **shuffle)
     for tensors in batches:
         image, mask, keys = tensors["image"], tensors["mask"], tensors["key"].cpu().numpy()
-        if augmenter is not None and not on_cpu:
-            image, mask = augmenter(image, mask, keys, epoch)
+        if augmenter is not None and not in_prefetch:
+            image, mask = augmenter(image, mask, keys, epoch, inplace=True)  # fresh tensors from the collate
         yield Batch(image, mask, keys)
 
 

@@ -124,10 +124,12 @@ class BlockRunner:
                 group["lr"] = schedule.lr(epoch)
             epoch_key = phase.index * 10_000 + epoch  # distinct augmentation draws in every phase
             torch.manual_seed(_seed(self.config.run.seed, phase.name, epoch, ctx.rank))
-            loss = self._train_epoch(net, optimizer, stage, epoch_key)
+            loss, patches = self._train_epoch(net, optimizer, stage, epoch_key)
+            train_seconds = time.perf_counter() - started
             schedule.epoch = epoch + 1
             metrics = {"phase": phase.name, "phase_epoch": epoch + 1, "epoch": len(self.history) + 1,
-                       "lr": schedule.lr(epoch), "train_loss": loss, **self._evaluate("valid")}
+                       "lr": schedule.lr(epoch), "train_loss": loss, "train_patches": patches,
+                       "train_seconds": train_seconds, **self._evaluate("valid")}
             if ctx.has_split("holdout"):
                 metrics.update(self._evaluate("holdout"))
             metrics["seconds"] = time.perf_counter() - started
@@ -143,7 +145,8 @@ class BlockRunner:
                                                         history=self.history, keep=self.config.run.keep_checkpoints)
             ctx.report(metrics)
 
-    def _train_epoch(self, net, optimizer, stage: StageConfig, epoch_key: int) -> float:
+    def _train_epoch(self, net, optimizer, stage: StageConfig, epoch_key: int) -> tuple[float, int]:
+        """Mean loss and number of patches, over all workers."""
         net.train()
         ctx, total, count = self.ctx, 0.0, 0
         for batch in ctx.batches("train", epoch=epoch_key, batch_size=self.config.data.batch_size,
@@ -157,7 +160,7 @@ class BlockRunner:
             total += float(loss.detach()) * len(batch)
             count += len(batch)
         total, count = ctx.all_sum([total, float(count)])
-        return total / count if count else float("nan")
+        return (total / count if count else float("nan")), int(count)
 
     @torch.no_grad()
     def _predict(self, image: torch.Tensor) -> torch.Tensor:
