@@ -72,6 +72,8 @@ class BlockRunner:
         self.attempt = uuid.uuid4().hex[:8]
         self.channels = tuple(normalization["channels"])
         self.augmenter = Augmenter(config.data.augment)
+        trained = [p for b in blocks for p in b.phases if p.is_training and p.stage.epochs > 0]
+        self.final_phase = trained[-1].name if trained else None
 
     def run(self, block: Block) -> None:
         pointer = self.store.latest()
@@ -136,6 +138,7 @@ class BlockRunner:
             metrics["attempt"] = self.attempt
             self.history.append(metrics)
             done = epoch + 1 == stage.epochs
+            metrics["run_complete"] = done and phase.name == self.final_phase  # tells a finished run from a stopped one
             if ctx.rank == 0 and (done or (epoch + 1) % self.config.run.checkpoint_every == 0):
                 state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": schedule.state_dict(),
                          "rng": {"torch": torch.get_rng_state(), "seed": self.config.run.seed},

@@ -1,0 +1,80 @@
+"""Tune callbacks of the search: keep the Optuna study in storage, publish the best model."""
+
+from __future__ import annotations
+
+import logging
+import math
+import tempfile
+import warnings
+from pathlib import Path
+
+import ray.tune
+
+from swinls import storage
+from swinls.registry import publish_best
+
+log = logging.getLogger(__name__)
+
+
+def upload_study(exp_uri: str, study_file: str) -> None:
+    if Path(study_file).exists():
+        storage.put_file_atomic(study_file, storage.join(exp_uri, "optuna", "study.db"))
+
+
+def finish_study(exp_uri: str, study_file: str) -> None:
+    """The study and Optuna's optimisation-history and parameter-importance plots, as PNG."""
+    upload_study(exp_uri, study_file)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import optuna
+    from optuna.visualization import matplotlib as ov
+
+    study = optuna.load_study(study_name="study", storage=f"sqlite:///{study_file}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, plot in (("optimization_history.png", ov.plot_optimization_history),
+                           ("param_importances.png", ov.plot_param_importances)):
+            try:
+                with warnings.catch_warnings():  # Optuna marks its matplotlib backend experimental
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    axes = plot(study)
+            except (ValueError, RuntimeError) as exc:  # e.g. importances need two finished trials
+                log.warning("no %s: %s", name, exc)
+                continue
+            figure = axes.figure if hasattr(axes, "figure") else axes[0].figure
+            figure.savefig(Path(tmp) / name, dpi=100, bbox_inches="tight")
+            plt.close(figure)
+            storage.put_file_atomic(Path(tmp) / name, storage.join(exp_uri, "optuna", name))
+
+
+class StudyAndBestCallback(ray.tune.Callback):
+    """After each trial: the study goes to storage; a complete trial that beats the published best
+    becomes the new best (model + card, pointer flipped last)."""
+
+    def __init__(self, exp_uri: str, experiment: str, metric: str, mode: str, study_file: str) -> None:
+        self.exp_uri, self.experiment, self.metric, self.mode = exp_uri, experiment, metric, mode
+        self.study_file = study_file
+
+    def _current_best(self) -> float | None:
+        pointer_uri = storage.join(self.exp_uri, "best", storage.POINTER_NAME)
+        if not storage.exists(pointer_uri):
+            return None
+        return storage.read_json(pointer_uri).get("metadata", {}).get("objective", {}).get("value")
+
+    def _better(self, value: float, best: float | None) -> bool:
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return False
+        return best is None or (value > best if self.mode == "max" else value < best)
+
+    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+        upload_study(self.exp_uri, self.study_file)
+        result = trial.last_result or {}
+        value = result.get(self.metric)
+        if not result.get("run_complete") or not result.get("checkpoint"):
+            return  # stopped early or failed: not a finished model
+        if self._better(value, self._current_best()):
+            objective = {"metric": self.metric, "mode": self.mode, "value": value}
+            version = publish_best(storage.join(self.exp_uri, "best"), result["checkpoint"], experiment=self.experiment,
+                                   trial=trial.trial_id, objective=objective)
+            log.info("trial %s is the new best (%s = %.4f): version %s", trial.trial_id, self.metric, value, version)

@@ -1,0 +1,168 @@
+"""The search: Ray Tune with Optuna (define-by-run) and ASHA over epochs; each trial a Tune
+function that drives its own Ray Train run (the Ray 2.60 pattern).
+
+    <storage>/<experiment>/space.yaml         the search space, as given
+    <storage>/<experiment>/tune/              Tune's experiment state (what --resume restores)
+    <storage>/<experiment>/trials/<trial>/    each trial's run: config, checkpoints, pseudo-labels
+    <storage>/<experiment>/optuna/study.db    the Optuna study (SQLite: Optuna's tools open it) + plots
+    <storage>/<experiment>/best/              the best model and its card, published atomically
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from swinls import storage
+from swinls.search.space import SearchSpace, parse_space
+from swinls.training.plan import all_phases, plan
+
+STUDY_NAME = "study"
+DRIVER_RESOURCE = "swinls_driver"
+
+
+class ExperimentExists(RuntimeError):
+    pass
+
+
+@dataclass
+class SearchResult:
+    experiment_uri: str
+    trials: list[dict]  # ranked, best first
+    best_uri: str | None
+    best_model_uri: str | None
+
+
+def experiment_uri(storage_uri: str, name: str) -> str:
+    return storage.join(storage_uri, name)
+
+
+def local_study_file(exp_uri: str) -> Path:
+    """Optuna writes its SQLite study locally (the driver's disk); it is uploaded after each trial."""
+    digest = hashlib.sha1(exp_uri.encode()).hexdigest()[:16]
+    path = Path(os.environ.get("SWINLS_STUDY_CACHE", Path.home() / ".cache" / "swinls" / "studies")) / f"{digest}.db"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def max_epochs(space: SearchSpace) -> int:
+    phases = all_phases(plan(space.experiment({})))
+    return max(1, sum(p.stage.epochs for p in phases if p.is_training))
+
+
+def concurrency(space: SearchSpace) -> int:
+    """How many trials the cluster fits at once, keeping a CPU for Ray Data."""
+    if space.max_concurrent:
+        return space.max_concurrent
+    import ray
+
+    resources = ray.cluster_resources()
+    r = space.resources
+    per_trial = r.driver_cpus + r.num_workers * r.cpus_per_worker
+    fit = max(1, int((resources.get("CPU", 1) - 1) // per_trial))
+    if r.use_gpu:
+        fit = min(fit, max(1, int(resources.get("GPU", 0) // r.num_workers)))
+    return fit
+
+
+def run_trial(config: dict, *, space: SearchSpace, data_uri: str, exp_uri: str) -> None:
+    """One trial, run by Tune: a whole experiment (both stages, self-training) on Ray Train."""
+    import ray.tune
+    from ray.tune.integration.ray_train import TuneReportCallback
+
+    from swinls.training import run_experiment
+
+    trial_id = ray.tune.get_context().get_trial_id()
+    experiment = space.experiment(config, extra=[f"data.uri={data_uri}", f"storage={storage.join(exp_uri, 'trials')}",
+                                                 f"name={trial_id}"])
+    run_experiment(experiment, callbacks=[TuneReportCallback()])
+
+
+def _tune_storage(exp_uri: str):
+    import pyarrow.fs as pafs
+
+    target = storage.join(exp_uri, "tune")
+    fs, path = storage.filesystem(target)
+    return path, (pafs.PyFileSystem(pafs.FSSpecHandler(fs)) if storage.is_s3(target) else None)
+
+
+def run_search(space_text: str, *, data_uri: str, storage_uri: str, name: str, resume: bool = False,
+               space_source: str = "search space", seed: int = 0, verbose: int = 1) -> SearchResult:
+    import optuna
+    import ray.tune
+    from ray.tune.schedulers import ASHAScheduler
+
+    from swinls.search.callbacks import StudyAndBestCallback
+    from swinls.search.optuna_search import PruneAwareOptunaSearch
+
+    space = parse_space(space_text, space_source)  # every error before any trial starts
+    exp_uri = experiment_uri(storage_uri, name)
+    tune_path, tune_fs = _tune_storage(exp_uri)
+    study_file = local_study_file(exp_uri)
+    driver = {"CPU": space.resources.driver_cpus}
+    if ray.cluster_resources().get(DRIVER_RESOURCE):  # cluster.yaml marks the head: drivers stay off spot workers
+        driver[DRIVER_RESOURCE] = 1
+    trainable = ray.tune.with_resources(
+        ray.tune.with_parameters(run_trial, space=space, data_uri=data_uri, exp_uri=exp_uri), driver)
+    space_uri = storage.join(exp_uri, "space.yaml")
+    if resume:
+        if not storage.exists(space_uri):
+            raise FileNotFoundError(f"{exp_uri}: no experiment to resume")
+        if not study_file.exists() and storage.exists(storage.join(exp_uri, "optuna", "study.db")):
+            study_file.write_bytes(storage.read_bytes(storage.join(exp_uri, "optuna", "study.db")))
+        tuner = ray.tune.Tuner.restore(f"{tune_path}/{name}", trainable=trainable, resume_unfinished=True, restart_errored=True,
+                                       storage_filesystem=tune_fs)
+    else:
+        if storage.exists(space_uri):
+            raise ExperimentExists(f"{exp_uri} already holds an experiment; resume it with --resume or choose another --name")
+        storage.write_bytes_atomic(space_uri, space_text.encode())
+        study_file.unlink(missing_ok=True)
+        searcher = PruneAwareOptunaSearch(space=space.define_by_run, metric=space.metric, mode=space.mode,
+                                          storage=optuna.storages.RDBStorage(f"sqlite:///{study_file}"),
+                                          study_name=STUDY_NAME, seed=seed)
+        scheduler = None
+        if space.scheduler.get("type", "asha") == "asha":
+            scheduler = ASHAScheduler(time_attr="training_iteration", max_t=max_epochs(space),
+                                      grace_period=int(space.scheduler.get("grace_period", 2)),
+                                      reduction_factor=float(space.scheduler.get("reduction_factor", 2)))
+        callback = StudyAndBestCallback(exp_uri, name, space.metric, space.mode, str(study_file))
+        tuner = ray.tune.Tuner(
+            trainable,
+            tune_config=ray.tune.TuneConfig(metric=space.metric, mode=space.mode, search_alg=searcher, scheduler=scheduler,
+                                            num_samples=space.samples, max_concurrent_trials=concurrency(space)),
+            run_config=ray.tune.RunConfig(name=name, storage_path=tune_path, storage_filesystem=tune_fs,
+                                          callbacks=[callback], verbose=verbose,
+                                          failure_config=ray.tune.FailureConfig(max_failures=1)),
+        )
+    results = tuner.fit()
+    from swinls.search.callbacks import finish_study
+
+    finish_study(exp_uri, str(study_file))
+    trials = rank_trials(results, space.metric, space.mode)
+    best_uri = storage.join(exp_uri, "best")
+    best_model = None
+    if storage.exists(storage.join(best_uri, storage.POINTER_NAME)):
+        best_model = storage.join(storage.latest_version(best_uri)["uri"], "model.pt")
+    return SearchResult(exp_uri, trials, best_uri if best_model else None, best_model)
+
+
+def rank_trials(results, metric: str, mode: str) -> list[dict]:
+    rows = []
+    for result in results:
+        last = result.metrics or {}
+        value = last.get(metric)
+        status = "error" if result.error else ("complete" if last.get("run_complete") else "pruned")
+        params = {k: v for k, v in (result.config or {}).items()}
+        rows.append({"trial": last.get("trial_id") or Path(str(result.path)).name, "status": status,
+                     "value": value, "epochs": last.get("training_iteration"), "params": params})
+    sign = -1 if mode == "max" else 1
+
+    def key(row):
+        value = row["value"]
+        missing = value is None or (isinstance(value, float) and math.isnan(value))
+        return (row["status"] != "complete", missing, sign * (value or 0.0))
+
+    return sorted(rows, key=key)

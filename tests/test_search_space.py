@@ -1,0 +1,84 @@
+import optuna
+import pytest
+
+from swinls.search import SpaceError, load_space, parse_space
+
+GOOD = """\
+metric: valid_f1
+mode: max
+budget: {samples: 3}
+base:
+  model: {size: nano}
+  stage1: {epochs: 2}
+parameters:
+  data.bands: {choices: [RGB, NGB, "B8,B4,B3"]}
+  stage1.lr: {low: 1.0e-4, high: 1.0e-2, log: true}
+  stage1.epochs: {low: 1, high: 3}
+  selftrain.rounds: {choices: [0, 1]}
+  selftrain.top_percent: {low: 50.0, high: 100.0, when: {selftrain.rounds: [1]}}
+"""
+
+
+def sample(space, seed):
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    trial = study.ask()
+    space.define_by_run(trial)
+    return trial.params
+
+
+def test_a_space_round_trips_to_trial_configs_with_conditional_parameters():
+    space = parse_space(GOOD)
+    assert space.samples == 3 and [p.key for p in space.parameters][:2] == ["data.bands", "stage1.lr"]
+    seen_rounds = set()
+    for seed in range(12):
+        params = sample(space, seed)
+        seen_rounds.add(params["selftrain.rounds"])
+        assert ("selftrain.top_percent" in params) == (params["selftrain.rounds"] == 1)
+        assert isinstance(params["stage1.epochs"], int) and 1e-4 <= params["stage1.lr"] <= 1e-2
+        config = space.experiment(params)
+        assert config.model.size == "nano" and config.stage1.lr == params["stage1.lr"]
+        assert config.selftrain.rounds == params["selftrain.rounds"]
+    assert seen_rounds == {0, 1}
+
+
+def test_shipped_spaces_are_valid():
+    smoke, paper = load_space("search_spaces/smoke.yaml"), load_space("search_spaces/paper.yaml")
+    assert smoke.experiment({}).model.size == "nano"
+    bands = next(p for p in paper.parameters if p.key == "data.bands").choices
+    assert set(bands) == {"RGB", "SWIR", "NGB", "PCA-3", "RGB+NIR", "RGB+SWIR", "RGB+NIR+SWIR", "ALL"}  # Table 1
+
+
+@pytest.mark.parametrize("line, message", [
+    ('  stage1.lerning_rate: {low: 0.1, high: 0.2}', r"parameter 'stage1.lerning_rate' \(line 13\): unknown parameter: unknown config key 'stage1.lerning_rate'"),
+    ('  stage2.lr: {low: 0.1, high: 0.01}', r"parameter 'stage2.lr' \(line 13\): bad range, low \(0.1\) must be below high \(0.01\)"),
+    ('  stage2.lr: {low: 0.0, high: 0.01, log: true}', r"line 13\): a log range must start above 0"),
+    ('  model.size: {choices: [tiny, huge]}', r"parameter 'model.size' \(line 13\): .*'huge' is not one of"),
+    ('  stage2.lr: {low: 0.1, high: 0.2, when: {stage1.momentum: [1]}}', r"'when' refers to 'stage1.momentum'"),
+    ('  stage2.lr: {min: 0.1, max: 0.2}', r"unknown setting 'min'"),
+    ('  data.augment.flip: {low: 0.5, high: 1.5}', r"parameter 'data.augment.flip' \(line 13\): .*augment.flip is a probability, got 1.5"),
+])
+def test_each_malformed_parameter_is_an_error_naming_its_key_and_line(line, message):
+    with pytest.raises(SpaceError, match=message):
+        parse_space(GOOD + line + "\n", "my.yaml")
+
+
+def test_an_unknown_band_set_is_an_error_naming_the_parameter_and_line():
+    bad = GOOD.replace('data.bands: {choices: [RGB, NGB, "B8,B4,B3"]}', "data.bands: {choices: [RGB, RBG]}")
+    with pytest.raises(SpaceError, match=r"parameter 'data.bands' \(line 8\): unknown band set 'RBG'; valid sets: RGB"):
+        parse_space(bad, "my.yaml")
+
+
+def test_a_parameter_given_twice_is_an_error():
+    with pytest.raises(SpaceError, match=r"parameter 'stage1.lr' appears twice \(lines 9 and 13\)"):
+        parse_space(GOOD + "  stage1.lr: {low: 0.1, high: 0.2}\n")
+
+
+def test_malformed_top_level_settings_are_errors():
+    with pytest.raises(SpaceError, match="unknown key 'paramters'"):
+        parse_space("paramters: {}\n")
+    with pytest.raises(SpaceError, match="mode must be max or min"):
+        parse_space("mode: maximum\n")
+    with pytest.raises(SpaceError, match="base: unknown config key 'modle'"):
+        parse_space("base: {modle: {size: nano}}\n")
+    with pytest.raises(SpaceError, match="unknown config key 'resources.gpus'"):
+        parse_space("resources: {gpus: 1}\n")
