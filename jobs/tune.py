@@ -36,13 +36,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def space_text(args) -> str:
+def space_text(args, original: str) -> str:
     """The space file with the command line's budget and resource overrides applied."""
     import yaml
 
-    from swinls import storage
-
-    data = yaml.safe_load(storage.read_bytes(args.space)) or {}
+    data = yaml.safe_load(original) or {}
     if args.samples is not None:
         data.setdefault("budget", {})["samples"] = args.samples
     if args.max_concurrent is not None:
@@ -65,8 +63,12 @@ def main(argv=None) -> int:
         print("error: --resume needs the --name of the experiment to continue", file=sys.stderr)
         return 2
     try:
-        text = space_text(args)
-        parse_space(text, args.space)  # a malformed space fails here, before Ray or any data
+        from swinls import storage
+
+        original = storage.read_bytes(args.space).decode()
+        parse_space(original, args.space)  # a malformed space fails here, before Ray or any data, with its lines
+        text = space_text(args, original)
+        parse_space(text, f"{args.space} with the command line's overrides")
     except (SpaceError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

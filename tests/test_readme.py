@@ -16,7 +16,8 @@ def test_readme_opens_with_two_commands_that_create_the_environment():
     assert len(commands) == 2
     for command in commands:
         assert command.startswith("python3 -m venv .venv && .venv/bin/pip install -e ")
-    assert "jobs/" in commands[0] and "pytest" in commands[1]
+    assert commands[0].endswith(".venv/bin/python jobs/tune.py")  # the main job, on the embedded default
+    assert commands[1].endswith(".venv/bin/python -m pytest")
 
 
 def test_ci_runs_the_readme_test_command():

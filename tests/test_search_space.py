@@ -82,3 +82,6 @@ def test_malformed_top_level_settings_are_errors():
         parse_space("base: {modle: {size: nano}}\n")
     with pytest.raises(SpaceError, match="unknown config key 'resources.gpus'"):
         parse_space("resources: {gpus: 1}\n")
+    with pytest.raises(SpaceError, match="sampler must be one of tpe, random, got 'grid'"):
+        parse_space("sampler: grid\n")
+    assert parse_space("sampler: random\n").sampler == "random" and parse_space("").sampler == "tpe"

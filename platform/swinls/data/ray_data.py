@@ -144,6 +144,7 @@ def init_local_ray(training_workers: int = 1, num_cpus: int | None = None, **kwa
         ray.init(log_to_driver=log_to_driver, **kwargs)
         return
     kwargs.pop("address", None)
-    # the dashboard stays on: it serves the state API that Ray Train's placement-group cleaner
-    # needs, without which a trial stopped by the scheduler leaks its workers' CPUs
-    ray.init(num_cpus=num_cpus or local_cpus(training_workers), log_to_driver=log_to_driver, **kwargs)
+    # address="local": a fresh instance, never whatever `ray start` last left on this machine.
+    # The dashboard stays on: it serves the state API that Ray Train's placement-group cleaner
+    # needs, without which a trial stopped by the scheduler leaks its workers' CPUs.
+    ray.init(address="local", num_cpus=num_cpus or local_cpus(training_workers), log_to_driver=log_to_driver, **kwargs)

@@ -78,3 +78,20 @@ class StudyAndBestCallback(ray.tune.Callback):
             version = publish_best(storage.join(self.exp_uri, "best"), result["checkpoint"], experiment=self.experiment,
                                    trial=trial.trial_id, objective=objective)
             log.info("trial %s is the new best (%s = %.4f): version %s", trial.trial_id, self.metric, value, version)
+
+
+class StopAtTarget(ray.tune.Stopper):
+    """Ends the whole search once a complete trial reaches `target` (e.g. "F1 0.7 is enough")."""
+
+    def __init__(self, metric: str, mode: str, target: float) -> None:
+        self.metric, self.mode, self.target = metric, mode, target
+        self.reached = False
+
+    def __call__(self, trial_id: str, result: dict) -> bool:
+        value = result.get(self.metric)
+        if result.get("run_complete") and value is not None and not math.isnan(value):
+            self.reached |= value >= self.target if self.mode == "max" else value <= self.target
+        return False
+
+    def stop_all(self) -> bool:
+        return self.reached

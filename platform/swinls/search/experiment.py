@@ -22,6 +22,9 @@ from swinls.training.plan import all_phases, plan
 
 STUDY_NAME = "study"
 DRIVER_RESOURCE = "swinls_driver"
+# ASHA's clock: the run's own epoch count, which a resumed trial continues (Tune's
+# training_iteration would start again at 1 after a restart)
+EPOCH = "epoch"
 
 
 class ExperimentExists(RuntimeError):
@@ -78,7 +81,10 @@ def run_trial(config: dict, *, space: SearchSpace, data_uri: str, exp_uri: str) 
     trial_id = ray.tune.get_context().get_trial_id()
     experiment = space.experiment(config, extra=[f"data.uri={data_uri}", f"storage={storage.join(exp_uri, 'trials')}",
                                                  f"name={trial_id}"])
-    run_experiment(experiment, callbacks=[TuneReportCallback()])
+    result = run_experiment(experiment, callbacks=[TuneReportCallback()])
+    if not result.trained and result.history:
+        # the run had finished before an interrupted search was resumed: its final epoch, again
+        ray.tune.report(dict(result.final, checkpoint=result.checkpoint))
 
 
 def _tune_storage(exp_uri: str):
@@ -90,12 +96,15 @@ def _tune_storage(exp_uri: str):
 
 
 def run_search(space_text: str, *, data_uri: str, storage_uri: str, name: str, resume: bool = False,
-               space_source: str = "search space", seed: int = 0, verbose: int = 1) -> SearchResult:
+               space_source: str = "search space", seed: int = 0, verbose: int = 1,
+               stop_at: float | None = None) -> SearchResult:
+    """Run (or with `resume`, continue) a search. `stop_at`: end it early once a complete trial
+    reaches this value of the metric."""
     import optuna
     import ray.tune
     from ray.tune.schedulers import ASHAScheduler
 
-    from swinls.search.callbacks import StudyAndBestCallback
+    from swinls.search.callbacks import StopAtTarget, StudyAndBestCallback
     from swinls.search.optuna_search import PruneAwareOptunaSearch
 
     space = parse_space(space_text, space_source)  # every error before any trial starts
@@ -120,12 +129,14 @@ def run_search(space_text: str, *, data_uri: str, storage_uri: str, name: str, r
             raise ExperimentExists(f"{exp_uri} already holds an experiment; resume it with --resume or choose another --name")
         storage.write_bytes_atomic(space_uri, space_text.encode())
         study_file.unlink(missing_ok=True)
+        sampler = (optuna.samplers.RandomSampler(seed=seed) if space.sampler == "random"
+                   else optuna.samplers.TPESampler(seed=seed))
         searcher = PruneAwareOptunaSearch(space=space.define_by_run, metric=space.metric, mode=space.mode,
                                           storage=optuna.storages.RDBStorage(f"sqlite:///{study_file}"),
-                                          study_name=STUDY_NAME, seed=seed)
+                                          study_name=STUDY_NAME, sampler=sampler)
         scheduler = None
         if space.scheduler.get("type", "asha") == "asha":
-            scheduler = ASHAScheduler(time_attr="training_iteration", max_t=max_epochs(space),
+            scheduler = ASHAScheduler(time_attr=EPOCH, max_t=max_epochs(space),
                                       grace_period=int(space.scheduler.get("grace_period", 2)),
                                       reduction_factor=float(space.scheduler.get("reduction_factor", 2)))
         callback = StudyAndBestCallback(exp_uri, name, space.metric, space.mode, str(study_file))
@@ -135,6 +146,7 @@ def run_search(space_text: str, *, data_uri: str, storage_uri: str, name: str, r
                                             num_samples=space.samples, max_concurrent_trials=concurrency(space)),
             run_config=ray.tune.RunConfig(name=name, storage_path=tune_path, storage_filesystem=tune_fs,
                                           callbacks=[callback], verbose=verbose,
+                                          stop=StopAtTarget(space.metric, space.mode, stop_at) if stop_at is not None else None,
                                           failure_config=ray.tune.FailureConfig(max_failures=1)),
         )
     results = tuner.fit()
@@ -157,7 +169,7 @@ def rank_trials(results, metric: str, mode: str) -> list[dict]:
         status = "error" if result.error else ("complete" if last.get("run_complete") else "pruned")
         params = {k: v for k, v in (result.config or {}).items()}
         rows.append({"trial": last.get("trial_id") or Path(str(result.path)).name, "status": status,
-                     "value": value, "epochs": last.get("training_iteration"), "params": params})
+                     "value": value, "epochs": last.get(EPOCH), "params": params})
     sign = -1 if mode == "max" else 1
 
     def key(row):

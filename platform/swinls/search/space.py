@@ -3,7 +3,8 @@
     metric: valid_f1            # any per-epoch metric the training loop reports
     mode: max
     budget: {samples: 8, max_concurrent: 0}        # 0: as many as the cluster's resources fit
-    scheduler: {type: asha, grace_period: 2, reduction_factor: 2}
+    scheduler: {type: asha, grace_period: 2, reduction_factor: 2}   # or {type: none}: every trial runs whole
+    sampler: tpe                # Optuna's TPE; random for a baseline
     resources: {num_workers: 1, cpus_per_worker: 1, use_gpu: false, driver_cpus: 1}
     base: {model: {size: nano}, stage1: {epochs: 4}}   # experiment config shared by every trial
     parameters:                 # experiment config keys, dotted
@@ -29,7 +30,8 @@ from swinls import storage
 from swinls.bands import BandError, resolve_band_set
 from swinls.config import ConfigError, ExperimentConfig, apply_overrides, from_dict
 
-TOP_KEYS = ("metric", "mode", "budget", "scheduler", "resources", "base", "parameters")
+TOP_KEYS = ("metric", "mode", "budget", "scheduler", "sampler", "resources", "base", "parameters")
+SAMPLERS = ("tpe", "random")
 PARAM_KEYS = ("choices", "low", "high", "log", "type", "step", "when")
 
 
@@ -81,6 +83,7 @@ class SearchSpace:
     samples: int
     max_concurrent: int
     scheduler: dict
+    sampler: str
     resources: Resources
     base: dict
     parameters: tuple[Parameter, ...]
@@ -183,13 +186,16 @@ def parse_space(text: str, source: str = "search space") -> SearchSpace:
     bad_scheduler = [k for k in scheduler if k not in ("type", "grace_period", "reduction_factor")]
     if bad_scheduler:
         raise SpaceError(f"{source}: unknown scheduler key {bad_scheduler[0]!r}; valid: type, grace_period, reduction_factor")
+    sampler = data.get("sampler", "tpe")
+    if sampler not in SAMPLERS:
+        raise SpaceError(f"{source}: sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
     try:
         resources = from_dict(Resources, data.get("resources") or {}, "resources")
     except ConfigError as exc:
         raise SpaceError(f"{source}: {exc}") from None
     parameters = tuple(_parameter(k, v, lines.get(k, 0), source) for k, v in (data.get("parameters") or {}).items())
     space = SearchSpace(source, data.get("metric", "valid_f1"), mode, int(budget.get("samples", 4)),
-                        int(budget.get("max_concurrent", 0)), scheduler, resources, dict(data.get("base") or {}), parameters)
+                        int(budget.get("max_concurrent", 0)), scheduler, sampler, resources, dict(data.get("base") or {}), parameters)
     _check_against_config(space)
     return space
 

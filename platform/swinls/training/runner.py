@@ -21,6 +21,7 @@ class RunResult:
     run_uri: str
     checkpoint: str | None
     history: list[dict] = field(default_factory=list)
+    trained: bool = False  # False when the run was already complete: nothing ran, nothing was reported
 
     @property
     def final(self) -> dict:
@@ -44,16 +45,18 @@ def run_experiment(config: ExperimentConfig, *, run_uri: str | None = None, loca
     data = ShardData(config.data)
     normalization = data.normalization_record()
     blocks = plan(config)
+    trained = False
     for index, block in enumerate(blocks):
         if _block_done(blocks, index, store, run_uri):
             continue
+        trained = True
         if local:
             _run_local(config, run_uri, blocks, index, data, normalization, printer)
         else:
             _run_ray(config, run_uri, blocks, index, data, normalization, callbacks, pid_file)
     pointer = store.latest() or {}
     checkpoint = store.checkpoint_uri(pointer["checkpoint"]) if pointer else None
-    return RunResult(run_uri, checkpoint, pointer.get("history", []))
+    return RunResult(run_uri, checkpoint, pointer.get("history", []), trained)
 
 
 def _run_local(config, run_uri, blocks, index, data, normalization, printer) -> None:

@@ -1,0 +1,185 @@
+"""The main job as users run it: a real head (`ray start --head`, token auth), `ray job submit
+--working-dir . -- python jobs/tune.py`, the S3 endpoint arriving through the runtime
+environment; the driver stopped mid-search and resumed without repeating finished trials."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from swinls import storage
+from swinls.registry import load_best
+from swinls.shards import ingest
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+NAME = "e2e"
+
+SPACE = """\
+metric: valid_f1
+mode: max
+budget: {samples: 3, max_concurrent: 1}
+scheduler: {type: none}
+resources: {num_workers: 1, cpus_per_worker: 1, driver_cpus: 1}
+base:
+  data: {batch_size: 8, train_regions: [steep-forest]}
+  model: {size: nano, decoder_channels: [32, 16, 16, 8, 8], drop_path: 0.0}
+  stage1: {epochs: 2, lr: 0.002}
+  stage2: {epochs: 1, lr: 0.00001}
+  selftrain: {rounds: 0}
+  run: {keep_checkpoints: 1}
+parameters:
+  data.bands: {choices: [RGB, NGB, RGB+NIR]}
+  stage1.loss.lovasz: {low: 0.0, high: 0.5}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def head(s3_endpoint, tmp_path_factory):
+    """A Ray head of its own, with token authentication like any 2.60 cluster.
+
+    The fake AWS keys sit in the head's environment (where an instance profile would be on a
+    cluster); only the endpoint is handed to the job, through its runtime environment."""
+    home = tmp_path_factory.mktemp("head")
+    token = home / "auth_token"
+    token.write_text(secrets.token_hex(32))
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "AWS_ENDPOINT_URL")}
+    env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(token), RAY_USAGE_STATS_ENABLED="0",
+               PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}", SWINLS_STUDY_CACHE=str(home / "studies"))
+    dashboard = free_port()
+    ports = {"--port": free_port(), "--dashboard-port": dashboard, "--dashboard-agent-listen-port": free_port(),
+             "--dashboard-agent-grpc-port": free_port(), "--metrics-export-port": free_port(),
+             "--runtime-env-agent-port": free_port(), "--ray-client-server-port": free_port()}
+    temp_dir = tempfile.mkdtemp(prefix="rayhead-", dir="/tmp")  # short: Ray's socket paths live under it
+    start = [str(BIN / "ray"), "start", "--head", "--block", "--num-cpus=4", "--dashboard-host=127.0.0.1",
+             "--disable-usage-stats", f"--temp-dir={temp_dir}", *[f"{flag}={port}" for flag, port in ports.items()]]
+    log = open(home / "head.log", "w")
+    process = subprocess.Popen(start, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    env["RAY_ADDRESS"] = f"http://127.0.0.1:{dashboard}"
+    try:
+        wait_until(lambda: process.poll() is None and ray_cli(env, "job", "list").returncode == 0, 120,
+                   f"the head to start (see {home / 'head.log'})")
+        yield env
+    finally:
+        stop_tree(process)
+        log.close()
+        shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def stop_tree(process: subprocess.Popen) -> None:
+    """Stop this head only: `ray stop` would also stop the test session's own local Ray."""
+    import psutil
+
+    try:
+        tree = [psutil.Process(process.pid), *psutil.Process(process.pid).children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return
+    for proc in reversed(tree):
+        try:
+            proc.terminate()
+        except psutil.NoSuchProcess:
+            pass
+    _, alive = psutil.wait_procs(tree, timeout=15)
+    for proc in alive:
+        try:
+            proc.kill()
+        except psutil.NoSuchProcess:
+            pass
+
+
+def ray_cli(env, *args, timeout=120) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / "ray"), *args], env=env, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+
+
+def submit(env, s3_endpoint, *tune_args) -> str:
+    runtime_env = json.dumps({"env_vars": {"AWS_ENDPOINT_URL": s3_endpoint}})
+    done = ray_cli(env, "job", "submit", "--no-wait", "--working-dir", ".", "--runtime-env-json", runtime_env, "--",
+                   "python", "jobs/tune.py", "--space", "s3://e2e/space.yaml", "--data", "s3://e2e/shards",
+                   "--storage", "s3://e2e/experiments", "--name", NAME, *tune_args)
+    assert done.returncode == 0, done.stderr + done.stdout
+    return next(line.split("'")[1] for line in done.stdout.splitlines() + done.stderr.splitlines()
+                if "submitted successfully" in line)
+
+
+def status(env, job_id) -> str:
+    done = ray_cli(env, "job", "status", job_id)
+    out = done.stdout + done.stderr
+    for phrase, state in (("succeeded", "SUCCEEDED"), ("was stopped", "STOPPED"), ("failed", "FAILED")):
+        if f"Job '{job_id}' {phrase}" in out:
+            return state
+    return next((s for s in ("RUNNING", "PENDING", "STOPPED", "FAILED", "SUCCEEDED") if f"': {s}" in out), out)
+
+
+def wait_until(predicate, timeout, what, describe=lambda: ""):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(2)
+    raise AssertionError(f"timed out waiting for {what} {describe()}")
+
+
+def finished_trials(exp_uri: str) -> dict[str, bytes]:
+    """trial → its run's checkpoint pointer, for the trials whose whole run is done."""
+    trials = storage.join(exp_uri, "trials")
+    out = {}
+    if not storage.exists(trials):
+        return out
+    for rel in storage.list_files(trials):
+        if rel.endswith("checkpoints/latest.json"):
+            blob = storage.read_bytes(storage.join(trials, rel))
+            pointer = json.loads(blob)
+            if pointer["phase"] == "stage2" and pointer["phase_done"]:
+                out[rel.split("/")[0]] = blob
+    return out
+
+
+def test_submitted_search_stopped_and_resumed_publishes_the_best_to_s3(head, s3_endpoint, synthetic_raw):
+    storage.filesystem("s3://e2e")[0].mkdir("e2e")
+    ingest(str(synthetic_raw), "s3://e2e/shards")
+    storage.write_bytes_atomic("s3://e2e/space.yaml", SPACE.encode())
+    exp_uri = f"s3://e2e/experiments/{NAME}"
+
+    first = submit(head, s3_endpoint)
+    wait_until(lambda: finished_trials(exp_uri) or status(head, first) not in ("RUNNING", "PENDING"), 600,
+               "a first finished trial")
+    assert status(head, first) == "RUNNING", ray_cli(head, "job", "logs", first).stdout[-3000:]
+    stop = ray_cli(head, "job", "stop", first)
+    assert stop.returncode == 0, stop.stderr
+    wait_until(lambda: status(head, first) == "STOPPED", 120, "the driver to stop",
+               lambda: ray_cli(head, "job", "status", first).stdout + ray_cli(head, "job", "logs", first).stdout[-2000:])
+    before = finished_trials(exp_uri)
+    assert 1 <= len(before) < 3
+
+    second = submit(head, s3_endpoint, "--resume")
+    wait_until(lambda: status(head, second) not in ("RUNNING", "PENDING"), 900, "the resumed search")
+    logs = ray_cli(head, "job", "logs", second).stdout
+    assert status(head, second) == "SUCCEEDED", logs[-3000:]
+
+    after = finished_trials(exp_uri)
+    assert len(after) == 3  # the budget, not three more
+    for trial, pointer in before.items():
+        assert after[trial] == pointer, f"{trial} was trained again after --resume"
+    assert "best model: s3://e2e/experiments/e2e/best/versions/" in logs
+    table = [line for line in logs.splitlines() if line.strip()[:1].isdigit() and "complete" in line]
+    assert len(table) == 3
+    _, card = load_best(f"{exp_uri}/best")
+    assert card["trial"] in after and card["objective"]["metric"] == "valid_f1"
+    values = [json.loads(p)["history"][-1]["valid_f1"] for p in after.values()]
+    assert card["objective"]["value"] == pytest.approx(max(values))
