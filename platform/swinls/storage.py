@@ -13,6 +13,7 @@ prefix and flips a small pointer object last.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -93,24 +94,31 @@ def read_json(uri: str) -> Any:
         raise StorageError(f"{uri}: not valid JSON ({exc})") from exc
 
 
+@contextlib.contextmanager
+def _replacing(path: str):
+    """A temporary file beside `path` that becomes `path` in one rename, or vanishes on error."""
+    directory = os.path.dirname(path)
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
+    os.close(fd)
+    try:
+        yield tmp
+        os.chmod(tmp, FILE_MODE)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
 def write_bytes_atomic(uri: str, data: bytes) -> None:
     """Readers see the old content or the new, never a part of it."""
     fs, path = filesystem(uri)
     if isinstance(fs, LocalFileSystem):
-        directory = os.path.dirname(path)
-        os.makedirs(directory, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.chmod(tmp, FILE_MODE)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        with _replacing(path) as tmp, open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
     else:
         fs.pipe_file(path, data)  # one PUT: S3 never shows a partial object
 
@@ -123,18 +131,8 @@ def put_file_atomic(local_path: str | Path, uri: str) -> None:
     """Copy a finished local file to a URI so that it appears whole or not at all."""
     fs, path = filesystem(uri)
     if isinstance(fs, LocalFileSystem):
-        directory = os.path.dirname(path)
-        os.makedirs(directory, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
-        os.close(fd)
-        try:
+        with _replacing(path) as tmp:
             shutil.copyfile(local_path, tmp)
-            os.chmod(tmp, FILE_MODE)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
     else:
         fs.put_file(str(local_path), path)  # a multipart upload is invisible until completed
 
