@@ -11,6 +11,7 @@ use. Re-running with the same --name and --storage resumes from the latest check
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 from swinls.config import ConfigError, load_experiment
@@ -39,8 +40,8 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     overrides = list(SMOKE_OVERRIDES if args.smoke_test else []) + args.overrides
     for flag, key in ((args.name, "name"), (args.storage, "storage"), (args.workers, "run.num_workers")):
-        if flag is not None:
-            overrides.append(f"{key}={flag}")
+        if flag is not None:  # quoted: a name like 2024 stays a string (overrides are read as YAML)
+            overrides.append(f"{key}={json.dumps(flag)}")
     if args.use_gpu:
         overrides.append("run.use_gpu=true")
     try:
@@ -49,7 +50,7 @@ def main(argv=None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.data or not config.data.uri:
-        config = load_experiment(args.config, overrides + [f"data.uri={args.data or default_dataset(args.cache)}"])
+        config = load_experiment(args.config, overrides + [f"data.uri={json.dumps(args.data or default_dataset(args.cache))}"])
     if not args.local:
         from swinls.data.ray_data import init_local_ray
 

@@ -85,3 +85,12 @@ def test_malformed_top_level_settings_are_errors():
     with pytest.raises(SpaceError, match="sampler must be one of tpe, random, got 'grid'"):
         parse_space("sampler: grid\n")
     assert parse_space("sampler: random\n").sampler == "random" and parse_space("").sampler == "tpe"
+
+
+def test_a_trial_id_of_digits_stays_a_name():
+    from swinls.search.experiment import trial_experiment
+
+    space = parse_space(GOOD)
+    experiment = trial_experiment(space, {"stage1.lr": 0.001}, "s3://b/shards", "s3://b/exp/x", "21866242")
+    assert experiment.name == "21866242" and experiment.storage == "s3://b/exp/x/trials"
+    assert experiment.data.uri == "s3://b/shards" and experiment.stage1.lr == 0.001

@@ -11,6 +11,7 @@ function that drives its own Ray Train run (the Ray 2.60 pattern).
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import os
 from dataclasses import dataclass
@@ -71,6 +72,13 @@ def concurrency(space: SearchSpace) -> int:
     return fit
 
 
+def trial_experiment(space: SearchSpace, sampled: dict, data_uri: str, exp_uri: str, trial_id: str):
+    """The experiment config of one trial. Values are JSON-quoted: an override is read as YAML,
+    where a trial id such as 21866242 would otherwise become a number."""
+    where = {"data.uri": data_uri, "storage": storage.join(exp_uri, "trials"), "name": trial_id}
+    return space.experiment(sampled, extra=[f"{key}={json.dumps(value)}" for key, value in where.items()])
+
+
 def run_trial(config: dict, *, space: SearchSpace, data_uri: str, exp_uri: str) -> None:
     """One trial, run by Tune: a whole experiment (both stages, self-training) on Ray Train."""
     import ray.tune
@@ -78,9 +86,7 @@ def run_trial(config: dict, *, space: SearchSpace, data_uri: str, exp_uri: str) 
 
     from swinls.training import run_experiment
 
-    trial_id = ray.tune.get_context().get_trial_id()
-    experiment = space.experiment(config, extra=[f"data.uri={data_uri}", f"storage={storage.join(exp_uri, 'trials')}",
-                                                 f"name={trial_id}"])
+    experiment = trial_experiment(space, config, data_uri, exp_uri, ray.tune.get_context().get_trial_id())
     result = run_experiment(experiment, callbacks=[TuneReportCallback()])
     if not result.trained and result.history:
         # the run had finished before an interrupted search was resumed: its final epoch, again
