@@ -54,8 +54,23 @@ def space_text(samples: int, sampler: str, scheduler: dict) -> str:
 
 
 def chronological(trials: list[dict]) -> list[dict]:
-    """Tune numbers its trials in creation order: `<run>_00003`."""
-    return sorted(trials, key=lambda t: int(str(t["trial"]).rsplit("_", 1)[-1]))
+    return sorted(trials, key=lambda t: t["started"])
+
+
+def search(work: Path, name: str, text: str, data: str, seed: int, stop_at: float | None = None) -> list[dict]:
+    """The ranked trials of a finished search in `work`, or of a new one (a cut-short benchmark
+    run keeps the seeds it finished)."""
+    import ray.tune
+
+    from swinls.search.experiment import rank_trials, run_trial
+    from swinls.search.space import parse_space
+
+    state = work / name / "tune" / name
+    if state.exists():
+        space = parse_space(text)
+        results = ray.tune.Tuner.restore(str(state), trainable=run_trial).get_results()
+        return rank_trials(results, space.metric, space.mode)
+    return run_search(text, data_uri=data, storage_uri=str(work), name=name, seed=seed, verbose=0, stop_at=stop_at).trials
 
 
 def main() -> None:
@@ -74,28 +89,26 @@ def main() -> None:
     rows = []
     for seed in args.seeds:
         start = time.perf_counter()
-        random = run_search(space_text(args.random_samples, "random", {"type": "none"}), data_uri=data,
-                            storage_uri=str(work), name=f"random-{seed}", seed=seed, verbose=0)
-        complete = [t for t in random.trials if t["status"] == "complete"]
+        random = search(work, f"random-{seed}", space_text(args.random_samples, "random", {"type": "none"}), data, seed)
+        complete = [t for t in random if t["status"] == "complete"]
         target = max(t["value"] for t in complete)
-        budget = sum(t["epochs"] for t in random.trials)
+        budget = sum(t["epochs"] or 0 for t in random)
         random_minutes = (time.perf_counter() - start) / 60
         start = time.perf_counter()
         scheduler = {"type": "asha", "grace_period": args.grace_period, "reduction_factor": args.reduction_factor}
-        tuned = run_search(space_text(args.max_samples, "tpe", scheduler), data_uri=data, storage_uri=str(work),
-                           name=f"optuna-asha-{seed}", seed=seed, verbose=0, stop_at=target)
+        tuned = search(work, f"optuna-asha-{seed}", space_text(args.max_samples, "tpe", scheduler), data, seed, target)
         spent, reached_at = 0, None
-        for i, trial in enumerate(chronological(tuned.trials), start=1):
+        for i, trial in enumerate(chronological(tuned), start=1):
             spent += trial["epochs"] or 0
             if trial["status"] == "complete" and trial["value"] >= target:
                 reached_at = (i, spent)
                 break
-        pruned = sum(t["status"] == "pruned" for t in tuned.trials)
-        rows.append((seed, budget, target, reached_at, spent, len(tuned.trials), pruned))
-        print(f"seed {seed}: random {len(random.trials)} trials × {epochs_per_trial} epochs = {budget} trial-epochs, "
+        pruned = sum(t["status"] == "pruned" for t in tuned)
+        rows.append((seed, budget, target, reached_at, spent, len(tuned), pruned))
+        print(f"seed {seed}: random {len(random)} trials × {epochs_per_trial} epochs = {budget} trial-epochs, "
               f"best F1 {target:.4f} ({random_minutes:.1f} min); Optuna+ASHA "
               + (f"reached it at trial {reached_at[0]} after {reached_at[1]} trial-epochs" if reached_at
-                 else f"did not reach it in {len(tuned.trials)} trials / {spent} trial-epochs")
+                 else f"did not reach it in {len(tuned)} trials / {spent} trial-epochs")
               + f", {pruned} trials stopped early ({(time.perf_counter() - start) / 60:.1f} min)", flush=True)
     print("\n| seed | random: trial-epochs | random: best valid F1 | Optuna+ASHA: trial-epochs to reach it | ratio |")
     print("|---:|---:|---:|---:|---:|")

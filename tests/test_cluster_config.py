@@ -55,3 +55,10 @@ def test_dashboard_and_job_api_stay_off_the_internet(cluster):
 def test_setup_installs_this_project(cluster):
     assert cluster["file_mounts"]["~/swinls"] == "."
     assert any("pip install" in c and "~/swinls" in c for c in cluster["setup_commands"])
+
+
+def test_every_node_starts_with_token_authentication(cluster):
+    assert cluster["file_mounts"]["~/.ray/auth_token"] == "~/.ray/auth_token"
+    for command in cluster["head_start_ray_commands"] + cluster["worker_start_ray_commands"]:
+        if "ray start" in command:
+            assert "RAY_AUTH_MODE=token ray start" in command

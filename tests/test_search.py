@@ -52,7 +52,12 @@ def test_trials_are_ranked_and_the_early_stopped_ones_are_pruned_in_the_saved_st
     assert states.count(optuna.trial.TrialState.PRUNED) == statuses.count("pruned")
     assert states.count(optuna.trial.TrialState.COMPLETE) == statuses.count("complete")
     pruned = [t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]
-    assert all(t.intermediate_values for t in pruned)  # their per-epoch values reached Optuna
+    for trial in pruned:  # every epoch it ran reached Optuna, the one that got it stopped included
+        steps = sorted(trial.intermediate_values)
+        assert steps == list(range(1, len(steps) + 1)) and len(steps) >= 2  # the grace period
+        assert trial.value is None or trial.value == trial.intermediate_values[steps[-1]]
+    ranked_pruned = sorted(t["epochs"] for t in search.trials if t["status"] == "pruned")
+    assert ranked_pruned == sorted(len(t.intermediate_values) for t in pruned)
     files = storage.list_files(f"{search.experiment_uri}/optuna")
     assert {"study.db", "optimization_history.png"} <= set(files)
 

@@ -175,7 +175,8 @@ def rank_trials(results, metric: str, mode: str) -> list[dict]:
         status = "error" if result.error else ("complete" if last.get("run_complete") else "pruned")
         params = {k: v for k, v in (result.config or {}).items()}
         rows.append({"trial": last.get("trial_id") or Path(str(result.path)).name, "status": status,
-                     "value": value, "epochs": last.get(EPOCH), "params": params})
+                     "value": value, "epochs": last.get(EPOCH), "params": params,
+                     "started": last.get("timestamp", 0) - last.get("time_total_s", 0)})
     sign = -1 if mode == "max" else 1
 
     def key(row):

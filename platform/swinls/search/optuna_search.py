@@ -3,20 +3,44 @@
 Ray's searcher reports a trial that ASHA stopped early as COMPLETE with its last, truncated
 score, which misleads Optuna's sampler and its importance analysis. Every epoch's metrics say
 whether the run was complete (`run_complete`); a trial that ends without that is PRUNED, with
-its intermediate values (already reported epoch by epoch) kept.
+its intermediate values kept — including the result that made the scheduler stop it, which Tune
+hands to `on_trial_complete` only.
+
+Intermediate values are keyed by the run's own epoch rather than Tune's training_iteration, so a
+trial restarted by `--resume` continues its curve instead of reporting step 1 again.
 """
 
 from __future__ import annotations
 
 from optuna.trial import TrialState
+from ray.tune.result import TRAINING_ITERATION
 from ray.tune.search.optuna import OptunaSearch
 
 COMPLETE_FLAG = "run_complete"
+STEP = "epoch"
 
 
 class PruneAwareOptunaSearch(OptunaSearch):
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._reported_steps: dict[str, set[int]] = {}  # saved and restored with the searcher
+
+    def _report(self, trial_id: str, result: dict) -> None:
+        value, step = result.get(self.metric), result.get(STEP, result.get(TRAINING_ITERATION))
+        steps = self._reported_steps.setdefault(trial_id, set())
+        if value is None or step is None or step in steps:
+            return
+        self._ot_trials[trial_id].report(value, step)
+        steps.add(step)
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        if isinstance(self.metric, list) or trial_id in self._completed_trials:
+            return super().on_trial_result(trial_id, result)
+        self._report(trial_id, result)
+
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         if error or not result or result.get(COMPLETE_FLAG) or trial_id in self._completed_trials:
             return super().on_trial_complete(trial_id, result, error)
+        self._report(trial_id, result)
         self._ot_study.tell(self._ot_trials[trial_id], state=TrialState.PRUNED)
         self._completed_trials.add(trial_id)
