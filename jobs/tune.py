@@ -68,7 +68,7 @@ def main(argv=None) -> int:
         original = storage.read_bytes(args.space).decode()
         parse_space(original, args.space)  # a malformed space fails here, before Ray or any data, with its lines
         text = space_text(args, original)
-        parse_space(text, f"{args.space} with the command line's overrides")
+        space = parse_space(text, f"{args.space} with the command line's overrides")
     except (SpaceError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -82,8 +82,7 @@ def main(argv=None) -> int:
         data_uri = default_dataset(args.cache)
     from swinls.data.ray_data import init_local_ray
 
-    workers = parse_space(text).resources.num_workers
-    init_local_ray(training_workers=workers, num_cpus=args.num_cpus, log_to_driver=False)
+    init_local_ray(training_workers=space.resources.num_workers, num_cpus=args.num_cpus, log_to_driver=False)
     try:
         result = run_search(text, data_uri=data_uri, storage_uri=args.storage, name=name, resume=args.resume,
                             space_source=args.space)

@@ -57,10 +57,11 @@ class StudyAndBestCallback(ray.tune.Callback):
         self.study_file = study_file
 
     def _current_best(self) -> float | None:
-        pointer_uri = storage.join(self.exp_uri, "best", storage.POINTER_NAME)
-        if not storage.exists(pointer_uri):
+        try:
+            pointer = storage.latest_version(storage.join(self.exp_uri, "best"))
+        except FileNotFoundError:
             return None
-        return storage.read_json(pointer_uri).get("metadata", {}).get("objective", {}).get("value")
+        return pointer.get("metadata", {}).get("objective", {}).get("value")
 
     def _better(self, value: float, best: float | None) -> bool:
         if value is None or (isinstance(value, float) and math.isnan(value)):

@@ -161,9 +161,10 @@ def run_search(space_text: str, *, data_uri: str, storage_uri: str, name: str, r
     finish_study(exp_uri, str(study_file))
     trials = rank_trials(results, space.metric, space.mode)
     best_uri = storage.join(exp_uri, "best")
-    best_model = None
-    if storage.exists(storage.join(best_uri, storage.POINTER_NAME)):
+    try:
         best_model = storage.join(storage.latest_version(best_uri)["uri"], "model.pt")
+    except FileNotFoundError:  # no trial finished its whole run
+        best_model = None
     return SearchResult(exp_uri, trials, best_uri if best_model else None, best_model)
 
 
