@@ -76,25 +76,31 @@ def _record_keys(config):
         Path(config["out"], f"rank{rank}-epoch{epoch}.json").write_text(json.dumps(seen))
 
 
-def test_two_workers_see_disjoint_rows_covering_each_epoch_on_two_cores(ray_local, s3_shards, tmp_path):
+def _fit_recording_keys(data, out: Path, deterministic: bool = True) -> list[list[dict]]:
+    """What each of two workers saw in each of two epochs, as [epoch][rank]."""
     from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
-    data = ShardData(DataConfig(uri=s3_shards))
+    out.mkdir()
     trainer = TorchTrainer(
         _record_keys,
-        train_loop_config={"out": str(tmp_path), "augment": {"flip": 0.5, "rotate_shift": 0.5}},
+        train_loop_config={"out": str(out), "augment": {"flip": 0.5, "rotate_shift": 0.5}},
         scaling_config=ScalingConfig(num_workers=2, use_gpu=False),
         datasets={"train": build_dataset(data, "train", materialize=False),
                   "valid": build_dataset(data, "valid", materialize=False)},
-        dataset_config=split_data_config(),
-        run_config=RunConfig(name="split-test", storage_path=str(tmp_path / "ray")),
+        dataset_config=split_data_config(deterministic),
+        run_config=RunConfig(name="split-test", storage_path=str(out / "ray")),
     )
     trainer.fit()
+    return [[json.loads((out / f"rank{r}-epoch{epoch}.json").read_text()) for r in range(2)] for epoch in range(2)]
+
+
+def test_two_workers_see_disjoint_rows_covering_each_epoch_on_two_cores(ray_local, s3_shards, tmp_path):
+    data = ShardData(DataConfig(uri=s3_shards))
+    runs = [_fit_recording_keys(data, tmp_path / f"run{i}") for i in range(2)]
     all_train = set(read_split(data, "train")["key"].tolist())
     all_valid = set(read_split(data, "valid")["key"].tolist())
-    for epoch in range(2):
-        seen = [json.loads((tmp_path / f"rank{r}-epoch{epoch}.json").read_text()) for r in range(2)]
+    for seen in runs[0]:
         train = [s["train"]["keys"] for s in seen]
         assert not set(train[0]) & set(train[1]), "a training row went to both workers"
         assert set(train[0]) | set(train[1]) == all_train and sum(map(len, train)) == len(all_train)
@@ -102,3 +108,5 @@ def test_two_workers_see_disjoint_rows_covering_each_epoch_on_two_cores(ray_loca
         valid = [s["valid"]["keys"] for s in seen]
         assert sorted(valid[0] + valid[1]) == sorted(all_valid), "every validation row is evaluated exactly once"
         assert all(shape[1:] == [3, 32, 32] for s in seen for shape in s["train"]["shapes"])
+    # the same seed gives each worker the same rows in the same order, run after run
+    assert runs[1] == runs[0]

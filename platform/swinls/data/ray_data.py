@@ -62,6 +62,8 @@ def build_dataset(data: ShardData, split: str, materialize: bool | None = None):
     if not uris:
         raise ValueError(f"split {split!r} of {data.config.uri} has no shards (regions: {', '.join(data.train_regions)})")
     units = ray.data.from_items([{"uri": uri} for uri in uris], override_num_blocks=len(uris))
+    # rows in manifest order whatever task finishes first: the same seed gives the same run
+    units.context.execution_options.preserve_order = data.config.deterministic
     dataset = units.map_batches(ShardReader(BatchProjector.for_data(data)), batch_size=1, batch_format="numpy")
     if should_materialize(data, split) if materialize is None else materialize:
         # small blocks, so that workers share evaluation rows and shuffles have something to mix
@@ -69,10 +71,11 @@ def build_dataset(data: ShardData, split: str, materialize: bool | None = None):
     return dataset
 
 
-def split_data_config():
+def split_data_config(deterministic: bool = True):
     """Training rows are split equally (DDP needs the same number of steps on every worker; at
     most world_size-1 rows sit out an epoch); evaluation splits are split exactly, so every row
-    is counted once in the metrics."""
+    is counted once in the metrics. `deterministic` keeps block order through the split, which
+    otherwise follows task timing and makes two runs of one config differ after the first epoch."""
     import ray.train
 
     class ExactEvaluationSplit(ray.train.DataConfig):
@@ -83,12 +86,14 @@ def split_data_config():
                 if name == TRAIN_SPLIT:
                     continue
                 dataset = dataset.copy(dataset)
-                dataset.context.execution_options = self.default_ingest_options()
+                dataset.context.execution_options = self._resolve_execution_options(name)
                 for rank, iterator in enumerate(dataset.streaming_split(world_size, equal=False)):
                     output[rank][name] = iterator
             return output
 
-    return ExactEvaluationSplit()
+    options = ray.train.DataConfig.default_ingest_options()
+    options.preserve_order = deterministic
+    return ExactEvaluationSplit(execution_options=options)
 
 
 def _collate(augmenter: Augmenter | None, epoch: int):

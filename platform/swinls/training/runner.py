@@ -119,6 +119,6 @@ def _run_ray(config, run_uri, blocks, index, data, normalization, callbacks, pid
                                        failure_config=ray.train.FailureConfig(max_failures=config.run.max_failures),
                                        callbacks=callbacks or None),
         datasets=_datasets(data, blocks[index], run_uri),
-        dataset_config=split_data_config(),
+        dataset_config=split_data_config(config.data.deterministic),
     )
     trainer.fit()
