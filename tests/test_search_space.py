@@ -94,3 +94,29 @@ def test_a_trial_id_of_digits_stays_a_name():
     experiment = trial_experiment(space, {"stage1.lr": 0.001}, "s3://b/shards", "s3://b/exp/x", "21866242")
     assert experiment.name == "21866242" and experiment.storage == "s3://b/exp/x/trials"
     assert experiment.data.uri == "s3://b/shards" and experiment.stage1.lr == 0.001
+
+
+def test_sampler_settings_are_checked_and_tpe_models_results_after_its_startup_trials():
+    from swinls.search.experiment import make_sampler
+
+    for text, message in (("sampler: {type: tpe, startup: 4}\n", "unknown sampler key 'startup'"),
+                          ("sampler: {type: random, startup_trials: 4}\n", "only applies to tpe"),
+                          ("sampler: {type: tpe, startup_trials: 0}\n", "at least 1, got 0"),
+                          ("sampler: [tpe]\n", "a name \\(tpe, random\\) or a mapping")):
+        with pytest.raises(SpaceError, match=message):
+            parse_space(text)
+    space_text = "parameters:\n  stage1.lr: {low: 1.0e-4, high: 1.0e-2, log: true}\n"
+
+    def draws(sampler_text):
+        space = parse_space(sampler_text + space_text)
+        study = optuna.create_study(direction="maximize", sampler=make_sampler(space, seed=3))
+        for _ in range(4):
+            trial = study.ask()
+            space.define_by_run(trial)
+            study.tell(trial, -abs(trial.params["stage1.lr"] - 1e-3))
+        return [t.params["stage1.lr"] for t in study.trials]
+
+    random, tpe_default, tpe_two = draws("sampler: random\n"), draws("sampler: tpe\n"), draws("sampler: {startup_trials: 2}\n")
+    assert parse_space("sampler: {startup_trials: 2}\n").sampler == "tpe"
+    assert tpe_default == random  # 10 startup trials: still drawing at random
+    assert tpe_two[:2] == random[:2] and tpe_two[2:] != random[2:]  # modelling from the third trial on

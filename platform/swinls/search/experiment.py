@@ -101,6 +101,14 @@ def _tune_storage(exp_uri: str):
     return path, (pafs.PyFileSystem(pafs.FSSpecHandler(fs)) if storage.is_s3(target) else None)
 
 
+def make_sampler(space: SearchSpace, seed: int):
+    import optuna
+
+    if space.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=space.startup_trials)
+
+
 def run_search(space_text: str, *, data_uri: str, storage_uri: str, name: str, resume: bool = False,
                space_source: str = "search space", seed: int = 0, verbose: int = 1,
                stop_at: float | None = None) -> SearchResult:
@@ -135,8 +143,7 @@ def run_search(space_text: str, *, data_uri: str, storage_uri: str, name: str, r
             raise ExperimentExists(f"{exp_uri} already holds an experiment; resume it with --resume or choose another --name")
         storage.write_bytes_atomic(space_uri, space_text.encode())
         study_file.unlink(missing_ok=True)
-        sampler = (optuna.samplers.RandomSampler(seed=seed) if space.sampler == "random"
-                   else optuna.samplers.TPESampler(seed=seed))
+        sampler = make_sampler(space, seed)
         searcher = PruneAwareOptunaSearch(space=space.define_by_run, metric=space.metric, mode=space.mode,
                                           storage=optuna.storages.RDBStorage(f"sqlite:///{study_file}"),
                                           study_name=STUDY_NAME, sampler=sampler)

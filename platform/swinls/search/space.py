@@ -4,7 +4,7 @@
     mode: max
     budget: {samples: 8, max_concurrent: 0}        # 0: as many as the cluster's resources fit
     scheduler: {type: asha, grace_period: 2, reduction_factor: 2}   # or {type: none}: every trial runs whole
-    sampler: tpe                # Optuna's TPE; random for a baseline
+    sampler: tpe                # Optuna's TPE; random for a baseline; or {type: tpe, startup_trials: 4}
     resources: {num_workers: 1, cpus_per_worker: 1, use_gpu: false, driver_cpus: 1}
     base: {model: {size: nano}, stage1: {epochs: 4}}   # experiment config shared by every trial
     parameters:                 # experiment config keys, dotted
@@ -87,6 +87,7 @@ class SearchSpace:
     resources: Resources
     base: dict
     parameters: tuple[Parameter, ...]
+    startup_trials: int = 10  # TPE's random draws before it models the results (Optuna's default)
 
     def define_by_run(self, trial) -> None:
         """For Optuna: draw every parameter whose conditions hold, in file order."""
@@ -186,18 +187,37 @@ def parse_space(text: str, source: str = "search space") -> SearchSpace:
     bad_scheduler = [k for k in scheduler if k not in ("type", "grace_period", "reduction_factor")]
     if bad_scheduler:
         raise SpaceError(f"{source}: unknown scheduler key {bad_scheduler[0]!r}; valid: type, grace_period, reduction_factor")
-    sampler = data.get("sampler", "tpe")
-    if sampler not in SAMPLERS:
-        raise SpaceError(f"{source}: sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
+    sampler, startup_trials = _sampler(data.get("sampler", "tpe"), source)
     try:
         resources = from_dict(Resources, data.get("resources") or {}, "resources")
     except ConfigError as exc:
         raise SpaceError(f"{source}: {exc}") from None
     parameters = tuple(_parameter(k, v, lines.get(k, 0), source) for k, v in (data.get("parameters") or {}).items())
     space = SearchSpace(source, data.get("metric", "valid_f1"), mode, int(budget.get("samples", 4)),
-                        int(budget.get("max_concurrent", 0)), scheduler, sampler, resources, dict(data.get("base") or {}), parameters)
+                        int(budget.get("max_concurrent", 0)), scheduler, sampler, resources, dict(data.get("base") or {}), parameters,
+                        startup_trials)
     _check_against_config(space)
     return space
+
+
+def _sampler(spec: Any, source: str) -> tuple[str, int]:
+    """`tpe`, `random`, or a mapping with `type` and TPE's `startup_trials`: on a budget of a few
+    dozen trials, Optuna's default of 10 random draws is a large share of it."""
+    spec = {"type": spec} if isinstance(spec, str) else spec
+    if not isinstance(spec, dict):
+        raise SpaceError(f"{source}: sampler must be a name ({', '.join(SAMPLERS)}) or a mapping with type")
+    unknown = [k for k in spec if k not in ("type", "startup_trials")]
+    if unknown:
+        raise SpaceError(f"{source}: unknown sampler key {unknown[0]!r}; valid: type, startup_trials")
+    kind = spec.get("type", "tpe")
+    if kind not in SAMPLERS:
+        raise SpaceError(f"{source}: sampler must be one of {', '.join(SAMPLERS)}, got {kind!r}")
+    startup = spec.get("startup_trials", 10)
+    if kind != "tpe" and "startup_trials" in spec:
+        raise SpaceError(f"{source}: sampler.startup_trials only applies to tpe, not {kind}")
+    if not isinstance(startup, int) or isinstance(startup, bool) or startup < 1:
+        raise SpaceError(f"{source}: sampler.startup_trials must be a whole number of at least 1, got {startup!r}")
+    return kind, startup
 
 
 def _check_against_config(space: SearchSpace) -> None:
