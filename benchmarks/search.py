@@ -1,6 +1,7 @@
 """Search efficiency: Optuna (TPE) with ASHA early stopping against random search, in trial-epochs.
 
     python benchmarks/search.py [--seeds 0 1 2] [--random-samples 8] [--max-samples 24] [--startup-trials 4]
+                                [--scheduler-metric valid_ap]
 
 On the built-in synthetic dataset (volcanic-arc held out), with the same space and the real
 `run_search` (Ray Tune, one Ray Train run per trial), for each seed:
@@ -9,6 +10,8 @@ On the built-in synthetic dataset (volcanic-arc held out), with the same space a
    budget is samples × epochs per trial and its best validation F1 is the target;
 2. Optuna + ASHA, trials run one after another, until a complete trial reaches the target (or
    `--max-samples` trials). Its cost is the trial-epochs spent until then, stopped trials included.
+   ASHA stops trials by `--scheduler-metric` (average precision by default; `valid_f1` is 0 for
+   most trials after one epoch), Optuna optimises valid F1.
 
 The two samplers draw from independent seeds (TPE's startup draws would otherwise replay random
 search's first trials), and trials are deterministic (`data.deterministic`, one `run.seed`): a
@@ -85,7 +88,8 @@ def main() -> None:
     parser.add_argument("--grace-period", type=int, default=1)
     parser.add_argument("--reduction-factor", type=int, default=3)
     parser.add_argument("--startup-trials", type=int, default=4, help="TPE's random draws before it models")
-    parser.add_argument("--workdir")
+    parser.add_argument("--scheduler-metric", default="valid_ap", help="what ASHA compares trials by")
+    parser.add_argument("--workdir", help="keeps finished searches: a rerun reuses them")
     args = parser.parse_args()
     work = Path(args.workdir or tempfile.mkdtemp(prefix="search-bench-"))
     data = default_dataset()
@@ -100,9 +104,10 @@ def main() -> None:
         budget = sum(t["epochs"] or 0 for t in random)
         random_minutes = (time.perf_counter() - start) / 60
         start = time.perf_counter()
-        scheduler = {"type": "asha", "grace_period": args.grace_period, "reduction_factor": args.reduction_factor}
+        scheduler = {"type": "asha", "grace_period": args.grace_period, "reduction_factor": args.reduction_factor,
+                     "metric": args.scheduler_metric}
         tpe = {"type": "tpe", "startup_trials": args.startup_trials}
-        tuned = search(work, f"optuna-asha-{seed}", space_text(args.max_samples, tpe, scheduler), data, seed + 1000, target)
+        tuned = search(work, f"optuna-asha-{args.scheduler_metric}-{seed}", space_text(args.max_samples, tpe, scheduler), data, seed + 1000, target)
         spent, reached_at = 0, None
         for i, trial in enumerate(chronological(tuned), start=1):
             spent += trial["epochs"] or 0

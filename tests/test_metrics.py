@@ -72,3 +72,45 @@ def test_counts_are_summed_across_ddp_workers():
     prediction, mask = random_case(21, n=4)
     whole = Confusion().add(prediction, mask)
     assert results[0] == whole and results[1] == whole
+
+
+def scored_case(seed, n=3, size=16, bins=1000):
+    """Probabilities at bin centres, correlated with the mask, so each distinct score is a bin."""
+    rng = np.random.default_rng(seed)
+    mask = (rng.random((n, size, size)) < 0.2).astype(np.int64)
+    mask[rng.random((n, size, size)) < 0.1] = IGNORE
+    raw = np.clip(0.3 * (mask == 1) + rng.random((n, size, size)) * 0.7, 0, 0.999)
+    probability = (np.floor(raw * bins) + 0.5) / bins
+    return torch.tensor(probability, dtype=torch.float32), torch.tensor(mask)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_average_precision_and_best_f1_match_scikit_learn(seed):
+    from sklearn.metrics import average_precision_score, precision_recall_curve
+
+    from swinls.metrics import ScoreHistogram
+
+    probability, mask = scored_case(seed)
+    histogram = ScoreHistogram().add(probability, mask)
+    keep = (mask != IGNORE).numpy().ravel()
+    y_true, y_score = mask.numpy().ravel()[keep], probability.numpy().ravel()[keep]
+    assert histogram.average_precision() == pytest.approx(average_precision_score(y_true, y_score), abs=1e-9)
+    precision, recall, _ = precision_recall_curve(y_true, y_score)
+    f1 = np.where(precision + recall > 0, 2 * precision * recall / np.maximum(precision + recall, 1e-12), 0)
+    assert histogram.best_f1() == pytest.approx(f1.max(), abs=1e-9)
+    halves = ScoreHistogram.from_list([a + b for a, b in zip(ScoreHistogram().add(probability[:1], mask[:1]).to_list(),
+                                                             ScoreHistogram().add(probability[1:], mask[1:]).to_list())])
+    assert halves.average_precision() == histogram.average_precision()  # counts add up across workers
+
+
+def test_average_precision_sees_a_good_ranking_that_argmax_f1_misses():
+    from swinls.metrics import ScoreHistogram
+
+    mask = torch.tensor([[[1, 1, 0, 0], [0, 0, 0, IGNORE]]])
+    probability = torch.tensor([[[0.40, 0.35, 0.10, 0.20], [0.05, 0.30, 0.01, 0.99]]])  # below 0.5, ranked right
+    assert Confusion().add(probability > 0.5, mask).f1 == 0.0
+    histogram = ScoreHistogram().add(probability, mask)
+    assert histogram.average_precision() == 1.0 and histogram.best_f1() == 1.0
+    worse = ScoreHistogram().add(torch.tensor([[[0.40, 0.05, 0.10, 0.20], [0.05, 0.30, 0.01, 0.99]]]), mask)
+    assert 0.0 < worse.average_precision() < 1.0
+    assert np.isnan(ScoreHistogram().add(probability, torch.zeros_like(mask)).average_precision())

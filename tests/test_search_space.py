@@ -120,3 +120,17 @@ def test_sampler_settings_are_checked_and_tpe_models_results_after_its_startup_t
     assert parse_space("sampler: {startup_trials: 2}\n").sampler == "tpe"
     assert tpe_default == random  # 10 startup trials: still drawing at random
     assert tpe_two[:2] == random[:2] and tpe_two[2:] != random[2:]  # modelling from the third trial on
+
+
+def test_metrics_must_be_reported_and_the_scheduler_may_stop_trials_by_its_own():
+    with pytest.raises(SpaceError, match="metric 'valid_f2' is not reported by the training loop"):
+        parse_space("metric: valid_f2\n")
+    with pytest.raises(SpaceError, match="scheduler.metric 'valid_auc' is not reported"):
+        parse_space("scheduler: {type: asha, metric: valid_auc}\n")
+    with pytest.raises(SpaceError, match="scheduler.mode must be max or min, got 'up'"):
+        parse_space("scheduler: {metric: valid_ap, mode: up}\n")
+    default = parse_space("metric: train_loss\nmode: min\n")
+    assert default.scheduler["metric"] == "train_loss" and default.scheduler["mode"] == "min"
+    by_ap = parse_space("scheduler: {type: asha, grace_period: 1, metric: valid_ap}\n")
+    assert (by_ap.metric, by_ap.mode) == ("valid_f1", "max") and by_ap.scheduler["metric"] == "valid_ap"
+    assert by_ap.scheduler["mode"] == "max" and parse_space("scheduler: {metric: train_loss}\n").scheduler["mode"] == "min"

@@ -84,3 +84,63 @@ class Confusion:
 
     def scores(self) -> dict[str, float]:
         return {"precision": self.precision, "recall": self.recall, "f1": self.f1, "iou": self.iou}
+
+
+class ScoreHistogram:
+    """Landslide pixels and background pixels counted per bin of P(landslide), for metrics that
+    do not depend on one threshold: average precision and the F1 at the best threshold.
+
+    Like Confusion, only counts cross workers; the curves are computed from their global sums.
+    A bin is one threshold (1000 bins: thresholds 0.001 apart), so ties within a bin are one
+    step of the curve. Unlike argmax F1, AP moves as soon as landslide pixels are ranked above
+    background, which makes it the signal an early-stopping rule can use in the first epochs.
+    """
+
+    def __init__(self, bins: int = 1000) -> None:
+        self.bins = bins
+        self.positive = torch.zeros(bins, dtype=torch.float64)
+        self.negative = torch.zeros(bins, dtype=torch.float64)
+
+    def add(self, probability: torch.Tensor, mask: torch.Tensor) -> "ScoreHistogram":
+        """Accumulate a batch: probability of the landslide class and mask, both N×H×W."""
+        valid = mask != IGNORE
+        index = (probability.float() * self.bins).long().clamp_(0, self.bins - 1)
+        truth = mask == 1
+        self.positive += torch.bincount(index[valid & truth].cpu(), minlength=self.bins).double()
+        self.negative += torch.bincount(index[valid & ~truth].cpu(), minlength=self.bins).double()
+        return self
+
+    def to_list(self) -> list[float]:
+        return self.positive.tolist() + self.negative.tolist()
+
+    @classmethod
+    def from_list(cls, values: list[float]) -> "ScoreHistogram":
+        bins = len(values) // 2
+        histogram = cls(bins)
+        histogram.positive = torch.tensor(values[:bins], dtype=torch.float64)
+        histogram.negative = torch.tensor(values[bins:], dtype=torch.float64)
+        return histogram
+
+    def _curve(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """True and false positives when predicting landslide above each threshold, from the
+        highest threshold down; and the number of landslide pixels."""
+        tp = self.positive.flip(0).cumsum(0)
+        fp = self.negative.flip(0).cumsum(0)
+        return tp, fp, self.positive.sum()
+
+    def average_precision(self) -> float:
+        """Σ (R_k − R_{k−1}) · P_k over thresholds, as scikit-learn's; nan with no landslide pixel."""
+        tp, fp, positives = self._curve()
+        if positives == 0:
+            return float("nan")
+        predicted = tp + fp
+        precision = torch.where(predicted > 0, tp / predicted.clamp(min=1), torch.ones_like(tp))
+        recall = tp / positives
+        steps = torch.diff(recall, prepend=torch.zeros(1, dtype=recall.dtype))
+        return float((steps * precision).sum())
+
+    def best_f1(self) -> float:
+        tp, fp, positives = self._curve()
+        if positives == 0:
+            return float("nan")
+        return float((2 * tp / (tp + fp + positives)).max())

@@ -150,12 +150,14 @@ def run_search(space_text: str, *, data_uri: str, storage_uri: str, name: str, r
         scheduler = None
         if space.scheduler.get("type", "asha") == "asha":
             scheduler = ASHAScheduler(time_attr=EPOCH, max_t=max_epochs(space),
+                                      metric=space.scheduler["metric"], mode=space.scheduler["mode"],
                                       grace_period=int(space.scheduler.get("grace_period", 2)),
                                       reduction_factor=float(space.scheduler.get("reduction_factor", 2)))
         callback = StudyAndBestCallback(exp_uri, name, space.metric, space.mode, str(study_file))
         tuner = ray.tune.Tuner(
             trainable,
-            tune_config=ray.tune.TuneConfig(metric=space.metric, mode=space.mode, search_alg=searcher, scheduler=scheduler,
+            # metric and mode live in the searcher and the scheduler, which may stop trials by another metric
+            tune_config=ray.tune.TuneConfig(search_alg=searcher, scheduler=scheduler,
                                             num_samples=space.samples, max_concurrent_trials=concurrency(space)),
             run_config=ray.tune.RunConfig(name=name, storage_path=tune_path, storage_filesystem=tune_fs,
                                           callbacks=[callback], verbose=verbose,

@@ -3,7 +3,7 @@
     metric: valid_f1            # any per-epoch metric the training loop reports
     mode: max
     budget: {samples: 8, max_concurrent: 0}        # 0: as many as the cluster's resources fit
-    scheduler: {type: asha, grace_period: 2, reduction_factor: 2}   # or {type: none}: every trial runs whole
+    scheduler: {type: asha, grace_period: 2, reduction_factor: 2, metric: valid_ap}   # or {type: none}
     sampler: tpe                # Optuna's TPE; random for a baseline; or {type: tpe, startup_trials: 4}
     resources: {num_workers: 1, cpus_per_worker: 1, use_gpu: false, driver_cpus: 1}
     base: {model: {size: nano}, stage1: {epochs: 4}}   # experiment config shared by every trial
@@ -16,6 +16,10 @@
 
 Optuna samples it define-by-run, so a parameter with `when` is only drawn when the parameters
 it depends on took one of the listed values. Every error names the parameter and its line.
+
+ASHA stops trials by the search metric unless the scheduler names its own: argmax F1 sits at 0
+for the first epochs of most trials (nothing is predicted landslide yet), so stopping on it
+there is a coin toss; average precision already ranks them.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from swinls.config import ConfigError, ExperimentConfig, apply_overrides, from_d
 
 TOP_KEYS = ("metric", "mode", "budget", "scheduler", "sampler", "resources", "base", "parameters")
 SAMPLERS = ("tpe", "random")
+SCHEDULER_KEYS = ("type", "grace_period", "reduction_factor", "metric", "mode")
 PARAM_KEYS = ("choices", "low", "high", "log", "type", "step", "when")
 
 
@@ -181,23 +186,40 @@ def parse_space(text: str, source: str = "search space") -> SearchSpace:
     bad_budget = [k for k in budget if k not in ("samples", "max_concurrent")]
     if bad_budget:
         raise SpaceError(f"{source}: unknown budget key {bad_budget[0]!r}; valid: samples, max_concurrent")
+    metric = _metric(data.get("metric", "valid_f1"), "metric", source)
     scheduler = dict(data.get("scheduler") or {"type": "asha"})
     if scheduler.get("type", "asha") not in ("asha", "none"):
         raise SpaceError(f"{source}: scheduler.type must be asha or none, got {scheduler.get('type')!r}")
-    bad_scheduler = [k for k in scheduler if k not in ("type", "grace_period", "reduction_factor")]
+    bad_scheduler = [k for k in scheduler if k not in SCHEDULER_KEYS]
     if bad_scheduler:
-        raise SpaceError(f"{source}: unknown scheduler key {bad_scheduler[0]!r}; valid: type, grace_period, reduction_factor")
+        raise SpaceError(f"{source}: unknown scheduler key {bad_scheduler[0]!r}; valid: {', '.join(SCHEDULER_KEYS)}")
+    scheduler["metric"] = _metric(scheduler.get("metric", metric), "scheduler.metric", source)
+    scheduler.setdefault("mode", mode if scheduler["metric"] == metric else _natural_mode(scheduler["metric"]))
+    if scheduler["mode"] not in ("max", "min"):
+        raise SpaceError(f"{source}: scheduler.mode must be max or min, got {scheduler['mode']!r}")
     sampler, startup_trials = _sampler(data.get("sampler", "tpe"), source)
     try:
         resources = from_dict(Resources, data.get("resources") or {}, "resources")
     except ConfigError as exc:
         raise SpaceError(f"{source}: {exc}") from None
     parameters = tuple(_parameter(k, v, lines.get(k, 0), source) for k, v in (data.get("parameters") or {}).items())
-    space = SearchSpace(source, data.get("metric", "valid_f1"), mode, int(budget.get("samples", 4)),
+    space = SearchSpace(source, metric, mode, int(budget.get("samples", 4)),
                         int(budget.get("max_concurrent", 0)), scheduler, sampler, resources, dict(data.get("base") or {}), parameters,
                         startup_trials)
     _check_against_config(space)
     return space
+
+
+def _metric(name: Any, key: str, source: str) -> str:
+    from swinls.training.report import EPOCH_METRICS
+
+    if name not in EPOCH_METRICS:
+        raise SpaceError(f"{source}: {key} {name!r} is not reported by the training loop; one of: {', '.join(EPOCH_METRICS)}")
+    return name
+
+
+def _natural_mode(metric: str) -> str:
+    return "min" if metric.endswith(("loss", "seconds")) else "max"
 
 
 def _sampler(spec: Any, source: str) -> tuple[str, int]:

@@ -24,7 +24,7 @@ from swinls.augment.ops import Augmenter
 from swinls.checkpoints import RunStore
 from swinls.config import ExperimentConfig, StageConfig, to_dict
 from swinls.losses import composite
-from swinls.metrics import Confusion
+from swinls.metrics import Confusion, ScoreHistogram
 from swinls.models import SegmentationModel, build_model
 from swinls.training.context import WorkerContext
 from swinls.training.plan import Block, Phase, resume_point
@@ -171,14 +171,18 @@ class BlockRunner:
             return self.model(to_memory_format(image, self.config.model.channels_last))["logits"].float()
 
     def _evaluate(self, split: str) -> dict[str, float]:
-        """P/R/F1/IoU of the landslide class from pixel counts summed over workers."""
+        """P/R/F1/IoU of the landslide class at argmax, and AP and best-threshold F1, from pixel
+        counts summed over workers."""
         self.model.eval()
-        confusion = Confusion()
+        confusion, histogram = Confusion(), ScoreHistogram()
         for batch in self.ctx.batches(split, epoch=0, batch_size=self.config.data.eval_batch_size):
-            confusion.add(self._predict(batch.image).argmax(1), batch.mask)
-        counts = self.ctx.all_sum([confusion.tp, confusion.fp, confusion.fn, confusion.tn])
-        confusion = Confusion(*(int(c) for c in counts))
-        return {f"{split}_{k}": v for k, v in confusion.scores().items()} | {f"{split}_pixels": confusion.pixels}
+            logits = self._predict(batch.image)
+            confusion.add(logits.argmax(1), batch.mask)
+            histogram.add(torch.softmax(logits, dim=1)[:, 1], batch.mask)
+        counts = self.ctx.all_sum([confusion.tp, confusion.fp, confusion.fn, confusion.tn] + histogram.to_list())
+        confusion, histogram = Confusion(*(int(c) for c in counts[:4])), ScoreHistogram.from_list(counts[4:])
+        return ({f"{split}_{k}": v for k, v in confusion.scores().items()} | {f"{split}_pixels": confusion.pixels}
+                | {f"{split}_ap": histogram.average_precision(), f"{split}_best_f1": histogram.best_f1()})
 
     # -- self-training ----------------------------------------------------------------------
     def _pseudo_label(self, round_no: int) -> None:
