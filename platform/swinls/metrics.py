@@ -106,8 +106,9 @@ class ScoreHistogram:
         valid = mask != IGNORE
         index = (probability.float() * self.bins).long().clamp_(0, self.bins - 1)
         truth = mask == 1
-        self.positive += torch.bincount(index[valid & truth].cpu(), minlength=self.bins).double()
-        self.negative += torch.bincount(index[valid & ~truth].cpu(), minlength=self.bins).double()
+        # counted where the pixels are; only the bins cross to the CPU
+        self.positive += torch.bincount(index[valid & truth], minlength=self.bins).cpu().double()
+        self.negative += torch.bincount(index[valid & ~truth], minlength=self.bins).cpu().double()
         return self
 
     def to_list(self) -> list[float]:

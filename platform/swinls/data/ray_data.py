@@ -76,7 +76,12 @@ def split_data_config(deterministic: bool = True):
     most world_size-1 rows sit out an epoch); evaluation splits are split exactly, so every row
     is counted once in the metrics. `deterministic` keeps block order through the split, which
     otherwise follows task timing and makes two runs of one config differ after the first epoch."""
+    import copy
+
     import ray.train
+
+    options = ray.train.DataConfig.default_ingest_options()
+    options.preserve_order = deterministic
 
     class ExactEvaluationSplit(ray.train.DataConfig):
         def configure(self, datasets, world_size, worker_handles, worker_node_ids, **kwargs):
@@ -86,13 +91,11 @@ def split_data_config(deterministic: bool = True):
                 if name == TRAIN_SPLIT:
                     continue
                 dataset = dataset.copy(dataset)
-                dataset.context.execution_options = self._resolve_execution_options(name)
+                dataset.context.execution_options = copy.deepcopy(options)
                 for rank, iterator in enumerate(dataset.streaming_split(world_size, equal=False)):
                     output[rank][name] = iterator
             return output
 
-    options = ray.train.DataConfig.default_ingest_options()
-    options.preserve_order = deterministic
     return ExactEvaluationSplit(execution_options=options)
 
 

@@ -37,6 +37,7 @@ from swinls.config import ConfigError, ExperimentConfig, apply_overrides, from_d
 TOP_KEYS = ("metric", "mode", "budget", "scheduler", "sampler", "resources", "base", "parameters")
 SAMPLERS = ("tpe", "random")
 SCHEDULER_KEYS = ("type", "grace_period", "reduction_factor", "metric", "mode")
+DEFAULT_STARTUP_TRIALS = 10  # Optuna's own
 PARAM_KEYS = ("choices", "low", "high", "log", "type", "step", "when")
 
 
@@ -92,7 +93,7 @@ class SearchSpace:
     resources: Resources
     base: dict
     parameters: tuple[Parameter, ...]
-    startup_trials: int = 10  # TPE's random draws before it models the results (Optuna's default)
+    startup_trials: int = DEFAULT_STARTUP_TRIALS  # TPE's random draws before it models the results
 
     def define_by_run(self, trial) -> None:
         """For Optuna: draw every parameter whose conditions hold, in file order."""
@@ -234,7 +235,7 @@ def _sampler(spec: Any, source: str) -> tuple[str, int]:
     kind = spec.get("type", "tpe")
     if kind not in SAMPLERS:
         raise SpaceError(f"{source}: sampler must be one of {', '.join(SAMPLERS)}, got {kind!r}")
-    startup = spec.get("startup_trials", 10)
+    startup = spec.get("startup_trials", DEFAULT_STARTUP_TRIALS)
     if kind != "tpe" and "startup_trials" in spec:
         raise SpaceError(f"{source}: sampler.startup_trials only applies to tpe, not {kind}")
     if not isinstance(startup, int) or isinstance(startup, bool) or startup < 1:
