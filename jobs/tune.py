@@ -90,10 +90,11 @@ def main(argv=None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"\nexperiment {name}: {result.experiment_uri}")
-    print(f"{'rank':>4} {'trial':<24} {'status':<9} {'epochs':>6} {'metric':>8}  parameters")
+    print(f"ranked by {space.mode} {space.scope} {space.metric} (score); final: {space.metric} at the trial's last epoch")
+    print(f"{'rank':>4} {'trial':<24} {'status':<9} {'epochs':>6} {'score':>8} {'final':>8}  parameters")
     for rank, row in enumerate(result.trials, start=1):
-        value = "-" if row["value"] is None else f"{row['value']:.4f}"
-        print(f"{rank:>4} {row['trial']:<24} {row['status']:<9} {str(row['epochs'] or '-'):>6} {value:>8}  "
+        score, final = ("-" if row[key] is None else f"{row[key]:.4f}" for key in ("value", "final"))
+        print(f"{rank:>4} {row['trial']:<24} {row['status']:<9} {str(row['epochs'] or '-'):>6} {score:>8} {final:>8}  "
               f"{json.dumps(row['params'], sort_keys=True)}")
     if result.best_model_uri:
         print(f"\nbest model: {result.best_model_uri}")

@@ -7,6 +7,7 @@ import optuna
 import pytest
 
 from swinls import storage
+from swinls.checkpoints import RunStore
 from swinls.patches import read_h5_image
 from swinls.registry import load_best, predict_patch, publish_best
 from swinls.search.experiment import run_search
@@ -16,6 +17,7 @@ from tests.conftest import FAKE_KEY_ID, FAKE_SECRET
 SPACE = """\
 metric: train_loss
 mode: min
+scope: last-2-avg
 budget: {samples: 4, max_concurrent: 1}
 scheduler: {type: asha, grace_period: 2, reduction_factor: 2}  # after one epoch a good rate can still trail
 resources: {num_workers: 1, cpus_per_worker: 1, driver_cpus: 1}
@@ -60,6 +62,27 @@ def test_trials_are_ranked_and_the_early_stopped_ones_are_pruned_in_the_saved_st
     assert ranked_pruned == sorted(len(t.intermediate_values) for t in pruned)
     files = storage.list_files(f"{search.experiment_uri}/optuna")
     assert {"study.db", "optimization_history.png"} <= set(files)
+
+
+def test_a_trial_is_scored_by_the_mean_of_its_last_two_epochs_in_the_table_the_study_and_the_card(search, tmp_path):
+    study_file = tmp_path / "study.db"
+    study_file.write_bytes(storage.read_bytes(f"{search.experiment_uri}/optuna/study.db"))
+    study = optuna.load_study(study_name="study", storage=f"sqlite:///{study_file}")
+    study_values = sorted(t.value for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE)
+    expected = {}
+    for row in search.trials:
+        history = RunStore(f"{search.experiment_uri}/trials/{row['trial']}").latest()["history"]
+        # a stopped trial may have saved one more epoch before the stop reached it; Tune scored what it saw
+        assert len(history) >= row["epochs"] and (row["status"] == "pruned" or len(history) == row["epochs"])
+        losses = [h["train_loss"] for h in history[:row["epochs"]]]
+        assert row["final"] == pytest.approx(losses[-1])
+        assert row["value"] == pytest.approx(sum(losses[-2:]) / len(losses[-2:]))
+        if row["status"] == "complete":
+            expected[row["trial"]] = row["value"]
+    assert study_values == pytest.approx(sorted(expected.values()))
+    assert any(row["value"] != pytest.approx(row["final"]) for row in search.trials)  # the scope changed the score
+    _, card = load_best(search.best_uri)
+    assert card["objective"]["scope"] == "last-2-avg" and card["objective"]["value"] == pytest.approx(expected[card["trial"]])
 
 
 def test_the_best_model_and_its_card_are_on_s3_and_predict_a_patch(search, synthetic_raw):

@@ -130,7 +130,22 @@ def test_metrics_must_be_reported_and_the_scheduler_may_stop_trials_by_its_own()
     with pytest.raises(SpaceError, match="scheduler.mode must be max or min, got 'up'"):
         parse_space("scheduler: {metric: valid_ap, mode: up}\n")
     default = parse_space("metric: train_loss\nmode: min\n")
-    assert default.scheduler["metric"] == "train_loss" and default.scheduler["mode"] == "min"
+    assert default.scheduler["metric"] == "score" and default.scheduler["mode"] == "min"  # the trial's score
+    assert parse_space("scheduler: {metric: score}\n").scheduler == {"metric": "score", "mode": "max"}
+    with pytest.raises(SpaceError, match="metric 'score' is not reported"):
+        parse_space("metric: score\n")  # the score is made from the metric, it cannot be the metric
     by_ap = parse_space("scheduler: {type: asha, grace_period: 1, metric: valid_ap}\n")
     assert (by_ap.metric, by_ap.mode) == ("valid_f1", "max") and by_ap.scheduler["metric"] == "valid_ap"
     assert by_ap.scheduler["mode"] == "max" and parse_space("scheduler: {metric: train_loss}\n").scheduler["mode"] == "min"
+
+
+@pytest.mark.parametrize("scope, epochs", [(None, 1), ("last", 1), ("last-1-avg", 1), ("last-3-avg", 3), ("last-12-avg", 12)])
+def test_scope_names_the_epochs_a_trial_is_scored_over(scope, epochs):
+    space = parse_space(GOOD if scope is None else f"scope: {scope}\n{GOOD}")
+    assert space.score_epochs == epochs and space.scope == ("last" if epochs == 1 else scope)
+
+
+@pytest.mark.parametrize("scope", ["best", "last-0-avg", "last-3", "last--2-avg", "last-x-avg", "3", "avg"])
+def test_a_malformed_scope_is_an_error_that_says_what_is_allowed(scope):
+    with pytest.raises(SpaceError, match=f"scope must be last or last-N-avg .* got {scope!r}"):
+        parse_space(f"scope: {scope!r}\n{GOOD}")

@@ -12,6 +12,7 @@ import ray.tune
 
 from swinls import storage
 from swinls.registry import publish_best
+from swinls.search.space import SCORE
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +53,10 @@ class StudyAndBestCallback(ray.tune.Callback):
     """After each trial: the study goes to storage; a complete trial that beats the published best
     becomes the new best (model + card, pointer flipped last)."""
 
-    def __init__(self, exp_uri: str, experiment: str, metric: str, mode: str, study_file: str) -> None:
-        self.exp_uri, self.experiment, self.metric, self.mode = exp_uri, experiment, metric, mode
+    def __init__(self, exp_uri: str, experiment: str, objective: dict, study_file: str) -> None:
+        """`objective`: the search's metric, scope and mode; trials are compared by their score."""
+        self.exp_uri, self.experiment, self.objective = exp_uri, experiment, objective
+        self.mode = objective["mode"]
         self.study_file = study_file
 
     def _current_best(self) -> float | None:
@@ -71,14 +74,15 @@ class StudyAndBestCallback(ray.tune.Callback):
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
         upload_study(self.exp_uri, self.study_file)
         result = trial.last_result or {}
-        value = result.get(self.metric)
+        value = result.get(SCORE)
         if not result.get("run_complete") or not result.get("checkpoint"):
             return  # stopped early or failed: not a finished model
         if self._better(value, self._current_best()):
-            objective = {"metric": self.metric, "mode": self.mode, "value": value}
+            objective = dict(self.objective, value=value, final=result.get(self.objective["metric"]))
             version = publish_best(storage.join(self.exp_uri, "best"), result["checkpoint"], experiment=self.experiment,
                                    trial=trial.trial_id, objective=objective)
-            log.info("trial %s is the new best (%s = %.4f): version %s", trial.trial_id, self.metric, value, version)
+            log.info("trial %s is the new best (%s %s = %.4f): version %s", trial.trial_id, self.objective["scope"],
+                     self.objective["metric"], value, version)
 
 
 class StopAtTarget(ray.tune.Stopper):

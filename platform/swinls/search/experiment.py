@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from swinls import storage
-from swinls.search.space import SearchSpace, parse_space
+from swinls.search.space import SCORE, SearchSpace, parse_space
 from swinls.training.plan import all_phases, plan
 
 STUDY_NAME = "study"
@@ -82,15 +82,19 @@ def trial_experiment(space: SearchSpace, sampled: dict, data_uri: str, exp_uri: 
 def run_trial(config: dict, *, space: SearchSpace, data_uri: str, exp_uri: str) -> None:
     """One trial, run by Tune: a whole experiment (both stages, self-training) on Ray Train."""
     import ray.tune
-    from ray.tune.integration.ray_train import TuneReportCallback
 
+    from swinls.checkpoints import RunStore
+    from swinls.search.score import ScoreReportCallback, TrialScore, scored
     from swinls.training import run_experiment
+    from swinls.training.runner import run_uri_for
 
     experiment = trial_experiment(space, config, data_uri, exp_uri, ray.tune.get_context().get_trial_id())
-    result = run_experiment(experiment, callbacks=[TuneReportCallback()])
+    saved = RunStore(run_uri_for(experiment)).latest() or {}  # a resumed trial's score continues its history
+    score = TrialScore(space.metric, space.score_epochs, saved.get("history", []))
+    result = run_experiment(experiment, callbacks=[ScoreReportCallback(score)])
     if not result.trained and result.history:
         # the run had finished before an interrupted search was resumed: its final epoch, again
-        ray.tune.report(dict(result.final, checkpoint=result.checkpoint))
+        ray.tune.report(dict(scored(result.final, score), checkpoint=result.checkpoint))
 
 
 def _tune_storage(exp_uri: str):
@@ -144,7 +148,7 @@ def run_search(space_text: str, *, data_uri: str, storage_uri: str, name: str, r
         storage.write_bytes_atomic(space_uri, space_text.encode())
         study_file.unlink(missing_ok=True)
         sampler = make_sampler(space, seed)
-        searcher = PruneAwareOptunaSearch(space=space.define_by_run, metric=space.metric, mode=space.mode,
+        searcher = PruneAwareOptunaSearch(space=space.define_by_run, metric=SCORE, mode=space.mode,
                                           storage=optuna.storages.RDBStorage(f"sqlite:///{study_file}"),
                                           study_name=STUDY_NAME, sampler=sampler)
         scheduler = None
@@ -153,7 +157,8 @@ def run_search(space_text: str, *, data_uri: str, storage_uri: str, name: str, r
                                       metric=space.scheduler["metric"], mode=space.scheduler["mode"],
                                       grace_period=int(space.scheduler.get("grace_period", 2)),
                                       reduction_factor=float(space.scheduler.get("reduction_factor", 2)))
-        callback = StudyAndBestCallback(exp_uri, name, space.metric, space.mode, str(study_file))
+        objective = {"metric": space.metric, "scope": space.scope, "mode": space.mode}
+        callback = StudyAndBestCallback(exp_uri, name, objective, str(study_file))
         tuner = ray.tune.Tuner(
             trainable,
             # metric and mode live in the searcher and the scheduler, which may stop trials by another metric
@@ -161,14 +166,14 @@ def run_search(space_text: str, *, data_uri: str, storage_uri: str, name: str, r
                                             num_samples=space.samples, max_concurrent_trials=concurrency(space)),
             run_config=ray.tune.RunConfig(name=name, storage_path=tune_path, storage_filesystem=tune_fs,
                                           callbacks=[callback], verbose=verbose,
-                                          stop=StopAtTarget(space.metric, space.mode, stop_at) if stop_at is not None else None,
+                                          stop=StopAtTarget(SCORE, space.mode, stop_at) if stop_at is not None else None,
                                           failure_config=ray.tune.FailureConfig(max_failures=1)),
         )
     results = tuner.fit()
     from swinls.search.callbacks import finish_study
 
     finish_study(exp_uri, str(study_file))
-    trials = rank_trials(results, space.metric, space.mode)
+    trials = rank_trials(results, space)
     best_uri = storage.join(exp_uri, "best")
     try:
         best_model = storage.join(storage.latest_version(best_uri)["uri"], "model.pt")
@@ -177,17 +182,17 @@ def run_search(space_text: str, *, data_uri: str, storage_uri: str, name: str, r
     return SearchResult(exp_uri, trials, best_uri if best_model else None, best_model)
 
 
-def rank_trials(results, metric: str, mode: str) -> list[dict]:
+def rank_trials(results, space: SearchSpace) -> list[dict]:
+    """Best first by score (`value`); `final` is the metric at the trial's last epoch."""
     rows = []
     for result in results:
         last = result.metrics or {}
-        value = last.get(metric)
         status = "error" if result.error else ("complete" if last.get("run_complete") else "pruned")
         params = {k: v for k, v in (result.config or {}).items()}
         rows.append({"trial": last.get("trial_id") or Path(str(result.path)).name, "status": status,
-                     "value": value, "epochs": last.get(EPOCH), "params": params,
+                     "value": last.get(SCORE), "final": last.get(space.metric), "epochs": last.get(EPOCH), "params": params,
                      "started": last.get("timestamp", 0) - last.get("time_total_s", 0)})
-    sign = -1 if mode == "max" else 1
+    sign = -1 if space.mode == "max" else 1
 
     def key(row):
         value = row["value"]

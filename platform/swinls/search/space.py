@@ -2,6 +2,7 @@
 
     metric: valid_f1            # any per-epoch metric the training loop reports
     mode: max
+    scope: last-3-avg           # a trial's score: the metric's mean over its last 3 epochs; or last
     budget: {samples: 8, max_concurrent: 0}        # 0: as many as the cluster's resources fit
     scheduler: {type: asha, grace_period: 2, reduction_factor: 2, metric: valid_ap}   # or {type: none}
     sampler: tpe                # Optuna's TPE; random for a baseline; or {type: tpe, startup_trials: 4}
@@ -17,7 +18,12 @@
 Optuna samples it define-by-run, so a parameter with `when` is only drawn when the parameters
 it depends on took one of the listed values. Every error names the parameter and its line.
 
-ASHA stops trials by the search metric unless the scheduler names its own: argmax F1 sits at 0
+A trial's score is what Optuna optimises, ranks trials by and publishes the best model for. With
+`scope: last` it is the final epoch's metric; `last-N-avg` (Ray's own name for it) averages the
+final N epochs, so one lucky or unlucky epoch does not decide the ranking: at a high learning rate
+the F1 of one trial can jump 0.25 -> 0.05 -> 0.23 between epochs.
+
+ASHA stops trials by the trial's score unless the scheduler names its own: argmax F1 sits at 0
 for the first epochs of most trials (nothing is predicted landslide yet), so stopping on it
 there is a coin toss; average precision already ranks them.
 """
@@ -34,7 +40,9 @@ from swinls import storage
 from swinls.bands import BandError, resolve_band_set
 from swinls.config import ConfigError, ExperimentConfig, apply_overrides, from_dict
 
-TOP_KEYS = ("metric", "mode", "budget", "scheduler", "sampler", "resources", "base", "parameters")
+SCORE = "score"  # what trials report as their score (search/score.py); ASHA's default metric
+
+TOP_KEYS = ("metric", "mode", "scope", "budget", "scheduler", "sampler", "resources", "base", "parameters")
 SAMPLERS = ("tpe", "random")
 SCHEDULER_KEYS = ("type", "grace_period", "reduction_factor", "metric", "mode")
 DEFAULT_STARTUP_TRIALS = 10  # Optuna's own
@@ -94,6 +102,11 @@ class SearchSpace:
     base: dict
     parameters: tuple[Parameter, ...]
     startup_trials: int = DEFAULT_STARTUP_TRIALS  # TPE's random draws before it models the results
+    score_epochs: int = 1  # a trial's score averages the metric over its last this many epochs
+
+    @property
+    def scope(self) -> str:
+        return "last" if self.score_epochs == 1 else f"last-{self.score_epochs}-avg"
 
     def define_by_run(self, trial) -> None:
         """For Optuna: draw every parameter whose conditions hold, in file order."""
@@ -188,14 +201,18 @@ def parse_space(text: str, source: str = "search space") -> SearchSpace:
     if bad_budget:
         raise SpaceError(f"{source}: unknown budget key {bad_budget[0]!r}; valid: samples, max_concurrent")
     metric = _metric(data.get("metric", "valid_f1"), "metric", source)
+    score_epochs = _score_epochs(data.get("scope", "last"), source)
     scheduler = dict(data.get("scheduler") or {"type": "asha"})
     if scheduler.get("type", "asha") not in ("asha", "none"):
         raise SpaceError(f"{source}: scheduler.type must be asha or none, got {scheduler.get('type')!r}")
     bad_scheduler = [k for k in scheduler if k not in SCHEDULER_KEYS]
     if bad_scheduler:
         raise SpaceError(f"{source}: unknown scheduler key {bad_scheduler[0]!r}; valid: {', '.join(SCHEDULER_KEYS)}")
-    scheduler["metric"] = _metric(scheduler.get("metric", metric), "scheduler.metric", source)
-    scheduler.setdefault("mode", mode if scheduler["metric"] == metric else _natural_mode(scheduler["metric"]))
+    if "metric" in scheduler:
+        scheduler["metric"] = _metric(scheduler["metric"], "scheduler.metric", source)
+        scheduler.setdefault("mode", mode if scheduler["metric"] == metric else _natural_mode(scheduler["metric"]))
+    else:
+        scheduler.update(metric=SCORE, mode=scheduler.get("mode", mode))
     if scheduler["mode"] not in ("max", "min"):
         raise SpaceError(f"{source}: scheduler.mode must be max or min, got {scheduler['mode']!r}")
     sampler, startup_trials = _sampler(data.get("sampler", "tpe"), source)
@@ -206,7 +223,7 @@ def parse_space(text: str, source: str = "search space") -> SearchSpace:
     parameters = tuple(_parameter(k, v, lines.get(k, 0), source) for k, v in (data.get("parameters") or {}).items())
     space = SearchSpace(source, metric, mode, int(budget.get("samples", 4)),
                         int(budget.get("max_concurrent", 0)), scheduler, sampler, resources, dict(data.get("base") or {}), parameters,
-                        startup_trials)
+                        startup_trials, score_epochs)
     _check_against_config(space)
     return space
 
@@ -214,9 +231,20 @@ def parse_space(text: str, source: str = "search space") -> SearchSpace:
 def _metric(name: Any, key: str, source: str) -> str:
     from swinls.training.report import EPOCH_METRICS
 
-    if name not in EPOCH_METRICS:
-        raise SpaceError(f"{source}: {key} {name!r} is not reported by the training loop; one of: {', '.join(EPOCH_METRICS)}")
+    known = EPOCH_METRICS + ((SCORE,) if key == "scheduler.metric" else ())
+    if name not in known:
+        raise SpaceError(f"{source}: {key} {name!r} is not reported by the training loop; one of: {', '.join(known)}")
     return name
+
+
+def _score_epochs(scope: Any, source: str) -> int:
+    """`last` -> 1; `last-N-avg` -> N (Ray Tune's names for the same choice in get_best_result)."""
+    if scope == "last":
+        return 1
+    parts = scope.split("-") if isinstance(scope, str) else []
+    if len(parts) == 3 and parts[0] == "last" and parts[2] == "avg" and parts[1].isdigit() and int(parts[1]) >= 1:
+        return int(parts[1])
+    raise SpaceError(f"{source}: scope must be last or last-N-avg (N a whole number of epochs, e.g. last-3-avg), got {scope!r}")
 
 
 def _natural_mode(metric: str) -> str:

@@ -1,0 +1,58 @@
+"""A trial's score: the search metric over the trial's last epochs (the space's `scope`).
+
+Every epoch a trial reports also carries `score`, the mean of the metric over the run's last
+`score_epochs` epochs so far; Optuna, ASHA (unless it names its own metric), the ranked table and
+the publication of the best model all read it. The window follows the run, not the Train fit:
+a self-training run is several fits, a resumed trial continues its saved history, and a worker
+group that Ray Train restarts re-reports epochs, which replace the ones it reported before.
+"""
+
+from __future__ import annotations
+
+import math
+
+from ray.tune.integration.ray_train import TuneReportCallback
+
+from swinls.search.space import SCORE
+
+
+class TrialScore:
+    """The metric by run epoch, and its mean over the last `epochs` of them."""
+
+    def __init__(self, metric: str, epochs: int, history: list[dict] = ()) -> None:
+        self.metric, self.epochs = metric, epochs
+        self.values: dict[int, float] = {}
+        for metrics in history:
+            self.add(metrics)
+
+    def add(self, metrics: dict) -> float | None:
+        """Record one epoch's metrics; the score as of that epoch."""
+        epoch, value = metrics.get("epoch"), metrics.get(self.metric)
+        if epoch is None or value is None:
+            return None
+        # a restarted worker group reports from its last checkpoint again: later epochs are void
+        self.values = {e: v for e, v in self.values.items() if e < epoch}
+        self.values[epoch] = float(value)
+        return self.value()
+
+    def value(self) -> float | None:
+        window = [self.values[e] for e in sorted(self.values)[-self.epochs:]]
+        if not window or any(math.isnan(v) for v in window):
+            return float("nan") if window else None
+        return sum(window) / len(window)
+
+
+def scored(metrics: dict, score: TrialScore) -> dict:
+    value = score.add(metrics)
+    return metrics if value is None else dict(metrics, **{SCORE: value})
+
+
+class ScoreReportCallback(TuneReportCallback):
+    """Ray Train's bridge to Tune, adding the trial's score to what rank 0 reports."""
+
+    def __init__(self, score: TrialScore) -> None:
+        super().__init__()
+        self.score = score
+
+    def after_report(self, run_context, metrics: list[dict], checkpoint) -> None:
+        super().after_report(run_context, [scored(metrics[0], self.score), *metrics[1:]], checkpoint)
