@@ -112,7 +112,7 @@ def main() -> None:
         scheduler = {"type": "asha", "grace_period": args.grace_period, "reduction_factor": args.reduction_factor,
                      "metric": args.scheduler_metric}
         tpe = {"type": "tpe", "startup_trials": args.startup_trials}
-        tuned = search(work, f"optuna-asha-{args.scheduler_metric}-{args.scope}-{seed}",
+        tuned = search(work, f"optuna-asha-g{args.grace_period}r{args.reduction_factor}-{args.scheduler_metric}-{args.scope}-{seed}",
                        space_text(args.max_samples, tpe, scheduler, args.scope), data, seed + 1000, target)
         spent, reached_at = 0, None
         for i, trial in enumerate(chronological(tuned), start=1):
@@ -127,7 +127,8 @@ def main() -> None:
               + (f"reached it at trial {reached_at[0]} after {reached_at[1]} trial-epochs" if reached_at
                  else f"did not reach it in {len(tuned)} trials / {spent} trial-epochs")
               + f", {pruned} trials stopped early ({(time.perf_counter() - start) / 60:.1f} min)", flush=True)
-    print(f"\nscore: {args.scope} valid F1; ASHA stops by {args.scheduler_metric}")
+    print(f"\nscore: {args.scope} valid F1; ASHA stops by {args.scheduler_metric}, grace period {args.grace_period}, "
+          f"reduction factor {args.reduction_factor}")
     print("\n| seed | random: trial-epochs | random: best score | Optuna+ASHA: trial-epochs to reach it | ratio |")
     print("|---:|---:|---:|---:|---:|")
     ratios = []
