@@ -132,6 +132,7 @@ def test_metrics_must_be_reported_and_the_scheduler_may_stop_trials_by_its_own()
     default = parse_space("metric: train_loss\nmode: min\n")
     assert default.scheduler["metric"] == "score" and default.scheduler["mode"] == "min"  # the trial's score
     assert parse_space("scheduler: {metric: score}\n").scheduler == {"metric": "score", "mode": "max"}
+    assert parse_space("metric: train_loss\nmode: min\nscheduler: {metric: score}\n").scheduler["mode"] == "min"
     with pytest.raises(SpaceError, match="metric 'score' is not reported"):
         parse_space("metric: score\n")  # the score is made from the metric, it cannot be the metric
     by_ap = parse_space("scheduler: {type: asha, grace_period: 1, metric: valid_ap}\n")

@@ -210,7 +210,7 @@ def parse_space(text: str, source: str = "search space") -> SearchSpace:
         raise SpaceError(f"{source}: unknown scheduler key {bad_scheduler[0]!r}; valid: {', '.join(SCHEDULER_KEYS)}")
     if "metric" in scheduler:
         scheduler["metric"] = _metric(scheduler["metric"], "scheduler.metric", source)
-        scheduler.setdefault("mode", mode if scheduler["metric"] == metric else _natural_mode(scheduler["metric"]))
+        scheduler.setdefault("mode", mode if scheduler["metric"] in (metric, SCORE) else _natural_mode(scheduler["metric"]))
     else:
         scheduler.update(metric=SCORE, mode=scheduler.get("mode", mode))
     if scheduler["mode"] not in ("max", "min"):
