@@ -9,8 +9,6 @@ group that Ray Train restarts re-reports epochs, which replace the ones it repor
 
 from __future__ import annotations
 
-import math
-
 from ray.tune.integration.ray_train import TuneReportCallback
 
 from swinls.search.space import SCORE
@@ -37,9 +35,7 @@ class TrialScore:
 
     def value(self) -> float | None:
         window = [self.values[e] for e in sorted(self.values)[-self.epochs:]]
-        if not window or any(math.isnan(v) for v in window):
-            return float("nan") if window else None
-        return sum(window) / len(window)
+        return sum(window) / len(window) if window else None  # a NaN epoch makes the score NaN
 
 
 def scored(metrics: dict, score: TrialScore) -> dict:

@@ -209,7 +209,7 @@ def parse_space(text: str, source: str = "search space") -> SearchSpace:
     if bad_scheduler:
         raise SpaceError(f"{source}: unknown scheduler key {bad_scheduler[0]!r}; valid: {', '.join(SCHEDULER_KEYS)}")
     if "metric" in scheduler:
-        scheduler["metric"] = _metric(scheduler["metric"], "scheduler.metric", source)
+        scheduler["metric"] = _metric(scheduler["metric"], "scheduler.metric", source, also=(SCORE,))
         scheduler.setdefault("mode", mode if scheduler["metric"] in (metric, SCORE) else _natural_mode(scheduler["metric"]))
     else:
         scheduler.update(metric=SCORE, mode=scheduler.get("mode", mode))
@@ -228,10 +228,10 @@ def parse_space(text: str, source: str = "search space") -> SearchSpace:
     return space
 
 
-def _metric(name: Any, key: str, source: str) -> str:
+def _metric(name: Any, key: str, source: str, also: tuple[str, ...] = ()) -> str:
     from swinls.training.report import EPOCH_METRICS
 
-    known = EPOCH_METRICS + ((SCORE,) if key == "scheduler.metric" else ())
+    known = EPOCH_METRICS + also
     if name not in known:
         raise SpaceError(f"{source}: {key} {name!r} is not reported by the training loop; one of: {', '.join(known)}")
     return name
