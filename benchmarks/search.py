@@ -2,6 +2,7 @@
 
     python benchmarks/search.py [--seeds 0 1 2] [--random-samples 8] [--max-samples 24] [--startup-trials 4]
                                 [--scheduler-metric valid_ap] [--scope last-3-avg]
+                                [--stage1-epochs 5]
 
 On the built-in synthetic dataset (volcanic-arc held out), with the same space and the real
 `run_search` (Ray Tune, one Ray Train run per trial), for each seed:
@@ -58,8 +59,10 @@ SPACE = {
 }
 
 
-def space_text(samples: int, sampler, scheduler: dict, scope: str) -> str:
-    space = dict(SPACE, scope=scope, budget={"samples": samples, "max_concurrent": 1}, sampler=sampler, scheduler=scheduler)
+def space_text(samples: int, sampler, scheduler: dict, scope: str, stage1_epochs: int) -> str:
+    base = dict(SPACE["base"], stage1={"epochs": stage1_epochs})
+    space = dict(SPACE, base=base, scope=scope, budget={"samples": samples, "max_concurrent": 1}, sampler=sampler,
+                 scheduler=scheduler)
     return yaml.safe_dump(space, sort_keys=False)
 
 
@@ -93,16 +96,20 @@ def main() -> None:
     parser.add_argument("--startup-trials", type=int, default=4, help="TPE's random draws before it models")
     parser.add_argument("--scheduler-metric", default="valid_ap", help="what ASHA compares trials by")
     parser.add_argument("--scope", default="last-3-avg", help="a trial's score: last, or last-N-avg epochs of valid F1")
+    parser.add_argument("--stage1-epochs", type=int, default=SPACE["base"]["stage1"]["epochs"],
+                        help="epochs of stage 1 per trial (stage 2 adds one); longer trials give ASHA more rungs")
     parser.add_argument("--workdir", help="keeps finished searches: a rerun reuses them")
     args = parser.parse_args()
     work = Path(args.workdir or tempfile.mkdtemp(prefix="search-bench-"))
     data = default_dataset()
     init_local_ray(training_workers=1, log_to_driver=False)
-    epochs_per_trial = SPACE["base"]["stage1"]["epochs"] + SPACE["base"]["stage2"]["epochs"]
+    epochs_per_trial = args.stage1_epochs + SPACE["base"]["stage2"]["epochs"]
+    tag = f"e{epochs_per_trial}-{args.scope}"
     rows = []
     for seed in args.seeds:
         start = time.perf_counter()
-        random = search(work, f"random-{args.scope}-{seed}", space_text(args.random_samples, "random", {"type": "none"}, args.scope),
+        random = search(work, f"random-{tag}-{seed}",
+                        space_text(args.random_samples, "random", {"type": "none"}, args.scope, args.stage1_epochs),
                         data, seed)
         complete = [t for t in random if t["status"] == "complete"]
         target = max(t["value"] for t in complete)
@@ -112,8 +119,8 @@ def main() -> None:
         scheduler = {"type": "asha", "grace_period": args.grace_period, "reduction_factor": args.reduction_factor,
                      "metric": args.scheduler_metric}
         tpe = {"type": "tpe", "startup_trials": args.startup_trials}
-        tuned = search(work, f"optuna-asha-g{args.grace_period}r{args.reduction_factor}-{args.scheduler_metric}-{args.scope}-{seed}",
-                       space_text(args.max_samples, tpe, scheduler, args.scope), data, seed + 1000, target)
+        tuned = search(work, f"optuna-asha-g{args.grace_period}r{args.reduction_factor}-{args.scheduler_metric}-{tag}-{seed}",
+                       space_text(args.max_samples, tpe, scheduler, args.scope, args.stage1_epochs), data, seed + 1000, target)
         spent, reached_at = 0, None
         for i, trial in enumerate(chronological(tuned), start=1):
             spent += trial["epochs"] or 0
