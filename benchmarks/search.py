@@ -157,7 +157,7 @@ def main() -> None:
     half = args.random_samples // 2
     chance = fresh_random_reaches(args.random_samples, half)
     print(f"null: a second random search reaches the best of {args.random_samples} draws within {half} trials "
-          f"(ratio 0.5) with probability {chance:.2f}, so {hits} or more of {len(rows)} seeds by chance: "
+          f"(ratio {half / args.random_samples:.2f}) with probability {chance:.2f}, so {hits} or more of {len(rows)} seeds by chance: "
           f"p = {at_least(hits, len(rows), chance):.4f}")
 
 
@@ -170,6 +170,7 @@ def fresh_random_reaches(best_of: int, within: int) -> float:
 def at_least(hits: int, trials: int, chance: float) -> float:
     """Binomial upper tail P(X >= hits)."""
     return sum(math.comb(trials, k) * chance**k * (1 - chance) ** (trials - k) for k in range(hits, trials + 1))
+
 
 if __name__ == "__main__":
     main()
