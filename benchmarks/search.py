@@ -149,16 +149,17 @@ def main() -> None:
         ratios.append(ratio)
         print(f"| {seed} | {budget} | {target:.4f} | {reached_at[1] if reached_at else f'not reached ({spent})'} | "
               f"{ratio:.2f}{'' if reached_at else ' (lower bound)'} |")
-    hits = sum(r <= 0.5 and row[3] is not None for r, row in zip(ratios, rows))
-    bound = "" if all(r[3] is not None for r in rows) else "≥ "
+    reached = [row[3] is not None for row in rows]
+    hits = sum(r <= 0.5 and found for r, found in zip(ratios, reached))
+    bound = "" if all(reached) else "≥ "
     print(f"\nratio: mean {bound}{statistics.mean(ratios):.2f}, median {statistics.median(ratios):.2f} (target ≤ 0.5); "
           f"at most 0.5 on {hits} of {len(rows)} seeds; Optuna+ASHA reached random search's "
-          f"best on {sum(r[3] is not None for r in rows)} of {len(rows)}")
+          f"best on {sum(reached)} of {len(rows)}")
     half = args.random_samples // 2
     chance = fresh_random_reaches(args.random_samples, half)
     print(f"null: a second random search reaches the best of {args.random_samples} draws within {half} trials "
-          f"(ratio {half / args.random_samples:.2f}) with probability {chance:.2f}, so {hits} or more of {len(rows)} seeds by chance: "
-          f"p = {at_least(hits, len(rows), chance):.4f}")
+          f"(ratio {half / args.random_samples:.2f}) with probability {chance:.2f}, "
+          f"so {hits} or more of {len(rows)} seeds by chance: p = {at_least(hits, len(rows), chance):.4f}")
 
 
 def fresh_random_reaches(best_of: int, within: int) -> float:
