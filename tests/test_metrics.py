@@ -103,6 +103,20 @@ def test_average_precision_and_best_f1_match_scikit_learn(seed):
     assert halves.average_precision() == histogram.average_precision()  # counts add up across workers
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_the_best_threshold_applied_to_the_pixels_gives_the_best_f1(seed):
+    from swinls.metrics import ScoreHistogram
+
+    probability, mask = scored_case(seed)
+    histogram = ScoreHistogram().add(probability, mask)
+    threshold = histogram.best_threshold()
+    assert 0.0 <= threshold < 1.0
+    at_threshold = Confusion().add(probability >= threshold, mask).f1
+    assert at_threshold == pytest.approx(histogram.best_f1(), abs=1e-12)
+    for other in np.linspace(0.0, 0.999, 37):  # no other threshold does better
+        assert Confusion().add(probability >= other, mask).f1 <= at_threshold + 1e-12
+
+
 def test_average_precision_sees_a_good_ranking_that_argmax_f1_misses():
     from swinls.metrics import ScoreHistogram
 

@@ -141,7 +141,18 @@ class ScoreHistogram:
         return float((steps * precision).sum())
 
     def best_f1(self) -> float:
+        return self.best_operating_point()[0]
+
+    def best_threshold(self) -> float:
+        """The probability threshold (predict landslide where P >= it) at which best_f1 is reached."""
+        return self.best_operating_point()[1]
+
+    def best_operating_point(self) -> tuple[float, float]:
+        """(best F1, its threshold); nan for both with no landslide pixel. The k-th point of the
+        curve predicts landslide for bins >= bins-1-k, i.e. for P >= (bins-1-k)/bins."""
         tp, fp, positives = self._curve()
         if positives == 0:
-            return float("nan")
-        return float((2 * tp / (tp + fp + positives)).max())
+            return float("nan"), float("nan")
+        f1 = 2 * tp / (tp + fp + positives)
+        k = int(torch.argmax(f1))
+        return float(f1[k]), (self.bins - 1 - k) / self.bins

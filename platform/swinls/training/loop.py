@@ -171,8 +171,8 @@ class BlockRunner:
             return self.model(to_memory_format(image, self.config.model.channels_last))["logits"].float()
 
     def _evaluate(self, split: str) -> dict[str, float]:
-        """P/R/F1/IoU of the landslide class at argmax, and AP and best-threshold F1, from pixel
-        counts summed over workers."""
+        """P/R/F1/IoU of the landslide class at argmax, and AP, best-threshold F1 and that threshold,
+        from pixel counts summed over workers."""
         self.model.eval()
         confusion, histogram = Confusion(), ScoreHistogram()
         for batch in self.ctx.batches(split, epoch=0, batch_size=self.config.data.eval_batch_size):
@@ -181,8 +181,10 @@ class BlockRunner:
             histogram.add(torch.softmax(logits, dim=1)[:, 1], batch.mask)
         counts = self.ctx.all_sum([confusion.tp, confusion.fp, confusion.fn, confusion.tn] + histogram.to_list())
         confusion, histogram = Confusion(*(int(c) for c in counts[:4])), ScoreHistogram.from_list(counts[4:])
+        best_f1, best_threshold = histogram.best_operating_point()  # the threshold: `jobs/predict.py --threshold card`
         return ({f"{split}_{k}": v for k, v in confusion.scores().items()} | {f"{split}_pixels": confusion.pixels}
-                | {f"{split}_ap": histogram.average_precision(), f"{split}_best_f1": histogram.best_f1()})
+                | {f"{split}_ap": histogram.average_precision(), f"{split}_best_f1": best_f1,
+                   f"{split}_best_threshold": best_threshold})
 
     # -- self-training ----------------------------------------------------------------------
     def _pseudo_label(self, round_no: int) -> None:
