@@ -11,6 +11,7 @@ previous versions stay readable. Cards and weights carry no credentials.
 from __future__ import annotations
 
 import datetime
+import hashlib
 import importlib.metadata
 import io
 import json
@@ -85,36 +86,85 @@ def publish_best(best_uri: str, checkpoint_uri: str, *, experiment: str, trial: 
                                    before_pointer=before_pointer)
 
 
-def load_best(best_uri: str):
-    """(model in eval mode, model card) of the current best."""
+CARD_NAME, WEIGHTS_NAME = "model_card.json", "model.pt"
+# folders that hold a published model's pointer: an experiment's best, a retraining registry's champion
+PUBLISHED_FOLDERS = ("best", "champion")
+
+
+def resolve_published(uri: str) -> tuple[str, dict[str, str] | None]:
+    """(the version's folder, sha256 per file or None) for every way a user names a published model:
+    a folder with LATEST.json (`best/`, a champion), a version folder, its model.pt or model card,
+    or an experiment or registry holding `best/` or `champion/`."""
+    uri = str(uri).rstrip("/")
+    if uri.endswith((f"/{WEIGHTS_NAME}", f"/{CARD_NAME}")):
+        uri = uri.rsplit("/", 1)[0]
+    if storage.exists(storage.join(uri, storage.POINTER_NAME)):
+        pointer = storage.latest_version(uri)
+        return pointer["uri"], pointer["files"]
+    if storage.exists(storage.join(uri, CARD_NAME)):
+        digests = None
+        parent, _, version = uri.rpartition("/versions/")
+        if parent and storage.exists(storage.join(parent, storage.POINTER_NAME)):
+            pointer = storage.read_json(storage.join(parent, storage.POINTER_NAME))
+            digests = pointer["files"] if pointer.get("version") == version else None
+        return uri, digests
+    for folder in PUBLISHED_FOLDERS:
+        if storage.exists(storage.join(uri, folder, storage.POINTER_NAME)):
+            return resolve_published(storage.join(uri, folder))
+    raise FileNotFoundError(f"{uri}: no published model here (expected {storage.POINTER_NAME}, {WEIGHTS_NAME} with "
+                            f"{CARD_NAME}, or a {' or '.join(f'{f}/' for f in PUBLISHED_FOLDERS)} folder)")
+
+
+def _read_checked(version_uri: str, name: str, digests: dict[str, str] | None) -> bytes:
+    target = storage.join(version_uri, name)
+    data = storage.read_bytes(target)
+    if digests is not None and name in digests and hashlib.sha256(data).hexdigest() != digests[name]:
+        raise storage.StorageError(f"{target}: content does not match the digest its pointer recorded")
+    return data
+
+
+def load_published(uri: str):
+    """(model in eval mode, model card, the version's URI) of a published model named any way
+    `resolve_published` accepts."""
     from swinls.config import from_dict
     from swinls.models import ModelConfig, build_model
 
-    card = json.loads(storage.read_published(best_uri, "model_card.json"))
+    version_uri, digests = resolve_published(uri)
+    card_uri = storage.join(version_uri, CARD_NAME)
     try:
-        weights = torch.load(io.BytesIO(storage.read_published(best_uri, "model.pt")), map_location="cpu", weights_only=True)
+        card = json.loads(_read_checked(version_uri, CARD_NAME, digests))
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{card_uri}: the model card is not valid JSON ({exc})") from exc
+    weights_uri = storage.join(version_uri, WEIGHTS_NAME)
+    try:
+        weights = torch.load(io.BytesIO(_read_checked(version_uri, WEIGHTS_NAME, digests)), map_location="cpu",
+                             weights_only=True)
+    except storage.StorageError:
+        raise
     except Exception as exc:  # noqa: BLE001 - any unreadable file is the same error for the user
-        raise CheckpointError(f"{best_uri}: the published model cannot be loaded ({exc})") from exc
-    if weights.get("format") != MODEL_FORMAT:
-        raise CheckpointError(f"{best_uri}: not a published SwinLS model")
+        raise CheckpointError(f"{weights_uri}: the published model cannot be loaded ({exc})") from exc
+    if not isinstance(weights, dict) or weights.get("format") != MODEL_FORMAT:
+        raise CheckpointError(f"{weights_uri}: not a published SwinLS model")
     config = from_dict(ModelConfig, {**weights["model_config"], "pretrained": None})
     model = build_model(config, weights["channels"])
     model.load_state_dict(weights["model"])
-    return model.eval(), card
+    return model.eval(), card, version_uri
 
 
-@torch.no_grad()
+def load_best(best_uri: str):
+    """(model in eval mode, model card) of the current best."""
+    model, card, _ = load_published(best_uri)
+    return model, card
+
+
 def predict_patch(model, card: dict, patch: np.ndarray) -> np.ndarray:
-    """A raw H×W×14 Landslide4Sense patch → H×W landslide mask (uint8), normalised as trained."""
-    from swinls.bands import BANDS, PCAProjection, project, resolve_band_set
+    """A raw H×W×14 Landslide4Sense patch → H×W landslide mask (uint8, argmax), normalised as the
+    card says. Whole splits and scenes: `swinls.prediction`."""
+    from swinls.bands import BANDS
+    from swinls.prediction.model import Decision, Normalizer, Predictor
 
-    normalization = card["normalization"]
-    inputs = normalization["inputs"]
-    band_set = resolve_band_set("PCA-3" if normalization["band_set"] == "PCA-3" else inputs)
-    pca = PCAProjection.from_dict(normalization["pca"]) if normalization.get("pca") else None
-    if patch.shape[-1] != len(BANDS):
+    if patch.ndim != 3 or patch.shape[-1] != len(BANDS):
         raise ValueError(f"expected an H×W×{len(BANDS)} patch, got {patch.shape}")
-    x = project(patch.astype(np.float32), band_set, pca)
-    x = (x - np.array(normalization["mean"], np.float32)) / np.array(normalization["std"], np.float32)
-    logits = model(torch.from_numpy(np.ascontiguousarray(np.moveaxis(x, -1, 0)))[None])["logits"]
-    return logits.argmax(1)[0].numpy().astype(np.uint8)
+    normalizer = Normalizer.from_card(card, "model card")
+    raw = np.moveaxis(patch[..., [BANDS.index(b) for b in normalizer.inputs]], -1, 0)[None]
+    return Decision()(Predictor(model).margins(normalizer(raw))[0])
