@@ -76,3 +76,58 @@ def synthetic_shards(synthetic_raw):
     target = synthetic_raw.parent / "shards"
     ingest(str(synthetic_raw), str(target))
     return str(target)
+
+
+@pytest.fixture(scope="session")
+def prediction_inputs(tmp_path_factory):
+    """Inputs for prediction, from the synthetic generator: a labelled Landslide4Sense split whose
+    image numbers are neither 1..n nor in listing order (3, 10, 25, 100, 7), and a folder of
+    scenes with their labels: one 512² scene and a 300×417 crop of it, moved by its transform."""
+    import shutil
+    from types import SimpleNamespace
+
+    import numpy as np
+    import rasterio
+    from rasterio.windows import Window
+
+    from swinls.patches import read_h5_mask
+    from swinls.patches.geotiff import write_geotiff
+    from swinls.synthetic import SyntheticSpec, write_synthetic
+
+    root = tmp_path_factory.mktemp("prediction")
+    write_synthetic(root / "raw", SyntheticSpec(seed=5, regions=("steep-forest",), scene_size=512))
+    region = root / "raw" / "steep-forest"
+    split = root / "ValidData"
+    (split / "img").mkdir(parents=True)
+    (split / "mask").mkdir()
+    train = region / "TrainData"
+    by_positives = sorted(train.glob("mask/mask_*.h5"), key=lambda p: -int(read_h5_mask(p.read_bytes(), str(p)).sum()))
+    chosen = by_positives[:3] + by_positives[-2:]  # some with landslides, some without
+    for number, mask in zip((3, 10, 25, 100, 7), chosen):
+        image = train / "img" / mask.name.replace("mask_", "image_")
+        shutil.copy(image, split / "img" / f"image_{number}.h5")
+        shutil.copy(mask, split / "mask" / f"mask_{number}.h5")
+    scenes = root / "scenes"
+    scenes.mkdir()
+    for name in ("scene_0.tif", "scene_0_mask.tif"):
+        shutil.copy(region / "scenes" / name, scenes / name)
+    crop = Window(50, 100, 417, 300)
+    for source, target in (("scene_0.tif", "crop.tif"), ("scene_0_mask.tif", "crop_mask.tif")):
+        with rasterio.open(region / "scenes" / source) as dataset:
+            data = np.moveaxis(dataset.read(window=crop), 0, -1)
+            write_geotiff(scenes / target, data, crs=dataset.crs, transform=dataset.window_transform(crop),
+                          band_names=dataset.descriptions)
+    return SimpleNamespace(root=root, split=split, scenes=scenes, scene=scenes / "scene_0.tif", crop=scenes / "crop.tif")
+
+
+@pytest.fixture(scope="session")
+def published_model(prediction_inputs):
+    """A nano SwinLS in the published-model format, calibrated to call about half the pixels landslide."""
+    import numpy as np
+
+    from swinls.patches import read_h5_image
+    from tests.helpers import publish_model
+
+    images = np.stack([read_h5_image(p.read_bytes(), str(p)) for p in sorted(prediction_inputs.split.glob("img/*.h5"))])
+    history = [{"phase": "stage2", "phase_epoch": 1, "epoch": 1, "valid_f1": 0.5, "valid_best_threshold": 0.62}]
+    return publish_model(str(prediction_inputs.root / "model"), calibrate_on=images, history=history)

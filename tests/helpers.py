@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from swinls import storage
+from swinls.bands import BANDS
 from swinls.patches import write_h5_image, write_h5_mask
 from swinls.patches.layout import SPLIT_DIRS
 
@@ -45,3 +46,44 @@ def upload_tree(local: str | Path, uri: str) -> None:
     for path in sorted(local.rglob("*")):
         if path.is_file():
             storage.put_file_atomic(path, storage.join(uri, path.relative_to(local).as_posix()))
+
+
+def publish_model(root: str, *, bands: str = "RGB", seed: int = 0, pca=None, history: list[dict] | None = None,
+                  calibrate_on: np.ndarray | None = None) -> str:
+    """A nano SwinLS published through the real path (a run checkpoint, then `publish_best`);
+    returns the `best/` URI. Untrained, but with `calibrate_on` (raw N×H×W×14 patches) the
+    landslide bias is set so that about half of those pixels are predicted landslide, so masks
+    are neither all 0 nor all 1."""
+    import torch
+
+    from swinls.bands import OFFICIAL_STATS, channel_stats, resolve_band_set
+    from swinls.checkpoints import RunStore
+    from swinls.config import load_experiment, to_dict
+    from swinls.models import build_model
+    from swinls.prediction.model import Normalizer, Predictor
+    from swinls.registry import publish_best
+
+    config = load_experiment(None, ["model.size=nano", "model.decoder_channels=[16, 16, 8, 8, 8]",
+                                    "model.drop_path=0.0", f"data.bands={bands}"])
+    band_set = resolve_band_set(bands)
+    mean, std = channel_stats(band_set, OFFICIAL_STATS, pca)
+    normalization = {"band_set": band_set.name, "inputs": list(band_set.inputs), "channels": list(band_set.channels),
+                     "mean": [float(v) for v in mean], "std": [float(v) for v in std], "source": "official",
+                     "pca": pca.to_dict() if pca is not None else None, "manifest_sha256": None}
+    torch.manual_seed(seed)
+    model = build_model(config.model, band_set.channels).eval()
+    if calibrate_on is not None:
+        normalizer = Normalizer.from_card({"normalization": normalization}, "helper")
+        raw = np.moveaxis(calibrate_on[..., [BANDS.index(b) for b in band_set.inputs]], -1, 1)
+        margins = Predictor(model).margins(normalizer(raw))
+        with torch.no_grad():
+            model.decoder.head.bias[1] -= float(np.median(margins))
+    history = history or [{"phase": "stage1", "phase_epoch": 1, "epoch": 1, "valid_f1": 0.5}]
+    state = {"model": model.state_dict(), "config": to_dict(config), "normalization": normalization,
+             "channels": list(band_set.channels), "history": history}
+    checkpoint = RunStore(storage.join(root, "run")).save(state, phase=history[-1]["phase"], epoch=1, phase_done=True,
+                                                          history=history)
+    best = storage.join(root, "best")
+    publish_best(best, checkpoint, experiment="helper", trial="t0",
+                 objective={"metric": "valid_f1", "scope": "last", "mode": "max", "value": 0.5})
+    return best

@@ -1,0 +1,173 @@
+"""`predict(model, input, output)`: a Landslide4Sense split or georeferenced scenes, in this
+process or as Ray Data batch inference. What `jobs/predict.py` calls."""
+
+from __future__ import annotations
+
+import datetime
+import json
+from dataclasses import asdict, dataclass, field
+
+from swinls import storage
+from swinls.bands import BANDS
+from swinls.metrics import Confusion
+from swinls.patches import PatchError
+from swinls.prediction.engine import Work, run_in_process, run_with_ray, user_error
+from swinls.prediction.errors import PredictionError
+from swinls.prediction.model import PATCH_SIZE, Decision, LoadedModel, decision_for, load_for_prediction
+from swinls.prediction.outputs import SUMMARY, StagedFiles, StagedFolder, refuse_existing
+from swinls.prediction.progress import Progress
+from swinls.prediction.rasters import SCENE_SUFFIXES, inspect_scene, list_scenes
+from swinls.prediction.scenes import SceneAssembly, SceneWindows
+from swinls.prediction.splits import SubmissionWriter, SplitPatches, find_images, split_folders
+from swinls.prediction.windows import WindowGrid
+
+METRICS = "metrics.json"
+
+
+@dataclass(frozen=True)
+class PredictOptions:
+    threshold: str = "argmax"  # argmax, card (the validation's best-F1 threshold in the card) or a probability
+    overwrite: bool = False
+    probability: bool = False  # scenes: also write P(landslide)
+    overlap: int = PATCH_SIZE // 4  # scenes: pixels shared by neighbouring windows
+    batch_size: int | None = None  # patches or windows per model call (default 16 on CPU, 128 on a GPU)
+    use_gpu: bool = False
+    bf16: bool | None = None  # default: on with a GPU
+    ray: bool = False  # Ray Data batch inference instead of this process
+    actors: int | None = None  # model actors (default: one per GPU, or as many CPUs allow)
+    cpus_per_actor: float | None = None
+    progress_every: float = 5.0  # seconds between progress lines
+
+    @property
+    def batch(self) -> int:
+        return self.batch_size or (128 if self.use_gpu else 16)
+
+
+@dataclass
+class PredictionReport:
+    kind: str  # "split" or "scenes"
+    output: str
+    files: list[str]
+    metrics: dict | None
+    throughput: str
+    per_scene: dict = field(default_factory=dict)
+
+
+def predict(model_uri: str, input_uri: str, output_uri: str, options: PredictOptions = PredictOptions(),
+            log=print) -> PredictionReport:
+    """Raises PredictionError or PatchError, naming the file and what is wrong, for bad input;
+    nothing is left at `output_uri` unless everything was written."""
+    refuse_existing(output_uri, options.overwrite)  # before anything is loaded or read
+    # the driver only reads the card and checks the model when actors do the work
+    loaded = load_for_prediction(model_uri, use_gpu=options.use_gpu and not options.ray, bf16=options.bf16)
+    decision = decision_for(options.threshold, loaded.card, f"{loaded.uri}/model_card.json")
+    log(f"model: {loaded.uri} ({', '.join(loaded.normalizer.inputs)}; {decision.label})")
+    if split_folders(input_uri) is not None:
+        return predict_split(loaded, decision, input_uri, output_uri, options, log)
+    return predict_scenes(loaded, decision, input_uri, output_uri, options, log)
+
+
+def _run(work: Work, loaded: LoadedModel, sink, options: PredictOptions) -> Progress:
+    progress = Progress(work.total, work.unit, options.progress_every)
+    try:
+        if options.ray:
+            run_with_ray(work, loaded.uri, sink, progress, batch_size=options.batch, use_gpu=options.use_gpu,
+                         bf16=options.bf16, actors=options.actors, cpus_per_actor=options.cpus_per_actor)
+        else:
+            run_in_process(work, loaded.predictor, sink, progress)
+    except Exception as exc:
+        cause = user_error(exc, (PredictionError, PatchError))
+        if cause is not None and cause is not exc:
+            raise cause from None  # a bad file, not a Ray failure: say which and why
+        raise
+    return progress
+
+
+def _summary(loaded: LoadedModel, decision, input_uri: str, kind: str, progress: Progress, options, **extra) -> dict:
+    from swinls.registry import code_version
+
+    return {"model": loaded.uri, "experiment": loaded.card.get("experiment"), "trial": loaded.card.get("trial"),
+            "input": input_uri, "kind": kind, "bands": list(loaded.normalizer.inputs), "decision": decision.label,
+            "units": progress.unit, "count": progress.done, "seconds": round(progress.elapsed, 3),
+            "ray": options.ray, "device": str(loaded.predictor.device) if not options.ray else
+            ("cuda" if options.use_gpu else "cpu"), "code_version": code_version(),
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), **extra}
+
+
+def _write_json(path, payload) -> None:
+    path.write_text(json.dumps(payload, indent=1, sort_keys=True) + "\n")
+
+
+def predict_split(loaded: LoadedModel, decision: Decision, input_uri: str, output_uri: str,
+                  options: PredictOptions = PredictOptions(), log=print) -> PredictionReport:
+    """One mask_N.h5 per image_N.h5, submission.zip, and metrics.json when the split is labelled."""
+    images = find_images(input_uri)
+    log(f"split: {len(images)} patches in {split_folders(input_uri)[0]}"
+        + (", with masks" if all(i.mask for i in images) else ""))
+    output = StagedFolder(output_uri, options.overwrite)
+    try:
+        indices = tuple(BANDS.index(b) for b in loaded.normalizer.inputs)
+        reader = SplitPatches(images, loaded.normalizer, indices, options.batch)
+        writer = SubmissionWriter(images, decision, output)
+        progress = _run(Work("patches", len(images), reader.chunks, reader), loaded, writer, options)
+        metrics = writer.finish()
+        if metrics is not None:
+            _write_json(output.path(METRICS), dict(metrics, model=loaded.uri, input=input_uri, decision=decision.label))
+        summary = _summary(loaded, decision, input_uri, "split", progress, options,
+                           metrics={k: v for k, v in metrics.items() if k != "per_image"} if metrics else None)
+        _write_json(output.path(SUMMARY), summary)
+        files = list(output.names)
+        output.commit()
+    except BaseException:
+        output.abort()
+        raise
+    return PredictionReport("split", output_uri, files, metrics, progress.finish())
+
+
+def predict_scenes(loaded: LoadedModel, decision: Decision, input_uri: str, output_uri: str,
+                   options: PredictOptions = PredictOptions(), log=print) -> PredictionReport:
+    """A mask GeoTIFF (and the probability) per scene; metrics.json for scenes with labels beside them."""
+    found = list_scenes(input_uri)
+    single_file = output_uri.lower().endswith(SCENE_SUFFIXES)
+    if single_file and len(found) > 1:
+        raise PredictionError(output_uri, f"{input_uri} holds {len(found)} scenes: OUTPUT must be a folder")
+    infos = [inspect_scene(scene, loaded.normalizer.inputs, truth) for scene, truth in found]
+    grids = [WindowGrid(info.height, info.width, PATCH_SIZE, options.overlap) for info in infos]
+    log(f"scenes: {len(infos)} ({sum(i.pixels for i in infos) / 1e6:.1f} Mpx, {sum(len(g) for g in grids)} windows of "
+        f"{PATCH_SIZE} px overlapping by {options.overlap})")
+    if single_file:
+        stem = output_uri.rsplit(".", 1)[0]
+        uris = {"mask": output_uri} | ({"probability": f"{stem}_probability.tif"} if options.probability else {})
+        output = StagedFiles(uris, options.overwrite)
+        outputs = lambda info: (output.path("mask"), output.path("probability") if options.probability else None)  # noqa: E731
+    else:
+        output = StagedFolder(output_uri, options.overwrite)
+        outputs = lambda info: (output.path(f"{info.name}_prediction.tif"),  # noqa: E731
+                                output.path(f"{info.name}_probability.tif") if options.probability else None)
+    per_scene: dict[str, Confusion | None] = {}
+    reader = SceneWindows(infos, grids, loaded.normalizer, options.batch)
+    assembly = SceneAssembly(reader, decision, outputs, lambda info, writer: per_scene.__setitem__(info.name, writer.confusion))
+    try:
+        progress = _run(Work("windows", reader.total, reader.chunks, reader), loaded, assembly, options)
+        assembly.close()
+        labelled = {name: c for name, c in per_scene.items() if c is not None}
+        metrics = None
+        if labelled:
+            total = sum(labelled.values(), Confusion())
+            metrics = {"scenes": len(labelled), "pixels": total.pixels, **asdict(total), **total.scores(),
+                       "per_scene": {name: {**asdict(c), **c.scores()} for name, c in labelled.items()}}
+        if not single_file:
+            if metrics is not None:
+                _write_json(output.path(METRICS), dict(metrics, model=loaded.uri, input=input_uri, decision=decision.label))
+            _write_json(output.path(SUMMARY), _summary(
+                loaded, decision, input_uri, "scenes", progress, options, overlap=options.overlap,
+                scenes=[{"scene": i.uri, "height": i.height, "width": i.width, "crs": i.crs is not None} for i in infos],
+                metrics={k: v for k, v in metrics.items() if k != "per_scene"} if metrics else None))
+        files = list(output.uris.values()) if single_file else list(output.names)
+        output.commit()
+    except BaseException:
+        assembly.abort()
+        output.abort()
+        raise
+    return PredictionReport("scenes", output_uri, files, metrics, progress.finish(),
+                            per_scene={n: c.scores() for n, c in per_scene.items() if c is not None})

@@ -1,0 +1,161 @@
+"""Georeferenced scenes: windows read from GeoTIFFs, margins blended back into a mask GeoTIFF
+(and optionally the landslide probability) with the scene's CRS, transform and size.
+
+Windows are numbered across all scenes, scene by scene in raster order, and cut into chunks of
+`batch_size`; the reader reads each strip's windows of a chunk with one windowed read. The
+writer receives windows in that order and writes each strip's finished rows at once, so memory
+follows the scene's width, not its area.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from swinls.metrics import IGNORE, Confusion
+from swinls.prediction.model import Decision, Normalizer, probability
+from swinls.prediction.rasters import SceneInfo, open_raster, read_strip_windows
+from swinls.prediction.windows import StripBlender, WindowGrid
+
+MASK_NODATA = 255
+PROBABILITY_NODATA = float("nan")
+BLOCK = 256  # GeoTIFF tile size of the outputs
+
+
+@dataclass
+class SceneWindows:
+    """Picklable reader: chunk number → normalised windows with their scene, strip and column."""
+
+    scenes: list[SceneInfo]
+    grids: list[WindowGrid]
+    normalizer: Normalizer
+    batch_size: int
+    starts: list[int] = field(init=False)  # first global window number of each scene
+
+    def __post_init__(self) -> None:
+        self.starts = list(itertools.accumulate((len(g) for g in self.grids), initial=0))
+
+    @property
+    def total(self) -> int:
+        return self.starts[-1]
+
+    @property
+    def chunks(self) -> int:
+        return -(-self.total // self.batch_size)
+
+    def refs(self, chunk: int) -> list[tuple[int, int, int]]:
+        """(scene, strip, column) of each window in the chunk."""
+        out = []
+        for number in range(chunk * self.batch_size, min((chunk + 1) * self.batch_size, self.total)):
+            scene = int(np.searchsorted(self.starts, number, side="right")) - 1
+            row, col = divmod(number - self.starts[scene], self.grids[scene].cols)
+            out.append((scene, row, col))
+        return out
+
+    def __call__(self, chunk: int) -> dict[str, np.ndarray]:
+        refs = self.refs(chunk)
+        raws, nodata = [], []
+        for (scene, row), group in itertools.groupby(refs, key=lambda ref: ref[:2]):
+            info = self.scenes[scene]
+            with open_raster(info.uri) as dataset:
+                for raw, missing in read_strip_windows(dataset, info, self.grids[scene], row, [c for _, _, c in group]):
+                    raws.append(raw)
+                    nodata.append(missing)
+        missing = np.stack(nodata)
+        image = np.where(missing[:, None], np.float32(0), self.normalizer(np.stack(raws)))
+        ref = np.array(refs, np.int64).reshape(-1, 3)
+        return {"image": image, "nodata": missing, "scene": ref[:, 0], "row": ref[:, 1], "col": ref[:, 2]}
+
+
+class SceneWriter:
+    """Rows of one scene's margins → a uint8 mask GeoTIFF (and a float32 probability one);
+    counts against the scene's labels when it has them."""
+
+    def __init__(self, info: SceneInfo, mask_path: Path, probability_path: Path | None, decision: Decision) -> None:
+        import rasterio
+        from rasterio.transform import Affine
+
+        self.info, self.decision = info, decision
+        self.confusion = Confusion() if info.truth else None
+        self._stack = contextlib.ExitStack()
+        tiled = {"tiled": True, "blockxsize": BLOCK, "blockysize": BLOCK} if min(info.height, info.width) >= BLOCK else {}
+        profile = {"driver": "GTiff", "height": info.height, "width": info.width, "count": 1, "crs": info.crs,
+                   "transform": Affine(*info.transform), "compress": "deflate", **tiled}
+        try:
+            self._stack.enter_context(rasterio.Env(GDAL_CACHEMAX=64))
+            self.mask = self._stack.enter_context(rasterio.open(mask_path, "w", dtype="uint8", nodata=MASK_NODATA,
+                                                                predictor=2, **profile))
+            self.mask.set_band_description(1, "landslide")
+            self.probability = None
+            if probability_path is not None:
+                self.probability = self._stack.enter_context(rasterio.open(
+                    probability_path, "w", dtype="float32", nodata=PROBABILITY_NODATA, predictor=3, **profile))
+                self.probability.set_band_description(1, "P(landslide)")
+            self.truth = self._stack.enter_context(open_raster(info.truth)) if info.truth else None
+        except BaseException:
+            self._stack.close()
+            raise
+
+    def write_rows(self, first: int, margin: np.ndarray, nodata: np.ndarray) -> None:
+        from rasterio.windows import Window
+
+        window = Window(0, first, self.info.width, margin.shape[0])
+        mask = self.decision(margin)
+        mask[nodata] = MASK_NODATA
+        self.mask.write(mask[None], window=window)
+        if self.probability is not None:
+            self.probability.write(np.where(nodata, np.float32(PROBABILITY_NODATA), probability(margin))[None],
+                                   window=window)
+        if self.truth is not None:
+            truth = self.truth.read(1, window=window).astype(np.int64)
+            truth[nodata] = IGNORE
+            self.confusion.add(torch.from_numpy(mask == 1), torch.from_numpy(truth))
+
+    def close(self) -> None:
+        self._stack.close()
+
+
+class SceneAssembly:
+    """The sink: windows of every scene, in order, into their writers. `outputs(info)` gives the
+    (mask path, probability path or None) of a scene; `done(info, writer)` is told when it is finished."""
+
+    def __init__(self, reader: SceneWindows, decision: Decision, outputs, done) -> None:
+        self.reader, self.decision, self.outputs, self.done = reader, decision, outputs, done
+        self.current: int | None = None
+        self.finished = 0
+
+    def _start(self, scene: int) -> None:
+        info = self.reader.scenes[scene]
+        self.writer = SceneWriter(info, *self.outputs(info), self.decision)
+        self.blender = StripBlender(self.reader.grids[scene], self.writer.write_rows)
+        self.current = scene
+
+    def _finish(self) -> None:
+        self.blender.close()
+        self.writer.close()
+        self.done(self.reader.scenes[self.current], self.writer)
+        self.finished += 1
+        self.current = None
+
+    def accept(self, batch: dict[str, np.ndarray], margins: np.ndarray) -> None:
+        for i, scene in enumerate(batch["scene"]):
+            if scene != self.current:
+                if self.current is not None:
+                    self._finish()
+                self._start(int(scene))
+            self.blender.add(int(batch["row"][i]), int(batch["col"][i]), margins[i], batch["nodata"][i])
+
+    def close(self) -> None:
+        if self.current is not None:
+            self._finish()
+        if self.finished != len(self.reader.scenes):
+            raise RuntimeError(f"{self.finished} of {len(self.reader.scenes)} scenes were assembled")
+
+    def abort(self) -> None:
+        if self.current is not None:
+            self.writer.close()
