@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -52,6 +53,36 @@ def space_text(args, original: str) -> str:
     if args.use_gpu:
         resources["use_gpu"] = True
     return yaml.safe_dump(data, sort_keys=False)
+
+
+def shown(path: str) -> str:
+    """A local path as the user would type it from here; URIs unchanged."""
+    if "://" in str(path):
+        return str(path)
+    absolute = os.path.abspath(path)  # not resolve(): a venv's python is a symlink out of the checkout
+    inside = absolute.startswith(os.getcwd().rstrip(os.sep) + os.sep)
+    return os.path.relpath(absolute) if inside else str(path)
+
+
+def predict_commands(args, space, result) -> list[str]:
+    """The jobs/predict.py lines for this search's best model: the built-in data's test split and
+    scenes of a region it did not train on, or a placeholder for the user's own data."""
+    from swinls import storage
+
+    best, out = shown(result.best_uri), shown(storage.join(result.experiment_uri, "predictions"))
+    python = shown(sys.executable)
+    python = python if not Path(python).is_absolute() else "python"  # the venv's, when run from the checkout
+    job = f"{python} {shown(str(ROOT / 'jobs' / 'predict.py'))}"
+    if args.data:
+        return [f"{job} {best} <split folder holding img/, or GeoTIFF scenes> {out}"]
+    from swinls.defaults import DEFAULT_SPEC
+
+    config = space.experiment({})
+    untrained = [r for r in DEFAULT_SPEC.regions if r not in config.data.train_regions]
+    region = (list(config.data.holdout_regions) or untrained or list(DEFAULT_SPEC.regions))[0]
+    raw = shown(str(Path(args.cache) / "synthetic" / region))
+    return [f"{job} {best} {raw}/TestData {out}/{region}-test",
+            f"{job} {best} {raw}/scenes {out}/{region}-scenes --probability"]
 
 
 def main(argv=None) -> int:
@@ -99,6 +130,9 @@ def main(argv=None) -> int:
     if result.best_model_uri:
         print(f"\nbest model: {result.best_model_uri}")
         print(f"model card: {result.best_model_uri.rsplit('/', 1)[0]}/model_card.json")
+        print("\napply it (masks, submission.zip, metrics where labels exist):")
+        for line in predict_commands(args, space, result):
+            print(f"  {line}")
     else:
         print("\nno trial finished its whole run, so no model was published")
     return 0

@@ -20,6 +20,7 @@ import pytest
 from swinls import storage
 from swinls.registry import load_best
 from swinls.shards import ingest
+from tests.helpers import upload_tree
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -109,10 +110,14 @@ def ray_cli(env, *args, timeout=120) -> subprocess.CompletedProcess:
 
 
 def submit(env, s3_endpoint, *tune_args) -> str:
+    return submit_job(env, s3_endpoint, "jobs/tune.py", "--space", "s3://e2e/space.yaml", "--data", "s3://e2e/shards",
+                      "--storage", "s3://e2e/experiments", "--name", NAME, *tune_args)
+
+
+def submit_job(env, s3_endpoint, script, *args) -> str:
     runtime_env = json.dumps({"env_vars": {"AWS_ENDPOINT_URL": s3_endpoint}})
     done = ray_cli(env, "job", "submit", "--no-wait", "--working-dir", ".", "--runtime-env-json", runtime_env, "--",
-                   "python", "jobs/tune.py", "--space", "s3://e2e/space.yaml", "--data", "s3://e2e/shards",
-                   "--storage", "s3://e2e/experiments", "--name", NAME, *tune_args)
+                   "python", script, *args)
     assert done.returncode == 0, done.stderr + done.stdout
     return next(line.split("'")[1] for line in done.stdout.splitlines() + done.stderr.splitlines()
                 if "submitted successfully" in line)
@@ -184,3 +189,20 @@ def test_submitted_search_stopped_and_resumed_publishes_the_best_to_s3(head, s3_
     assert card["trial"] in after and card["objective"]["metric"] == "valid_f1"
     scores = [sum(h["valid_f1"] for h in history[-2:]) / 2 for history in (json.loads(p)["history"] for p in after.values())]
     assert card["objective"]["value"] == pytest.approx(max(scores))  # resumed trials too: their saved epochs count
+
+
+def test_a_submitted_prediction_applies_the_searchs_best_model_on_the_cluster(head, s3_endpoint, prediction_inputs):
+    """Runs after the search above: its best model, applied to scenes in the bucket by Ray Data."""
+    upload_tree(prediction_inputs.scenes, "s3://e2e/scenes")
+    job = submit_job(head, s3_endpoint, "jobs/predict.py", f"s3://e2e/experiments/{NAME}/best", "s3://e2e/scenes",
+                     "s3://e2e/predictions", "--probability")
+    wait_until(lambda: status(head, job) not in ("RUNNING", "PENDING"), 600, "the prediction job")
+    logs = ray_cli(head, "job", "logs", job).stdout
+    assert status(head, job) == "SUCCEEDED", logs[-3000:]
+    summary = json.loads(storage.read_bytes("s3://e2e/predictions/prediction.json"))
+    assert summary["ray"] is True and summary["model"].startswith(f"s3://e2e/experiments/{NAME}/best/versions/")
+    assert summary["count"] == 56  # windows of the 512² scene (36) and the 300×417 crop (20)
+    assert "metrics over 2 scenes" in logs and "wrote s3://e2e/predictions" in logs
+    assert set(storage.list_files("s3://e2e/predictions")) == {
+        "crop_prediction.tif", "crop_probability.tif", "scene_0_prediction.tif", "scene_0_probability.tif",
+        "metrics.json", "prediction.json"}

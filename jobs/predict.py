@@ -1,0 +1,92 @@
+"""Apply a published model: Landslide4Sense submission masks, or georeferenced scene masks.
+
+    python jobs/predict.py MODEL INPUT OUTPUT [options]
+
+MODEL   a published model: an experiment's best/ (or the experiment itself), a versions/<id>/
+        folder or its model.pt, a retraining registry's champion/; local or s3://
+INPUT   a Landslide4Sense split (TestData/, ValidData/, or the folder holding img/): one
+        mask_N.h5 per image_N.h5 and submission.zip, plus metrics.json when mask/ lies beside img/;
+        or a GeoTIFF scene, or a folder or s3:// prefix of them: a mask GeoTIFF per scene
+        (1 = landslide, 0 = not, 255 = no data) with the scene's CRS, transform and size
+OUTPUT  a folder (or s3:// prefix); for a single scene, a .tif path works too
+
+Examples:
+    python jobs/predict.py runs/smoke-20261124-101500/best .cache/synthetic/volcanic-arc/TestData out/test
+    python jobs/predict.py runs/smoke-20261124-101500/best .cache/synthetic/volcanic-arc/scenes out/scenes --probability
+    ray job submit --working-dir . -- python jobs/predict.py s3://b/experiments/paper/best \\
+        s3://b/scenes/2026-11 s3://b/predictions/2026-11 --use-gpu
+
+Bands, their order and the normalisation come from the model card. Without --ray (and outside
+`ray job submit`, which sets RAY_ADDRESS) it runs in this process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import warnings
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    from swinls.prediction.run import PredictOptions
+
+    defaults = PredictOptions()
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("model", metavar="MODEL")
+    parser.add_argument("input", metavar="INPUT")
+    parser.add_argument("output", metavar="OUTPUT")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing OUTPUT")
+    parser.add_argument("--threshold", default=defaults.threshold,
+                        help="argmax (default), card (the validation's best-F1 threshold in the model card), or a probability")
+    parser.add_argument("--probability", action="store_true", help="scenes: also write P(landslide) as <scene>_probability.tif")
+    parser.add_argument("--overlap", type=int, default=defaults.overlap, help="scenes: pixels shared by neighbouring windows")
+    parser.add_argument("--batch-size", type=int, help="patches or windows per model call (16 on CPU, 128 on a GPU)")
+    parser.add_argument("--use-gpu", action="store_true", help="CUDA, with bf16 autocast unless --no-bf16")
+    parser.add_argument("--no-bf16", action="store_true")
+    parser.add_argument("--ray", action="store_true", help="Ray Data batch inference (the default under ray job submit)")
+    parser.add_argument("--actors", type=int, help="model actors on Ray (default: one per GPU, or what the CPUs allow)")
+    parser.add_argument("--cpus-per-actor", type=float)
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from swinls.bands import BandError
+    from swinls.checkpoints import CheckpointError
+    from swinls.patches import PatchError
+    from swinls.prediction.errors import PredictionError
+    from swinls.prediction.run import PredictOptions, predict
+    from swinls.storage import StorageError
+
+    use_ray = args.ray or bool(os.environ.get("RAY_ADDRESS"))
+    options = PredictOptions(threshold=args.threshold, overwrite=args.overwrite, probability=args.probability,
+                             overlap=args.overlap, batch_size=args.batch_size, use_gpu=args.use_gpu,
+                             bf16=False if args.no_bf16 else None, ray=use_ray, actors=args.actors,
+                             cpus_per_actor=args.cpus_per_actor)
+    if use_ray:
+        from swinls.data.ray_data import init_local_ray
+
+        init_local_ray(log_to_driver=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.formatwarning = lambda message, category, *_: f"warning: {message}\n"
+        try:
+            report = predict(args.model, args.input, args.output, options)
+        except (PredictionError, PatchError, BandError, CheckpointError, StorageError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    print(f"predicted {report.throughput}")
+    if report.metrics:
+        m = report.metrics
+        print(f"metrics over {m.get('images', m.get('scenes'))} {'images' if 'images' in m else 'scenes'}, {m['pixels']} "
+              f"pixels: precision {m['precision']:.4f}, recall {m['recall']:.4f}, F1 {m['f1']:.4f}, IoU {m['iou']:.4f}")
+        for name, scores in report.per_scene.items():
+            print(f"  {name}: precision {scores['precision']:.4f}, recall {scores['recall']:.4f}, F1 {scores['f1']:.4f}")
+    print(f"wrote {report.output}: {', '.join(name.rsplit('/', 1)[-1] for name in sorted(report.files)[:6])}"
+          + (f" and {len(report.files) - 6} more" if len(report.files) > 6 else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
