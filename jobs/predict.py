@@ -60,10 +60,14 @@ def main(argv=None) -> int:
     from swinls.storage import StorageError
 
     use_ray = args.ray or bool(os.environ.get("RAY_ADDRESS"))
-    options = PredictOptions(threshold=args.threshold, overwrite=args.overwrite, probability=args.probability,
-                             overlap=args.overlap, batch_size=args.batch_size, use_gpu=args.use_gpu,
-                             bf16=False if args.no_bf16 else None, ray=use_ray, actors=args.actors,
-                             cpus_per_actor=args.cpus_per_actor)
+    try:
+        options = PredictOptions(threshold=args.threshold, overwrite=args.overwrite, probability=args.probability,
+                                 overlap=args.overlap, batch_size=args.batch_size, use_gpu=args.use_gpu,
+                                 bf16=False if args.no_bf16 else None, ray=use_ray, actors=args.actors,
+                                 cpus_per_actor=args.cpus_per_actor)
+    except PredictionError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if use_ray:
         from swinls.data.ray_data import init_local_ray
 

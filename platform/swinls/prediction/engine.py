@@ -1,11 +1,11 @@
 """Running prediction work: chunks read → model → sink, in this process or on Ray Data.
 
-Work is a number of chunks and a picklable `read(chunk)` that returns a batch of model inputs
-(`image`, normalised N×C×S×S) with whatever the sink needs to place the results. Chunks hold
-`batch_size` units (the last fewer), and both paths give the model exactly those batches, so
-they compute the same margins. In this process a reader thread keeps the next chunks coming
-while the model runs; on Ray, reading is a task per chunk, the model a pool of actors (one per
-GPU with `use_gpu`), and the driver receives results in order to assemble them.
+Work is a number of read units and a picklable `read(unit)` that returns rows of model inputs
+(`image`, normalised N×C×S×S) with whatever the sink needs to place the results. A unit holds a
+whole number of batches (the last unit may end short), and both paths cut the same batches
+from it, so they compute the same margins. In this process a reader thread keeps the next
+units coming while the model runs; on Ray, reading is a task per unit, the model a pool of
+actors (one per GPU with `use_gpu`), and the driver receives results in order to assemble them.
 """
 
 from __future__ import annotations
@@ -24,40 +24,52 @@ from swinls.prediction.progress import Progress
 class Work:
     unit: str  # what a row is: "patches" or "windows"
     total: int  # rows
-    chunks: int
-    read: Callable[[int], dict[str, np.ndarray]]
+    chunks: int  # read units, each a whole number of batches but the last
+    read: Callable[[int], dict[str, np.ndarray]]  # picklable; a unit's rows, `image` among them
+    batch_size: int
 
 
 class Sink(Protocol):
     def accept(self, batch: dict[str, np.ndarray], margins: np.ndarray) -> None: ...
 
 
+def _close(read) -> None:
+    if hasattr(read, "close"):
+        read.close()
+
+
 def run_in_process(work: Work, predictor, sink: Sink, progress: Progress, prefetch: int = 2) -> None:
-    with ThreadPoolExecutor(1, thread_name_prefix="predict-read") as pool:
+    with ThreadPoolExecutor(1, thread_name_prefix="predict-read") as pool:  # one thread: readers keep files open
         pending = deque(pool.submit(work.read, i) for i in range(min(prefetch, work.chunks)))
         submitted = len(pending)
         try:
             while pending:
-                batch = pending.popleft().result()
+                rows = pending.popleft().result()
                 if submitted < work.chunks:
                     pending.append(pool.submit(work.read, submitted))
                     submitted += 1
-                margins = predictor.margins(batch.pop("image"))
-                sink.accept(batch, margins)
-                progress.add(len(margins))
+                image = rows.pop("image")
+                for start in range(0, len(image), work.batch_size):
+                    margins = predictor.margins(image[start:start + work.batch_size])
+                    sink.accept({k: v[start:start + work.batch_size] for k, v in rows.items()}, margins)
+                    progress.add(len(margins))
         finally:
             for future in pending:
                 future.cancel()
+            pool.submit(_close, work.read).result()
 
 
 class ReadChunks:
-    """Ray Data task: chunk numbers → rows of model inputs."""
+    """Ray Data task: unit numbers → rows of model inputs."""
 
     def __init__(self, read: Callable[[int], dict[str, np.ndarray]]) -> None:
         self.read = read
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        parts = [self.read(int(chunk)) for chunk in batch["chunk"]]
+        try:
+            parts = [self.read(int(chunk)) for chunk in batch["chunk"]]
+        finally:
+            _close(self.read)
         return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
 
 
@@ -89,18 +101,19 @@ def model_actors(use_gpu: bool, cpus_per_actor: float) -> int:
     return max(1, int((resources.get("CPU", 1) - 1) // cpus_per_actor))
 
 
-def run_with_ray(work: Work, model_uri: str, sink: Sink, progress: Progress, *, batch_size: int, use_gpu: bool,
-                 bf16: bool | None, actors: int | None = None, cpus_per_actor: float | None = None) -> None:
+def run_with_ray(work: Work, model_uri: str, sink: Sink, progress: Progress, *, use_gpu: bool, bf16: bool | None,
+                 actors: int | None = None, cpus_per_actor: float | None = None) -> None:
     import ray.data
 
     cpus = cpus_per_actor if cpus_per_actor is not None else (1.0 if use_gpu else 2.0)
     items = ray.data.from_items([{"chunk": i} for i in range(work.chunks)], override_num_blocks=max(1, work.chunks))
     items.context.execution_options.preserve_order = True  # the driver assembles rows in order
+    items.context.enable_progress_bars = False  # Progress reports rows done; Ray's bars would repeat it
     rows = items.map_batches(ReadChunks(work.read), batch_size=1, batch_format="numpy")
     predicted = rows.map_batches(
         PredictBatches, fn_constructor_kwargs={"model_uri": model_uri, "use_gpu": use_gpu, "bf16": bf16,
                                                "threads": None if use_gpu else max(1, int(cpus))},
-        batch_size=batch_size, batch_format="numpy",
+        batch_size=work.batch_size, batch_format="numpy",  # units are whole batches: the same batches as in-process
         compute=ray.data.ActorPoolStrategy(size=actors or model_actors(use_gpu, cpus)),
         num_cpus=cpus, num_gpus=1 if use_gpu else 0)
     for batch in predicted.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=2):

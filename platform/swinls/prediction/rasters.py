@@ -154,6 +154,13 @@ def list_scenes(uri: str) -> list[tuple[str, str | None]]:
     return scenes
 
 
+def _as_slice(index: np.ndarray) -> slice | np.ndarray:
+    """A run of consecutive indices as a slice (a view, no copy); anything else as it is."""
+    if len(index) and (np.diff(index) == 1).all():
+        return slice(int(index[0]), int(index[-1]) + 1)
+    return index
+
+
 def nodata_pixels(raw: np.ndarray, nodata: tuple[float | None, ...]) -> np.ndarray:
     """K×… raw bands → … bool: any band at its nodata value or not finite."""
     missing = ~np.isfinite(raw).all(axis=0)
@@ -163,21 +170,62 @@ def nodata_pixels(raw: np.ndarray, nodata: tuple[float | None, ...]) -> np.ndarr
     return missing
 
 
-def read_strip_windows(dataset, info: SceneInfo, grid: WindowGrid, row: int, cols: list[int]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """(raw K×S×S float32, nodata S×S bool) for windows `cols` of strip `row`, from one read of
-    their bounding box."""
-    from rasterio.windows import Window
+class SceneRows:
+    """The model's bands of one scene, full width, for the rows the current strip needs.
 
-    rows = grid.source_rows(row)
-    col_index = [grid.source_cols(c) for c in cols]
-    r0, r1 = int(rows.min()), int(rows.max()) + 1
-    c0 = int(min(c.min() for c in col_index))
-    c1 = int(max(c.max() for c in col_index)) + 1
-    try:
-        block = dataset.read(list(info.band_indexes), window=Window(c0, r0, c1 - c0, r1 - r0))
-    except Exception as exc:  # noqa: BLE001 - a damaged tile surfaces here, mid-file
-        raise PredictionError(info.uri, f"cannot read rows {r0}–{r1 - 1}, columns {c0}–{c1 - 1} ({exc})") from exc
-    block = block.astype(np.float32, copy=False)
-    for index in col_index:
-        raw = block[:, (rows - r0)[:, None], (index - c0)[None, :]]
-        yield raw, nodata_pixels(raw, info.nodata)
+    Rows are read in whole blocks of the file as strips move down and kept until no strip needs
+    them: each compressed tile is decoded once, although a strip of windows overlaps the next
+    and a file's tiles rarely line up with either. (GDAL's own block cache does not help here:
+    a windowed read of a band subset from a pixel-interleaved GeoTIFF decodes its tiles again.)
+    Memory follows the scene's width, never its height."""
+
+    def __init__(self, info: SceneInfo) -> None:
+        self.info = info
+        self._context = open_raster(info.uri)
+        self.dataset = self._context.__enter__()
+        self.block_rows = max(1, int(self.dataset.block_shapes[0][0]))
+        self.start = 0
+        self.rows = np.zeros((len(info.band_indexes), 0, info.width), np.float32)
+
+    def _read(self, first: int, last: int) -> np.ndarray:
+        from rasterio.windows import Window
+
+        try:
+            data = self.dataset.read(list(self.info.band_indexes), window=Window(0, first, self.info.width, last - first))
+        except Exception as exc:  # noqa: BLE001 - a damaged tile surfaces here, mid-file
+            raise PredictionError(self.info.uri, f"cannot read rows {first}–{last - 1} ({exc})") from exc
+        return data.astype(np.float32, copy=False)
+
+    def get(self, first: int, last: int) -> np.ndarray:
+        """Rows [first, last) of the needed bands, K×rows×W."""
+        end = self.start + self.rows.shape[1]
+        if first < self.start or last > end:
+            if self.start <= first < end:  # keep what the next strips share with this one
+                kept, read_from = self.rows[:, first - self.start:], end
+                self.start = first
+            else:
+                kept, read_from = self.rows[:, :0], first - first % self.block_rows
+                self.start = read_from
+            read_to = min(self.info.height, -(-max(last, read_from + 1) // self.block_rows) * self.block_rows)
+            self.rows = np.concatenate([kept, self._read(read_from, read_to)], axis=1)
+        return self.rows[:, first - self.start:last - self.start]
+
+    def windows(self, grid: WindowGrid, row: int, cols: list[int]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(raw K×S×S float32, nodata S×S bool) for windows `cols` of strip `row`: views where a
+        window lies inside the scene, gathered by reflection where it sticks out."""
+        rows = grid.source_rows(row)
+        first = int(rows.min())
+        block = self.get(first, int(rows.max()) + 1)
+        missing = nodata_pixels(block, self.info.nodata)  # once per strip, not per overlapping window
+        row_index = _as_slice(rows - first)
+        for col in cols:
+            col_index = _as_slice(grid.source_cols(col))
+            if isinstance(row_index, slice) and isinstance(col_index, slice):
+                yield block[:, row_index, col_index], missing[row_index, col_index]
+            else:
+                index = np.ix_(np.r_[row_index], np.r_[col_index])
+                yield block[(slice(None), *index)], missing[index]
+
+    def close(self) -> None:
+        self._context.__exit__(None, None, None)
+        self.rows = self.rows[:, :0]

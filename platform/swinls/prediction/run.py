@@ -38,6 +38,12 @@ class PredictOptions:
     cpus_per_actor: float | None = None
     progress_every: float = 5.0  # seconds between progress lines
 
+    def __post_init__(self) -> None:
+        if not 0 <= self.overlap < PATCH_SIZE:
+            raise PredictionError("--overlap", f"must be at least 0 and less than the window, {PATCH_SIZE} px; got {self.overlap}")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise PredictionError("--batch-size", f"must be at least 1, got {self.batch_size}")
+
     @property
     def batch(self) -> int:
         return self.batch_size or (128 if self.use_gpu else 16)
@@ -71,8 +77,8 @@ def _run(work: Work, loaded: LoadedModel, sink, options: PredictOptions) -> Prog
     progress = Progress(work.total, work.unit, options.progress_every)
     try:
         if options.ray:
-            run_with_ray(work, loaded.uri, sink, progress, batch_size=options.batch, use_gpu=options.use_gpu,
-                         bf16=options.bf16, actors=options.actors, cpus_per_actor=options.cpus_per_actor)
+            run_with_ray(work, loaded.uri, sink, progress, use_gpu=options.use_gpu, bf16=options.bf16,
+                         actors=options.actors, cpus_per_actor=options.cpus_per_actor)
         else:
             run_in_process(work, loaded.predictor, sink, progress)
     except Exception as exc:
@@ -109,7 +115,7 @@ def predict_split(loaded: LoadedModel, decision: Decision, input_uri: str, outpu
         indices = tuple(BANDS.index(b) for b in loaded.normalizer.inputs)
         reader = SplitPatches(images, loaded.normalizer, indices, options.batch)
         writer = SubmissionWriter(images, decision, output)
-        progress = _run(Work("patches", len(images), reader.chunks, reader), loaded, writer, options)
+        progress = _run(Work("patches", len(images), reader.chunks, reader, options.batch), loaded, writer, options)
         metrics = writer.finish()
         if metrics is not None:
             _write_json(output.path(METRICS), dict(metrics, model=loaded.uri, input=input_uri, decision=decision.label))
@@ -148,7 +154,7 @@ def predict_scenes(loaded: LoadedModel, decision: Decision, input_uri: str, outp
     reader = SceneWindows(infos, grids, loaded.normalizer, options.batch)
     assembly = SceneAssembly(reader, decision, outputs, lambda info, writer: per_scene.__setitem__(info.name, writer.confusion))
     try:
-        progress = _run(Work("windows", reader.total, reader.chunks, reader), loaded, assembly, options)
+        progress = _run(Work("windows", reader.total, reader.chunks, reader, options.batch), loaded, assembly, options)
         assembly.close()
         labelled = {name: c for name, c in per_scene.items() if c is not None}
         metrics = None

@@ -19,7 +19,7 @@ import torch
 
 from swinls.metrics import IGNORE, Confusion
 from swinls.prediction.model import Decision, Normalizer, probability
-from swinls.prediction.rasters import SceneInfo, open_raster, read_strip_windows
+from swinls.prediction.rasters import SceneInfo, SceneRows, open_raster
 from swinls.prediction.windows import StripBlender, WindowGrid
 
 MASK_NODATA = 255
@@ -29,16 +29,30 @@ BLOCK = 256  # GeoTIFF tile size of the outputs
 
 @dataclass
 class SceneWindows:
-    """Picklable reader: chunk number → normalised windows with their scene, strip and column."""
+    """Picklable reader: unit number → normalised windows with their scene, strip and column.
+
+    A unit is a whole number of model batches spanning at least two strips of the widest scene,
+    so that a Ray task decodes each strip's rows once; in this process the scenes' rows stay
+    open across units (`close` when done)."""
 
     scenes: list[SceneInfo]
     grids: list[WindowGrid]
     normalizer: Normalizer
     batch_size: int
     starts: list[int] = field(init=False)  # first global window number of each scene
+    unit: int = field(init=False)  # windows per read unit
 
     def __post_init__(self) -> None:
         self.starts = list(itertools.accumulate((len(g) for g in self.grids), initial=0))
+        widest = max(g.cols for g in self.grids)
+        self.unit = self.batch_size * max(1, -(-2 * widest // self.batch_size))
+        self._rows: dict[int, SceneRows] = {}
+
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "_rows"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state, _rows={})
 
     @property
     def total(self) -> int:
@@ -46,30 +60,40 @@ class SceneWindows:
 
     @property
     def chunks(self) -> int:
-        return -(-self.total // self.batch_size)
+        return -(-self.total // self.unit)
 
     def refs(self, chunk: int) -> list[tuple[int, int, int]]:
-        """(scene, strip, column) of each window in the chunk."""
+        """(scene, strip, column) of each window in the unit."""
         out = []
-        for number in range(chunk * self.batch_size, min((chunk + 1) * self.batch_size, self.total)):
+        for number in range(chunk * self.unit, min((chunk + 1) * self.unit, self.total)):
             scene = int(np.searchsorted(self.starts, number, side="right")) - 1
             row, col = divmod(number - self.starts[scene], self.grids[scene].cols)
             out.append((scene, row, col))
         return out
 
+    def _scene_rows(self, scene: int) -> SceneRows:
+        for earlier in [s for s in self._rows if s < scene]:  # scenes come in order: done with these
+            self._rows.pop(earlier).close()
+        if scene not in self._rows:
+            self._rows[scene] = SceneRows(self.scenes[scene])
+        return self._rows[scene]
+
     def __call__(self, chunk: int) -> dict[str, np.ndarray]:
         refs = self.refs(chunk)
         raws, nodata = [], []
         for (scene, row), group in itertools.groupby(refs, key=lambda ref: ref[:2]):
-            info = self.scenes[scene]
-            with open_raster(info.uri) as dataset:
-                for raw, missing in read_strip_windows(dataset, info, self.grids[scene], row, [c for _, _, c in group]):
-                    raws.append(raw)
-                    nodata.append(missing)
+            rows = self._scene_rows(scene)
+            for raw, missing in rows.windows(self.grids[scene], row, [c for _, _, c in group]):
+                raws.append(raw)
+                nodata.append(missing)
         missing = np.stack(nodata)
         image = np.where(missing[:, None], np.float32(0), self.normalizer(np.stack(raws)))
         ref = np.array(refs, np.int64).reshape(-1, 3)
         return {"image": image, "nodata": missing, "scene": ref[:, 0], "row": ref[:, 1], "col": ref[:, 2]}
+
+    def close(self) -> None:
+        while self._rows:
+            self._rows.popitem()[1].close()
 
 
 class SceneWriter:
@@ -93,8 +117,8 @@ class SceneWriter:
             self.mask.set_band_description(1, "landslide")
             self.probability = None
             if probability_path is not None:
-                self.probability = self._stack.enter_context(rasterio.open(
-                    probability_path, "w", dtype="float32", nodata=PROBABILITY_NODATA, predictor=3, **profile))
+                self.probability = self._stack.enter_context(rasterio.open(  # noisy floats: a fast level packs as well
+                    probability_path, "w", dtype="float32", nodata=PROBABILITY_NODATA, predictor=3, zlevel=1, **profile))
                 self.probability.set_band_description(1, "P(landslide)")
             self.truth = self._stack.enter_context(open_raster(info.truth)) if info.truth else None
         except BaseException:

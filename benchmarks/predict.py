@@ -1,0 +1,185 @@
+"""Scene prediction: windows/s against a bare forward loop over the same windows, and peak
+memory as the scene grows.
+
+    python benchmarks/predict.py [--size nano] [--rounds 3] [--batch 16] [--use-gpu] [--model URI]
+
+1. Throughput: `swinls.prediction` on a 4× scene (2048², windows read from the GeoTIFF, blended,
+   the mask and probability written) against a bare loop that only runs the model over the same
+   windows, already cut, normalised and in memory — same model, same batch size, same process,
+   alternated `--rounds` times (the ratio of each pair, and their range).
+2. Memory: peak RSS of a fresh process predicting scenes of 1×, 4× and 16× the area of the
+   1024² synthetic scene (16× = 4096², about 16.8 Mpx), each in its own process.
+
+Without --model, an untrained SwinLS of --size is published to a temporary folder (the speed
+and memory of prediction do not depend on what the weights learned).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+BASE = 1024
+
+
+def publish_untrained(root: Path, size: str) -> str:
+    from swinls.bands import OFFICIAL_STATS, channel_stats, resolve_band_set
+    from swinls.checkpoints import RunStore
+    from swinls.config import load_experiment, to_dict
+    from swinls.models import build_model
+    from swinls.registry import publish_best
+
+    overrides = [f"model.size={size}", "model.drop_path=0.0"]
+    if size == "nano":
+        overrides.append("model.decoder_channels=[64, 32, 16, 16, 8]")
+    config = load_experiment(None, overrides)
+    bands = resolve_band_set("RGB")
+    mean, std = channel_stats(bands, OFFICIAL_STATS)
+    normalization = {"band_set": "RGB", "inputs": list(bands.inputs), "channels": list(bands.channels),
+                     "mean": mean.tolist(), "std": std.tolist(), "source": "official", "pca": None}
+    model = build_model(config.model, bands.channels)
+    history = [{"phase": "stage1", "epoch": 1}]
+    checkpoint = RunStore(str(root / "run")).save(
+        {"model": model.state_dict(), "config": to_dict(config), "normalization": normalization,
+         "channels": list(bands.channels), "history": history}, phase="stage1", epoch=1, phase_done=True, history=history)
+    publish_best(str(root / "best"), checkpoint, experiment="benchmark", trial="untrained",
+                 objective={"metric": "none", "scope": "last", "mode": "max", "value": 0.0})
+    return str(root / "best")
+
+
+def write_scenes(root: Path) -> dict[int, Path]:
+    """The 1024² synthetic scene, and 2×2 and 4×4 mirrored tilings of it, written strip by strip."""
+    import rasterio
+    from rasterio.windows import Window
+
+    from swinls.synthetic import SyntheticSpec, write_synthetic
+
+    write_synthetic(root / "raw", SyntheticSpec(seed=0, regions=("steep-forest",), scene_size=BASE))
+    base = root / "raw" / "steep-forest" / "scenes" / "scene_0.tif"
+    with rasterio.open(base) as dataset:
+        tile, profile, descriptions = dataset.read(), dataset.profile, dataset.descriptions
+    scenes = {1: base}
+    for factor in (2, 4):
+        path = root / f"scene_{factor}x{factor}.tif"
+        profile.update(height=BASE * factor, width=BASE * factor)
+        row = np.concatenate([tile if i % 2 == 0 else tile[:, :, ::-1] for i in range(factor)], axis=2)
+        with rasterio.open(path, "w", **profile) as out:
+            for i, name in enumerate(descriptions, start=1):
+                out.set_band_description(i, name)
+            for r in range(factor):
+                out.write(row if r % 2 == 0 else row[:, ::-1, :], window=Window(0, r * BASE, BASE * factor, BASE))
+        scenes[factor * factor] = path
+    return scenes
+
+
+def bare_windows(scene: Path, loaded, overlap: int) -> torch.Tensor:
+    import rasterio
+
+    from swinls.bands import BANDS
+    from swinls.prediction.model import PATCH_SIZE
+    from swinls.prediction.windows import WindowGrid
+
+    with rasterio.open(scene) as dataset:
+        raw = dataset.read([BANDS.index(b) + 1 for b in loaded.normalizer.inputs]).astype(np.float32)
+    grid = WindowGrid(raw.shape[1], raw.shape[2], PATCH_SIZE, overlap)
+    pad = PATCH_SIZE
+    padded = np.pad(raw, ((0, 0), (pad, pad), (pad, pad)), mode="reflect")
+    windows = [padded[:, pad + y:pad + y + PATCH_SIZE, pad + x:pad + x + PATCH_SIZE]
+               for y, x in (grid.origin(r, c) for r in range(grid.rows) for c in range(grid.cols))]
+    return torch.from_numpy(loaded.normalizer(np.stack(windows)))
+
+
+@torch.inference_mode()
+def bare_rate(model, windows: torch.Tensor, batch: int, device) -> float:
+    from swinls.accel import autocast
+
+    start = time.perf_counter()
+    for i in range(0, len(windows), batch):
+        with autocast(device, device.type == "cuda"):
+            model(windows[i:i + batch].to(device, non_blocking=True))["logits"].float()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return len(windows) / (time.perf_counter() - start)
+
+
+def scene_rate(model_uri: str, scene: Path, out: Path, batch: int, use_gpu: bool, probability: bool) -> float:
+    """Windows/s of the whole call: model loading, reading, blending and writing included."""
+    from swinls.prediction import PredictOptions, predict
+
+    started = time.perf_counter()
+    report = predict(model_uri, str(scene), str(out), PredictOptions(batch_size=batch, use_gpu=use_gpu, probability=probability,
+                                                                   overwrite=True, progress_every=1e9), log=lambda m: None)
+    elapsed = time.perf_counter() - started
+    count = int(report.throughput.split()[0])
+    return count / elapsed
+
+
+def child_peak_rss(model_uri: str, scene: Path, out: Path, batch: int, probability: bool) -> tuple[float, float]:
+    """(peak RSS in MiB, seconds) of a fresh process predicting one scene. The child reads its own
+    high-water mark: a child's ru_maxrss starts from its parent's, which holds the bare windows."""
+    code = ("import sys; from swinls.prediction import PredictOptions, predict; "
+            "predict(sys.argv[1], sys.argv[2], sys.argv[3], PredictOptions(batch_size=int(sys.argv[4]), "
+            "probability=sys.argv[5] == '1', overwrite=True), log=lambda m: None); "
+            "print(next(l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')))")
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", code, model_uri, str(scene), str(out), str(batch), str(int(probability))],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"prediction of {scene} failed:\n{done.stderr[-2000:]}")
+    return int(done.stdout.split()[-1]) / 1024, time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", default="nano", choices=("nano", "tiny", "small", "base"))
+    parser.add_argument("--model", help="a published model instead of an untrained one")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--batch", type=int)
+    parser.add_argument("--use-gpu", action="store_true")
+    parser.add_argument("--probability", action="store_true", help="also write P(landslide), as --probability does")
+    parser.add_argument("--skip-memory", action="store_true")
+    args = parser.parse_args()
+    from swinls.prediction.model import load_for_prediction
+    from swinls.prediction.run import PredictOptions
+
+    batch = args.batch or PredictOptions(use_gpu=args.use_gpu).batch
+    with tempfile.TemporaryDirectory(prefix="predict-bench-") as tmp:
+        root = Path(tmp)
+        scenes = write_scenes(root)
+        model_uri = args.model or publish_untrained(root / "model", args.size)
+        loaded = load_for_prediction(model_uri, use_gpu=args.use_gpu)
+        device = loaded.predictor.device
+        windows = bare_windows(scenes[4], loaded, PredictOptions().overlap)
+        print(f"model {loaded.card['config']['model']['name']} {loaded.card['config']['model']['size']}, {device}, "
+              f"batch {batch}, {torch.get_num_threads()} threads; 4× scene {BASE * 2}², {len(windows)} windows, "
+              f"14-band float32 GeoTIFF (deflate, pixel-interleaved); probability {'written' if args.probability else 'not written'}")
+        bare_rate(loaded.predictor.model, windows[:batch * 2], batch, device)  # warm-up
+        ratios = []
+        for round_no in range(args.rounds):
+            bare = bare_rate(loaded.predictor.model, windows, batch, device)
+            scene = scene_rate(model_uri, scenes[4], root / "out.tif", batch, args.use_gpu, args.probability)
+            ratios.append(scene / bare)
+            print(f"round {round_no + 1}: bare forward {bare:.1f} windows/s, scene prediction {scene:.1f} windows/s, "
+                  f"ratio {scene / bare:.2f}")
+        print(f"scene prediction / bare forward: median {np.median(ratios):.2f}, range {min(ratios):.2f}–{max(ratios):.2f}")
+        if args.skip_memory or args.use_gpu:
+            return
+        peaks = {}
+        for factor, scene in scenes.items():
+            peak, seconds = child_peak_rss(model_uri, scene, root / f"out-{factor}.tif", batch, args.probability)
+            peaks[factor] = peak
+            print(f"{factor:>2}× area ({BASE * int(factor ** 0.5)}²): peak RSS {peak:.0f} MiB, {seconds:.1f} s in all")
+        print(f"peak RSS 16× / 1×: {peaks[16] / peaks[1]:.2f}; " + json.dumps({f"{k}x": round(v) for k, v in peaks.items()}))
+
+
+if __name__ == "__main__":
+    main()
