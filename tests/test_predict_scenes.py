@@ -206,3 +206,22 @@ def test_a_failure_midway_leaves_neither_output_nor_staging_behind(prediction_in
         warnings.simplefilter("error")  # a complete run afterwards is unaffected
         predict(published_model, str(prediction_inputs.crop), str(tmp_path / "one.tif"))
     assert (tmp_path / "one.tif").exists()
+
+
+def test_the_file_layout_and_a_scene_smaller_than_a_window_change_nothing(prediction_inputs, published_model, tmp_path):
+    with rasterio.open(prediction_inputs.crop) as dataset:
+        profile, data, descriptions = dataset.profile, dataset.read(), dataset.descriptions
+    profile.update(tiled=False, blockysize=7, compress=None, interleave="band")  # strips of 7 rows, band by band
+    profile.pop("blockxsize", None)
+    with rasterio.open(tmp_path / "striped.tif", "w", **profile) as out:
+        out.write(data)
+        out.descriptions = descriptions
+    with rasterio.open(tmp_path / "striped.tif") as check:
+        assert check.block_shapes[0] == (7, 417) and not check.profile.get("tiled")
+    predict(published_model, str(prediction_inputs.crop), str(tmp_path / "tiled-mask.tif"))
+    predict(published_model, str(tmp_path / "striped.tif"), str(tmp_path / "striped-mask.tif"))
+    np.testing.assert_array_equal(read(tmp_path / "tiled-mask.tif"), read(tmp_path / "striped-mask.tif"))
+    small = write_scene(tmp_path / "small.tif", np.moveaxis(data[:, :50, :70], 0, -1), band_names=BANDS)
+    predict(published_model, str(small), str(tmp_path / "small-mask.tif"))
+    with rasterio.open(tmp_path / "small-mask.tif") as mask:
+        assert mask.shape == (50, 70) and set(np.unique(mask.read(1))) <= {0, 1}
