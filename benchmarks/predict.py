@@ -118,9 +118,7 @@ def scene_rate(model_uri: str, scene: Path, out: Path, batch: int, use_gpu: bool
     started = time.perf_counter()
     report = predict(model_uri, str(scene), str(out), PredictOptions(batch_size=batch, use_gpu=use_gpu, probability=probability,
                                                                    overwrite=True, progress_every=1e9), log=lambda m: None)
-    elapsed = time.perf_counter() - started
-    count = int(report.throughput.split()[0])
-    return count / elapsed
+    return report.count / (time.perf_counter() - started)
 
 
 def child_peak_rss(model_uri: str, scene: Path, out: Path, batch: int, probability: bool) -> tuple[float, float]:

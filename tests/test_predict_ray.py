@@ -52,3 +52,18 @@ def test_a_split_on_s3_gives_the_same_submission_in_process_and_on_ray_data(ray_
     assert remote.namelist() == here.namelist() and len(here.namelist()) == 5
     for name in here.namelist():
         assert remote.read(name) == here.read(name)
+
+
+def test_a_bad_patch_read_by_a_ray_task_is_the_same_clear_error(ray_local, prediction_inputs, published_model, tmp_path):
+    import shutil
+
+    import pytest
+
+    from swinls.patches import PatchError
+
+    split = tmp_path / "ValidData"
+    shutil.copytree(prediction_inputs.split, split)
+    (split / "img" / "image_25.h5").write_bytes(b"not hdf5 at all")
+    with pytest.raises(PatchError, match=r"image_25\.h5: unreadable or truncated HDF5"):
+        predict(published_model, str(split), str(tmp_path / "out"), PredictOptions(ray=True, batch_size=2))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ValidData"]

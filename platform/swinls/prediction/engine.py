@@ -109,6 +109,7 @@ def run_with_ray(work: Work, model_uri: str, sink: Sink, progress: Progress, *, 
     items = ray.data.from_items([{"chunk": i} for i in range(work.chunks)], override_num_blocks=max(1, work.chunks))
     items.context.execution_options.preserve_order = True  # the driver assembles rows in order
     items.context.enable_progress_bars = False  # Progress reports rows done; Ray's bars would repeat it
+    items.context.raise_original_map_exception = True  # a bad file surfaces as itself, not as "UDF failed"
     rows = items.map_batches(ReadChunks(work.read), batch_size=1, batch_format="numpy")
     predicted = rows.map_batches(
         PredictBatches, fn_constructor_kwargs={"model_uri": model_uri, "use_gpu": use_gpu, "bf16": bf16,
@@ -131,6 +132,9 @@ def user_error(exc: BaseException, kinds: tuple[type, ...]) -> BaseException | N
         if current is None or id(current) in seen:
             continue
         seen.add(id(current))
+        original = getattr(current, "cause", None)  # Ray's task error carries the worker's exception here
+        if isinstance(original, kinds):
+            return original
         if isinstance(current, kinds):
             return current
         stack.extend([current.__cause__, current.__context__, getattr(current, "cause", None)])

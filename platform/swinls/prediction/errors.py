@@ -8,3 +8,6 @@ class PredictionError(ValueError):
         super().__init__(f"{source}: {reason}")
         self.source = source
         self.reason = reason
+
+    def __reduce__(self):  # pickles (to and from Ray workers) by its two parts, not by the joined message
+        return type(self), (self.source, self.reason)

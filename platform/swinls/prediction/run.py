@@ -7,7 +7,6 @@ import datetime
 import json
 from dataclasses import asdict, dataclass, field
 
-from swinls import storage
 from swinls.bands import BANDS
 from swinls.metrics import Confusion
 from swinls.patches import PatchError
@@ -55,7 +54,9 @@ class PredictionReport:
     output: str
     files: list[str]
     metrics: dict | None
-    throughput: str
+    count: int  # patches or windows predicted
+    seconds: float
+    throughput: str  # for people: "484 windows in 3.2 s (151.2 windows/s)"
     per_scene: dict = field(default_factory=dict)
 
 
@@ -92,11 +93,11 @@ def _run(work: Work, loaded: LoadedModel, sink, options: PredictOptions) -> Prog
 def _summary(loaded: LoadedModel, decision, input_uri: str, kind: str, progress: Progress, options, **extra) -> dict:
     from swinls.registry import code_version
 
+    device = "cuda" if options.use_gpu else "cpu"
     return {"model": loaded.uri, "experiment": loaded.card.get("experiment"), "trial": loaded.card.get("trial"),
             "input": input_uri, "kind": kind, "bands": list(loaded.normalizer.inputs), "decision": decision.label,
             "units": progress.unit, "count": progress.done, "seconds": round(progress.elapsed, 3),
-            "ray": options.ray, "device": str(loaded.predictor.device) if not options.ray else
-            ("cuda" if options.use_gpu else "cpu"), "code_version": code_version(),
+            "ray": options.ray, "device": device, "code_version": code_version(),
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), **extra}
 
 
@@ -127,7 +128,7 @@ def predict_split(loaded: LoadedModel, decision: Decision, input_uri: str, outpu
     except BaseException:
         output.abort()
         raise
-    return PredictionReport("split", output_uri, files, metrics, progress.finish())
+    return PredictionReport("split", output_uri, files, metrics, progress.done, progress.elapsed, progress.finish())
 
 
 def predict_scenes(loaded: LoadedModel, decision: Decision, input_uri: str, output_uri: str,
@@ -145,14 +146,22 @@ def predict_scenes(loaded: LoadedModel, decision: Decision, input_uri: str, outp
         stem = output_uri.rsplit(".", 1)[0]
         uris = {"mask": output_uri} | ({"probability": f"{stem}_probability.tif"} if options.probability else {})
         output = StagedFiles(uris, options.overwrite)
-        outputs = lambda info: (output.path("mask"), output.path("probability") if options.probability else None)  # noqa: E731
+        names = ("mask", "probability")
     else:
         output = StagedFolder(output_uri, options.overwrite)
-        outputs = lambda info: (output.path(f"{info.name}_prediction.tif"),  # noqa: E731
-                                output.path(f"{info.name}_probability.tif") if options.probability else None)
+        names = ("{}_prediction.tif", "{}_probability.tif")
+
+    def outputs(info):
+        mask, probability = (output.path(name.format(info.name)) for name in names)
+        return mask, probability if options.probability else None
+
     per_scene: dict[str, Confusion | None] = {}
+
+    def done(info, writer) -> None:
+        per_scene[info.name] = writer.confusion
+
     reader = SceneWindows(infos, grids, loaded.normalizer, options.batch)
-    assembly = SceneAssembly(reader, decision, outputs, lambda info, writer: per_scene.__setitem__(info.name, writer.confusion))
+    assembly = SceneAssembly(reader, decision, outputs, done)
     try:
         progress = _run(Work("windows", reader.total, reader.chunks, reader, options.batch), loaded, assembly, options)
         assembly.close()
@@ -175,5 +184,5 @@ def predict_scenes(loaded: LoadedModel, decision: Decision, input_uri: str, outp
         assembly.abort()
         output.abort()
         raise
-    return PredictionReport("scenes", output_uri, files, metrics, progress.finish(),
+    return PredictionReport("scenes", output_uri, files, metrics, progress.done, progress.elapsed, progress.finish(),
                             per_scene={n: c.scores() for n, c in per_scene.items() if c is not None})

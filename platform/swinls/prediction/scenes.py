@@ -19,7 +19,7 @@ import torch
 
 from swinls.metrics import IGNORE, Confusion
 from swinls.prediction.model import Decision, Normalizer, probability
-from swinls.prediction.rasters import SceneInfo, SceneRows, open_raster
+from swinls.prediction.rasters import GDAL_CACHE_MB, SceneInfo, SceneRows, open_raster
 from swinls.prediction.windows import StripBlender, WindowGrid
 
 MASK_NODATA = 255
@@ -111,7 +111,7 @@ class SceneWriter:
         profile = {"driver": "GTiff", "height": info.height, "width": info.width, "count": 1, "crs": info.crs,
                    "transform": Affine(*info.transform), "compress": "deflate", **tiled}
         try:
-            self._stack.enter_context(rasterio.Env(GDAL_CACHEMAX=64))
+            self._stack.enter_context(rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB))
             self.mask = self._stack.enter_context(rasterio.open(mask_path, "w", dtype="uint8", nodata=MASK_NODATA,
                                                                 predictor=2, **profile))
             self.mask.set_band_description(1, "landslide")
