@@ -55,6 +55,7 @@ def main(argv=None) -> int:
     from swinls.bands import BandError
     from swinls.checkpoints import CheckpointError
     from swinls.patches import PatchError
+    from swinls.patches.layout import natural_key
     from swinls.prediction.errors import PredictionError
     from swinls.prediction.run import PredictOptions, predict
     from swinls.storage import StorageError
@@ -83,12 +84,14 @@ def main(argv=None) -> int:
     print(f"predicted {report.throughput}")
     if report.metrics:
         m = report.metrics
-        print(f"metrics over {m.get('images', m.get('scenes'))} {'images' if 'images' in m else 'scenes'}, {m['pixels']} "
-              f"pixels: precision {m['precision']:.4f}, recall {m['recall']:.4f}, F1 {m['f1']:.4f}, IoU {m['iou']:.4f}")
-        for name, scores in report.per_scene.items():
-            print(f"  {name}: precision {scores['precision']:.4f}, recall {scores['recall']:.4f}, F1 {scores['f1']:.4f}")
-    print(f"wrote {report.output}: {', '.join(name.rsplit('/', 1)[-1] for name in sorted(report.files)[:6])}"
-          + (f" and {len(report.files) - 6} more" if len(report.files) > 6 else ""))
+        what = f"{m['images']} images" if "images" in m else f"{m['scenes']} scene{'s' if m['scenes'] != 1 else ''}"
+        print(f"metrics over {what}, {m['pixels']} pixels: precision {m['precision']:.4f}, recall {m['recall']:.4f}, "
+              f"F1 {m['f1']:.4f}, IoU {m['iou']:.4f}")
+        if len(report.per_scene) > 1:
+            for name, scores in report.per_scene.items():
+                print(f"  {name}: precision {scores['precision']:.4f}, recall {scores['recall']:.4f}, F1 {scores['f1']:.4f}")
+    names = sorted((name.rsplit("/", 1)[-1] for name in report.files), key=natural_key)
+    print(f"wrote {report.output}: {', '.join(names[:6])}" + (f" and {len(names) - 6} more" if len(names) > 6 else ""))
     return 0
 
 

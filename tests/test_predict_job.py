@@ -24,7 +24,8 @@ def test_the_command_line_writes_a_submission_and_prints_its_metrics(prediction_
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert (f"metrics over 5 images, 81920 pixels: precision {metrics['precision']:.4f}, recall {metrics['recall']:.4f}, "
             f"F1 {metrics['f1']:.4f}, IoU {metrics['iou']:.4f}") in done.stdout
-    assert f"wrote {tmp_path / 'out'}: mask_10.h5, mask_100.h5, mask_25.h5, mask_3.h5, mask_7.h5" in done.stdout
+    assert (f"wrote {tmp_path / 'out'}: mask_3.h5, mask_7.h5, mask_10.h5, mask_25.h5, mask_100.h5, metrics.json "
+            "and 2 more") in done.stdout
     again = run_job(published_model, str(prediction_inputs.split), str(tmp_path / "out"), "--threshold", "card")
     assert again.returncode == 2 and again.stdout == ""
     assert again.stderr.strip() == (f"error: {tmp_path / 'out'}: already exists; choose another OUTPUT or pass "
