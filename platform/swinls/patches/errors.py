@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
+from swinls.errors import SourceError
 
-class PatchError(ValueError):
-    def __init__(self, source: str, reason: str) -> None:
-        super().__init__(f"{source}: {reason}")
-        self.source = source
-        self.reason = reason
 
-    def __reduce__(self):  # pickles (to and from Ray workers) by its two parts, not by the joined message
-        return type(self), (self.source, self.reason)
+class PatchError(SourceError):
+    pass

@@ -1,13 +1,9 @@
-"""The one error type of prediction: it names the file, key or URI and says what is wrong."""
+"""The one error type of prediction: it names the file, key or option and says what is wrong."""
 
 from __future__ import annotations
 
+from swinls.errors import SourceError
 
-class PredictionError(ValueError):
-    def __init__(self, source: str, reason: str) -> None:
-        super().__init__(f"{source}: {reason}")
-        self.source = source
-        self.reason = reason
 
-    def __reduce__(self):  # pickles (to and from Ray workers) by its two parts, not by the joined message
-        return type(self), (self.source, self.reason)
+class PredictionError(SourceError):
+    pass
