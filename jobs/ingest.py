@@ -2,6 +2,14 @@
 
     python jobs/ingest.py SRC DST [--region NAME] [--on-bad fail|skip]
 
+Examples:
+    # the real dataset, unpacked locally, into a bucket
+    python jobs/ingest.py /data/Landslide4Sense s3://my-bucket/l4s/shards --region landslide4sense
+    # new labelled regions later (a folder of trees, one per region): adds shards, keeps the old
+    python jobs/ingest.py s3://my-bucket/raw/new-regions s3://my-bucket/l4s/shards
+    # the built-in synthetic data (python jobs/synth.py .cache/synthetic) into a local dataset
+    python jobs/ingest.py .cache/synthetic shards/
+
 SRC is one Landslide4Sense tree (TrainData/, ValidData/, TestData/) or a folder of such trees,
 one per region; DST is the shard dataset. Both may be local paths or s3:// URIs (the endpoint
 comes from AWS_ENDPOINT_URL, credentials from the usual AWS chain). Re-running is cheap: regions
@@ -18,7 +26,9 @@ from swinls.shards import IngestError, IngestOptions, ingest
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from swinls.cli import JobParser
+
+    parser = JobParser(__doc__)
     parser.add_argument("src")
     parser.add_argument("dst")
     parser.add_argument("--region", help="region name when SRC is a single tree (default: its folder name)")

@@ -29,10 +29,12 @@ import warnings
 
 
 def parse_args(argv=None) -> argparse.Namespace:
+    from swinls.cli import JobParser
+
     from swinls.prediction.run import PredictOptions
 
     defaults = PredictOptions()
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = JobParser(__doc__)
     parser.add_argument("model", metavar="MODEL")
     parser.add_argument("input", metavar="INPUT")
     parser.add_argument("output", metavar="OUTPUT")

@@ -15,7 +15,9 @@ from swinls.synthetic import DEFAULT_REGIONS, SyntheticSpec, ensure_synthetic
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from swinls.cli import JobParser
+
+    parser = JobParser(__doc__)
     parser.add_argument("out", nargs="?", help="folder to create; an existing one generated with the same settings is reused")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--regions", default=",".join(DEFAULT_REGIONS),

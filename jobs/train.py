@@ -1,11 +1,17 @@
 """One full run — stage 1 → stage 2 → self-training — from a config.
 
-    python jobs/train.py [--config my.yaml] [--set stage1.epochs=3 ...] [--data URI] [--storage URI]
-    python jobs/train.py --smoke-test                   # tiny model, few epochs, built-in data
-    python jobs/train.py --local ...                    # a plain process, no Ray
+    python jobs/train.py [--config YAML] [--set KEY=VALUE ...] [--data URI] [--storage URI] [--name NAME]
+
+Examples:
+    # a tiny model for a few epochs on the built-in data, in this process (a minute or two)
+    python jobs/train.py --smoke-test --local
+    # Swin-B on RGB+NIR from the bucket, two DDP workers with a GPU each
+    python jobs/train.py --set model.size=base --set data.bands=RGB+NIR --data s3://my-bucket/l4s/shards \\
+        --storage s3://my-bucket/runs --name swin-b-rgbnir --workers 2 --use-gpu
 
 Without --data, the built-in synthetic dataset is generated and ingested under .cache/ on first
-use. Re-running with the same --name and --storage resumes from the latest checkpoint.
+use. Re-running with the same --name and --storage resumes from the latest checkpoint. Every
+config key can be set with --set; a misspelled key is an error naming the closest valid one.
 """
 
 from __future__ import annotations
@@ -21,7 +27,9 @@ from swinls.training.report import epoch_row, epoch_table_header
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from swinls.cli import JobParser
+
+    parser = JobParser(__doc__)
     parser.add_argument("--config", help="experiment YAML (defaults: the paper's recipe)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config key, e.g. --set model.size=tiny (repeatable)")
