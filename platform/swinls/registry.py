@@ -66,6 +66,7 @@ def model_card(checkpoint: dict, *, experiment: str, trial: str, objective: dict
                     "per_phase": per_phase(history)},
         "bands": normalization["channels"],
         "normalization": normalization,
+        "regions": {"trained": normalization.get("train_regions"), "held_out": normalization.get("holdout_regions")},
         "data_manifest_sha256": normalization.get("manifest_sha256"),
         "code_version": code_version(),
         "libraries": {name: _version(name) for name in LIBRARIES},
@@ -123,6 +124,24 @@ def _read_checked(version_uri: str, name: str, digests: dict[str, str] | None) -
     return data
 
 
+def _card(version_uri: str, digests: dict[str, str] | None) -> dict:
+    card_uri = storage.join(version_uri, CARD_NAME)
+    try:
+        card = json.loads(_read_checked(version_uri, CARD_NAME, digests))
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{card_uri}: the model card is not valid JSON ({exc})") from exc
+    if not isinstance(card, dict) or card.get("format") != MODEL_FORMAT:
+        raise CheckpointError(f"{card_uri}: not the model card of a published SwinLS model")
+    return card
+
+
+def read_card(uri: str) -> tuple[dict, str]:
+    """(model card, the version's URI) of a published model named any way `resolve_published`
+    accepts, without reading its weights."""
+    version_uri, digests = resolve_published(uri)
+    return _card(version_uri, digests), version_uri
+
+
 def load_published(uri: str):
     """(model in eval mode, model card, the version's URI) of a published model named any way
     `resolve_published` accepts."""
@@ -130,11 +149,7 @@ def load_published(uri: str):
     from swinls.models import ModelConfig, build_model
 
     version_uri, digests = resolve_published(uri)
-    card_uri = storage.join(version_uri, CARD_NAME)
-    try:
-        card = json.loads(_read_checked(version_uri, CARD_NAME, digests))
-    except json.JSONDecodeError as exc:
-        raise CheckpointError(f"{card_uri}: the model card is not valid JSON ({exc})") from exc
+    card = _card(version_uri, digests)
     weights_uri = storage.join(version_uri, WEIGHTS_NAME)
     try:
         weights = torch.load(io.BytesIO(_read_checked(version_uri, WEIGHTS_NAME, digests)), map_location="cpu",

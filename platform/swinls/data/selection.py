@@ -109,4 +109,7 @@ class ShardData:
             "source": self.config.normalization,
             "pca": self.pca.to_dict() if self.pca else None,
             "manifest_sha256": self.manifest.content_hash(),
+            # the regions behind the statistics and the weights: what a registry compares new data with
+            "train_regions": list(self.train_regions),
+            "holdout_regions": list(self.holdout_regions),
         }

@@ -1,0 +1,52 @@
+"""Show a published model's card: bands and their order, normalisation, trained regions, the
+data manifest, the decision threshold and the metrics after each phase.
+
+    python jobs/card.py MODEL [--json]
+
+Examples:
+    python jobs/card.py runs/smoke-20261124-230707/best
+    python jobs/card.py s3://my-bucket/experiments/paper-axes/best/versions/fc7f63bb207a40b8 --json
+
+MODEL is named as jobs/predict.py takes it: an experiment's best/ (or the experiment itself), a
+versions/<id>/ folder or its model.pt, a registry's champion/; local or s3://. Only the card is
+read, not the weights.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    from swinls.cli import JobParser
+
+    parser = JobParser(__doc__)
+    parser.add_argument("model", metavar="MODEL")
+    parser.add_argument("--json", action="store_true", help="print the card as stored (JSON)")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from swinls.card_view import describe_card
+    from swinls.checkpoints import CheckpointError
+    from swinls.registry import read_card
+    from swinls.storage import StorageError
+
+    try:
+        card, version_uri = read_card(args.model)
+        lines = [json.dumps(card, indent=1, sort_keys=True)] if args.json else describe_card(card, version_uri)
+    except (FileNotFoundError, CheckpointError, StorageError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyError as exc:
+        print(f"error: {args.model}: the model card lacks {exc}", file=sys.stderr)
+        return 2
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
