@@ -1,11 +1,19 @@
 """The main job: a hyperparameter search over SwinLS training, the best model published.
 
-    python jobs/tune.py                         # local Ray, built-in synthetic data, smoke space
-    ray job submit --working-dir . -- python jobs/tune.py \\
-        --space search_spaces/paper.yaml --data s3://bucket/l4s/shards --storage s3://bucket/experiments
+    python jobs/tune.py [--space YAML] [--data URI] [--storage URI] [--name NAME] [--resume]
 
-Prints a ranked table of trials and the URI of the best model. Re-run with --resume (and the
-same --name) to continue an interrupted search without repeating finished trials.
+Examples:
+    # the embedded default: local Ray, the built-in synthetic data, search_spaces/smoke.yaml
+    python jobs/tune.py
+    # a shorter search on it, two trials at a time
+    python jobs/tune.py --samples 2 --max-concurrent 2 --name quick
+    # the paper's axes on a cluster, data and results in S3; after an interruption, add --resume
+    ray job submit --working-dir . -- python jobs/tune.py --space search_spaces/paper.yaml \\
+        --data s3://my-bucket/l4s/shards --storage s3://my-bucket/experiments --name paper-axes --use-gpu
+
+Prints a ranked table of trials, the URI of the best model, and the commands that show its model
+card and apply it. Re-run with --resume (and the same --name) to continue an interrupted search
+without repeating finished trials.
 """
 
 from __future__ import annotations
@@ -21,7 +29,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from swinls.cli import JobParser
+
+    parser = JobParser(__doc__)
     parser.add_argument("--space", default=str(ROOT / "search_spaces" / "smoke.yaml"), help="search space YAML")
     parser.add_argument("--data", help="shard dataset URI (default: the built-in synthetic data, made on first use)")
     parser.add_argument("--storage", default=str(ROOT / "runs"), help="a folder or s3://bucket/prefix for the experiment")
@@ -64,15 +74,30 @@ def shown(path: str) -> str:
     return os.path.relpath(absolute) if inside else str(path)
 
 
+def quiet_bookkeeping() -> None:
+    """Optuna's "new study created" and Tune's "wrote the experiment state" lines at INFO say
+    nothing a user acts on; warnings and errors still show."""
+    import logging
+
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    logging.getLogger("ray.tune").setLevel(logging.WARNING)
+
+
+def job_python() -> str:
+    """This interpreter as the user would type it: the venv's, when run from the checkout."""
+    python = shown(sys.executable)
+    return python if not Path(python).is_absolute() else "python"
+
+
 def predict_commands(args, space, result) -> list[str]:
     """The jobs/predict.py lines for this search's best model: the built-in data's test split and
     scenes of a region it did not train on, or a placeholder for the user's own data."""
     from swinls import storage
 
     best, out = shown(result.best_uri), shown(storage.join(result.experiment_uri, "predictions"))
-    python = shown(sys.executable)
-    python = python if not Path(python).is_absolute() else "python"  # the venv's, when run from the checkout
-    job = f"{python} {shown(str(ROOT / 'jobs' / 'predict.py'))}"
+    job = f"{job_python()} {shown(str(ROOT / 'jobs' / 'predict.py'))}"
     if args.data:
         return [f"{job} {best} <split folder holding img/, or GeoTIFF scenes> {out}"]
     from swinls.defaults import DEFAULT_SPEC
@@ -114,6 +139,7 @@ def main(argv=None) -> int:
     from swinls.data.ray_data import init_local_ray
 
     init_local_ray(training_workers=space.resources.num_workers, num_cpus=args.num_cpus, log_to_driver=False)
+    quiet_bookkeeping()
     try:
         result = run_search(text, data_uri=data_uri, storage_uri=args.storage, name=name, resume=args.resume,
                             space_source=args.space)
@@ -122,20 +148,37 @@ def main(argv=None) -> int:
         return 2
     print(f"\nexperiment {name}: {result.experiment_uri}")
     print(f"ranked by {space.mode} {space.scope} {space.metric} (score); final: {space.metric} at the trial's last epoch")
-    print(f"{'rank':>4} {'trial':<24} {'status':<9} {'epochs':>6} {'score':>8} {'final':>8}  parameters")
-    for rank, row in enumerate(result.trials, start=1):
-        score, final = ("-" if row[key] is None else f"{row[key]:.4f}" for key in ("value", "final"))
-        print(f"{rank:>4} {row['trial']:<24} {row['status']:<9} {str(row['epochs'] or '-'):>6} {score:>8} {final:>8}  "
-              f"{json.dumps(row['params'], sort_keys=True)}")
+    for line in ranked_table(result.trials):
+        print(line)
     if result.best_model_uri:
-        print(f"\nbest model: {result.best_model_uri}")
-        print(f"model card: {result.best_model_uri.rsplit('/', 1)[0]}/model_card.json")
-        print("\napply it (masks, submission.zip, metrics where labels exist):")
+        print(f"\nbest model: {shown(result.best_model_uri)}")
+        print("\nnext:")
+        python, best = job_python(), shown(result.best_uri)
+        print(f"  {python} {shown(str(ROOT / 'jobs' / 'card.py'))} {best}    # its bands, normalisation, regions, metrics")
+        print("  # apply it (masks, submission.zip, metrics where labels exist):")
         for line in predict_commands(args, space, result):
             print(f"  {line}")
     else:
         print("\nno trial finished its whole run, so no model was published")
     return 0
+
+
+def ranked_table(trials: list[dict]) -> list[str]:
+    """The trials best first: score, the metric at the last epoch, and what the live table showed
+    beside them (the scheduler's metric, held-out F1)."""
+    also = list(dict.fromkeys(key for row in trials for key in row.get("also", {})))
+
+    def cell(value) -> str:
+        return "-" if value is None else f"{value:.4f}"
+
+    lines = [f"{'rank':>4} {'trial':<24} {'status':<9} {'epochs':>6} {'score':>8} {'final':>8} "
+             + "".join(f"{key:>11} " for key in also) + " parameters"]
+    for rank, row in enumerate(trials, start=1):
+        lines.append(f"{rank:>4} {row['trial']:<24} {row['status']:<9} {str(row['epochs'] or '-'):>6} "
+                     f"{cell(row['value']):>8} {cell(row['final']):>8} "
+                     + "".join(f"{cell(row.get('also', {}).get(key)):>11} " for key in also)
+                     + f" {json.dumps(row['params'], sort_keys=True)}")
+    return lines
 
 
 if __name__ == "__main__":

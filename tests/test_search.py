@@ -1,5 +1,7 @@
 """A real search on the local Ray: Optuna + ASHA, data and results on the moto S3 endpoint."""
 
+import contextlib
+import io
 import json
 
 import numpy as np
@@ -38,9 +40,24 @@ parameters:
 def search(ray_local, synthetic_raw):
     storage.filesystem("s3://search-tests")[0].mkdir("search-tests")
     ingest(str(synthetic_raw), "s3://search-tests/shards")
-    result = run_search(SPACE, data_uri="s3://search-tests/shards", storage_uri="s3://search-tests/experiments",
-                        name="tiny", seed=1, verbose=0)
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):  # Tune's live table, as a user watching the search sees it
+        result = run_search(SPACE, data_uri="s3://search-tests/shards", storage_uri="s3://search-tests/experiments",
+                            name="tiny", seed=1, verbose=1)
+    result.printed = printed.getvalue()
     return result
+
+
+def test_the_live_table_shows_each_trials_score_and_the_metric_it_is_ranked_by(search):
+    tables = [line.strip("│ ") for line in search.printed.splitlines() if line.startswith("│ Trial name")]
+    assert tables, search.printed[-2000:]
+    columns = tables[-1].split("(s)", 1)[1].split()
+    assert columns[:3] == ["score", "train_loss", "epoch"]  # the space's metric; ASHA stops by the score
+    final = search.printed.rsplit("│ Trial name", 1)[1]
+    for row in search.trials:  # the last table, printed when the search ends, holds every trial's last values
+        cells = next(line for line in final.splitlines() if row["trial"] in line).strip("│ ").split()
+        assert float(cells[-4]) == pytest.approx(row["value"], rel=1e-4)
+        assert float(cells[-3]) == pytest.approx(row["final"], rel=1e-4)
 
 
 def test_trials_are_ranked_and_the_early_stopped_ones_are_pruned_in_the_saved_study(search, tmp_path):
@@ -92,6 +109,7 @@ def test_the_best_model_and_its_card_are_on_s3_and_predict_a_patch(search, synth
         min(t["value"] for t in search.trials if t["status"] == "complete"))
     assert card["bands"] in (["B4", "B3", "B2"], ["B8", "B3", "B2"])
     assert card["data_manifest_sha256"] == Manifest.load("s3://search-tests/shards").content_hash()
+    assert card["regions"] == {"trained": ["steep-forest", "terraced-farmland"], "held_out": []}
     assert set(card["metrics"]["per_phase"]) == {"stage1", "stage2"} and card["config"]["model"]["size"] == "nano"
     assert card["libraries"]["torch"] and card["libraries"]["ray"] and card["code_version"]["package"]
     assert len(card["normalization"]["mean"]) == 3

@@ -7,6 +7,7 @@ object store and re-iterated every epoch without touching storage again; large o
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Iterator
 
@@ -152,7 +153,15 @@ def init_local_ray(training_workers: int = 1, num_cpus: int | None = None, **kwa
         ray.init(log_to_driver=log_to_driver, **kwargs)
         return
     kwargs.pop("address", None)
+    # Ray 2.60 turns token authentication on for a new local instance and warns, every start,
+    # that it did; it stays on, and the README says so once
+    logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
+    cpus = num_cpus or local_cpus(training_workers)
+    # Ray expects at most min(cores, logical CPUs) workers to start at once and warns at four times
+    # that many processes; one trial's Train and Data actors alone are about 15. The logical CPUs
+    # are more than the cores on purpose (room for Ray Data), so the expectation follows them.
+    system_config = {"worker_maximum_startup_concurrency": cpus, **kwargs.pop("_system_config", {})}
     # address="local": a fresh instance, never whatever `ray start` last left on this machine.
     # The dashboard stays on: it serves the state API that Ray Train's placement-group cleaner
     # needs, without which a trial stopped by the scheduler leaks its workers' CPUs.
-    ray.init(address="local", num_cpus=num_cpus or local_cpus(training_workers), log_to_driver=log_to_driver, **kwargs)
+    ray.init(address="local", num_cpus=cpus, log_to_driver=log_to_driver, _system_config=system_config, **kwargs)

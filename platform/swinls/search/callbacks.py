@@ -39,6 +39,9 @@ def finish_study(exp_uri: str, study_file: str) -> None:
             try:
                 with warnings.catch_warnings():  # Optuna marks its matplotlib backend experimental
                     warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    # a conditional parameter seen in one trial: true of any small search, and the
+                    # plot is a picture to look at, not a figure anything is decided by
+                    warnings.filterwarnings("ignore", "Some regimes for parameter", UserWarning)
                     axes = plot(study)
             except (ValueError, RuntimeError) as exc:  # e.g. importances need two finished trials
                 log.warning("no %s: %s", name, exc)

@@ -84,17 +84,17 @@ def run_trial(config: dict, *, space: SearchSpace, data_uri: str, exp_uri: str) 
     import ray.tune
 
     from swinls.checkpoints import RunStore
-    from swinls.search.score import ScoreReportCallback, TrialScore, scored
+    from swinls.search.score import ScoreReportCallback, TrialScore, live_columns, scored
     from swinls.training import run_experiment
     from swinls.training.runner import run_uri_for
 
     experiment = trial_experiment(space, config, data_uri, exp_uri, ray.tune.get_context().get_trial_id())
     saved = RunStore(run_uri_for(experiment)).latest() or {}  # a resumed trial's score continues its history
     score = TrialScore(space.metric, space.score_epochs, saved.get("history", []))
-    result = run_experiment(experiment, callbacks=[ScoreReportCallback(score)])
+    result = run_experiment(experiment, callbacks=[ScoreReportCallback(score, live_columns(space))])
     if not result.trained and result.history:
         # the run had finished before an interrupted search was resumed: its final epoch, again
-        ray.tune.report(dict(scored(result.final, score), checkpoint=result.checkpoint))
+        ray.tune.report(dict(scored(result.final, score, live_columns(space)), checkpoint=result.checkpoint))
 
 
 def _tune_storage(exp_uri: str):
@@ -184,6 +184,8 @@ def run_search(space_text: str, *, data_uri: str, storage_uri: str, name: str, r
 
 def rank_trials(results, space: SearchSpace) -> list[dict]:
     """Best first by score (`value`); `final` is the metric at the trial's last epoch."""
+    from swinls.search.score import live_columns
+
     rows = []
     for result in results:
         last = result.metrics or {}
@@ -191,6 +193,9 @@ def rank_trials(results, space: SearchSpace) -> list[dict]:
         params = {k: v for k, v in (result.config or {}).items()}
         rows.append({"trial": last.get("trial_id") or Path(str(result.path)).name, "status": status,
                      "value": last.get(SCORE), "final": last.get(space.metric), "epochs": last.get(EPOCH), "params": params,
+                     # what the live table showed beside the score, at the trial's last epoch
+                     "also": {key: last[key] for key in live_columns(space)
+                              if key not in (SCORE, EPOCH, space.metric) and key in last},
                      "started": last.get("timestamp", 0) - last.get("time_total_s", 0)})
     sign = -1 if space.mode == "max" else 1
 

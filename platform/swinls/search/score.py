@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from ray.tune.integration.ray_train import TuneReportCallback
 
-from swinls.search.space import SCORE
+from swinls.search.space import SCORE, SearchSpace
 
 
 class TrialScore:
@@ -38,17 +38,27 @@ class TrialScore:
         return sum(window) / len(window) if window else None  # a NaN epoch makes the score NaN
 
 
-def scored(metrics: dict, score: TrialScore) -> dict:
+def scored(metrics: dict, score: TrialScore, first: tuple[str, ...] = ()) -> dict:
+    """The metrics with the trial's score added, the keys in `first` leading: Tune's live table
+    shows the first four numbers of a result beside its own columns."""
     value = score.add(metrics)
-    return metrics if value is None else dict(metrics, **{SCORE: value})
+    metrics = metrics if value is None else dict(metrics, **{SCORE: value})
+    return {**{key: metrics[key] for key in first if key in metrics}, **metrics}
+
+
+def live_columns(space: SearchSpace) -> tuple[str, ...]:
+    """What a user watching the search wants per trial: its score, the metric it is ranked by, the
+    one the scheduler stops by, and held-out F1 (when there is a held-out region)."""
+    keys = (SCORE, space.metric, space.scheduler.get("metric", SCORE), "holdout_f1", "epoch")
+    return tuple(dict.fromkeys(keys))
 
 
 class ScoreReportCallback(TuneReportCallback):
     """Ray Train's bridge to Tune, adding the trial's score to what rank 0 reports."""
 
-    def __init__(self, score: TrialScore) -> None:
+    def __init__(self, score: TrialScore, first: tuple[str, ...] = ()) -> None:
         super().__init__()
-        self.score = score
+        self.score, self.first = score, first
 
     def after_report(self, run_context, metrics: list[dict], checkpoint) -> None:
-        super().after_report(run_context, [scored(metrics[0], self.score), *metrics[1:]], checkpoint)
+        super().after_report(run_context, [scored(metrics[0], self.score, self.first), *metrics[1:]], checkpoint)
