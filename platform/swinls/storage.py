@@ -69,6 +69,16 @@ def join(uri: str, *parts: str) -> str:
     return out
 
 
+def absolute(uri: str) -> str:
+    """A local path made absolute (Ray workers run elsewhere than the driver); URIs unchanged."""
+    uri = str(uri)
+    if is_s3(uri):
+        return uri
+    if uri.startswith("file://"):
+        uri = uri[len("file://"):]
+    return str(Path(uri).absolute())
+
+
 def to_uri(fs: fsspec.AbstractFileSystem, path: str) -> str:
     return f"s3://{path}" if not isinstance(fs, LocalFileSystem) else path
 
@@ -172,6 +182,30 @@ def new_version_id() -> str:
     return uuid.uuid4().hex[:16]
 
 
+def write_version(base_uri: str, files: Mapping[str, str | Path | bytes]) -> tuple[str, dict[str, str]]:
+    """Write `files` under a new `<base>/versions/<id>/`; (the id, sha256 per file). No reader
+    sees it until a pointer names it."""
+    version = new_version_id()
+    prefix = join(base_uri, "versions", version)
+    digests: dict[str, str] = {}
+    for name, content in sorted(files.items()):
+        target = join(prefix, name)
+        if isinstance(content, bytes):
+            digests[name] = hashlib.sha256(content).hexdigest()
+            write_bytes_atomic(target, content)
+        else:
+            digests[name] = sha256_file(content)
+            put_file_atomic(content, target)
+    return version, digests
+
+
+def make_pointer(version: str, digests: Mapping[str, str], metadata: Mapping[str, Any] | None = None) -> dict:
+    pointer = {"version": version, "prefix": f"versions/{version}", "files": dict(digests)}
+    if metadata:
+        pointer["metadata"] = dict(metadata)
+    return pointer
+
+
 def publish_version(
     base_uri: str,
     files: Mapping[str, str | Path | bytes],
@@ -184,24 +218,103 @@ def publish_version(
     Returns the version id. Until the pointer is flipped, readers keep seeing the previous
     version; a crash anywhere before that leaves at most an unreferenced version prefix.
     """
-    version = new_version_id()
-    prefix = join(base_uri, "versions", version)
-    digests: dict[str, str] = {}
-    for name, content in sorted(files.items()):
-        target = join(prefix, name)
-        if isinstance(content, bytes):
-            digests[name] = hashlib.sha256(content).hexdigest()
-            write_bytes_atomic(target, content)
-        else:
-            digests[name] = sha256_file(content)
-            put_file_atomic(content, target)
+    version, digests = write_version(base_uri, files)
     if before_pointer is not None:
         before_pointer()
-    pointer = {"version": version, "prefix": f"versions/{version}", "files": digests}
-    if metadata:
-        pointer["metadata"] = dict(metadata)
-    write_json_atomic(join(base_uri, POINTER_NAME), pointer)
+    write_json_atomic(join(base_uri, POINTER_NAME), make_pointer(version, digests, metadata))
     return version
+
+
+LOCK_EXPIRY_S = 60.0  # a local pointer lock older than this was left by a crashed writer
+
+
+class PointerMoved(StorageError):
+    """A compare-and-swap found the pointer at another version than the one expected."""
+
+
+def _precondition_failed(exc: BaseException) -> bool:
+    if isinstance(exc, FileExistsError):  # s3fs's name for a failed If-None-Match
+        return True
+    response = getattr(exc.__cause__, "response", None) or getattr(exc, "response", None) or {}
+    return response.get("Error", {}).get("Code") in ("PreconditionFailed", "412")
+
+
+@contextlib.contextmanager
+def _local_lock(path: str):
+    """An exclusive lock file (O_EXCL), broken when older than LOCK_EXPIRY_S."""
+    import time
+
+    lock = f"{path}.lock"
+    os.makedirs(os.path.dirname(lock), exist_ok=True)
+    deadline = time.monotonic() + 2 * LOCK_EXPIRY_S
+    while True:
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+            break
+        except FileExistsError:
+            try:
+                if time.time() - os.path.getmtime(lock) > LOCK_EXPIRY_S:
+                    os.unlink(lock)
+                    continue
+            except FileNotFoundError:
+                continue
+            if time.monotonic() > deadline:
+                raise StorageError(f"{lock}: held by another writer for too long") from None
+            time.sleep(0.05)
+    try:
+        os.write(fd, str(os.getpid()).encode())
+        os.close(fd)
+        yield
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(lock)
+
+
+def swap_pointer(base_uri: str, pointer: Mapping[str, Any], expected_version: str | None) -> None:
+    """Write `<base>/LATEST.json` only if it still names `expected_version` (None: only if there is
+    no pointer yet); raises PointerMoved otherwise. Atomic against other writers: locally under an
+    exclusive lock file, on S3 by a conditional PUT (If-Match on the pointer's ETag, or
+    If-None-Match for the first one)."""
+    uri = join(base_uri, POINTER_NAME)
+    fs, path = filesystem(uri)
+    data = (json.dumps(dict(pointer), indent=2, sort_keys=True) + "\n").encode()
+
+    def current() -> str | None:
+        return read_json(uri)["version"] if fs.exists(path) else None
+
+    if isinstance(fs, LocalFileSystem):
+        with _local_lock(path):
+            found = current()
+            if found != expected_version:
+                raise PointerMoved(f"{uri}: names version {found}, not {expected_version} as expected")
+            write_bytes_atomic(uri, data)
+        return
+    condition = {"IfNoneMatch": "*"}
+    if fs.exists(path):
+        info = fs.info(path)
+        found = json.loads(fs.cat_file(path))["version"]
+        if found != expected_version:
+            raise PointerMoved(f"{uri}: names version {found}, not {expected_version} as expected")
+        condition = {"IfMatch": info["ETag"]}  # the object just read: a write in between fails the PUT
+    elif expected_version is not None:
+        raise PointerMoved(f"{uri}: gone, not at version {expected_version} as expected")
+    try:
+        fs.pipe_file(path, data, **condition)
+    except OSError as exc:
+        if _precondition_failed(exc):
+            raise PointerMoved(f"{uri}: changed by another writer while this one swapped it") from exc
+        raise
+
+
+def pointer_for(base_uri: str, version: str, metadata: Mapping[str, Any] | None = None) -> dict:
+    """The pointer to an existing version, its files' digests computed from what is stored."""
+    prefix = join(base_uri, "versions", version)
+    try:
+        names = list_files(prefix)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{prefix}: no such version") from None
+    digests = {name: hashlib.sha256(read_bytes(join(prefix, name))).hexdigest() for name in names}
+    return make_pointer(version, digests, metadata)
 
 
 def latest_version(base_uri: str) -> dict:
