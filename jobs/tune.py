@@ -47,24 +47,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def space_text(args, original: str) -> str:
-    """The space file with the command line's budget and resource overrides applied."""
-    import yaml
-
-    data = yaml.safe_load(original) or {}
-    if args.samples is not None:
-        data.setdefault("budget", {})["samples"] = args.samples
-    if args.max_concurrent is not None:
-        data.setdefault("budget", {})["max_concurrent"] = args.max_concurrent
-    resources = data.setdefault("resources", {})
-    for key, value in (("num_workers", args.workers), ("cpus_per_worker", args.cpus_per_worker)):
-        if value is not None:
-            resources[key] = value
-    if args.use_gpu:
-        resources["use_gpu"] = True
-    return yaml.safe_dump(data, sort_keys=False)
-
-
 def shown(path: str) -> str:
     """A local path as the user would type it from here; URIs unchanged."""
     if "://" in str(path):
@@ -72,17 +54,6 @@ def shown(path: str) -> str:
     absolute = os.path.abspath(path)  # not resolve(): a venv's python is a symlink out of the checkout
     inside = absolute.startswith(os.getcwd().rstrip(os.sep) + os.sep)
     return os.path.relpath(absolute) if inside else str(path)
-
-
-def quiet_bookkeeping() -> None:
-    """Optuna's "new study created" and Tune's "wrote the experiment state" lines at INFO say
-    nothing a user acts on; warnings and errors still show."""
-    import logging
-
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    logging.getLogger("ray.tune").setLevel(logging.WARNING)
 
 
 def job_python() -> str:
@@ -113,7 +84,8 @@ def predict_commands(args, space, result) -> list[str]:
 def main(argv=None) -> int:
     args = parse_args(argv)
     from swinls.search.experiment import ExperimentExists, run_search
-    from swinls.search.space import SpaceError, parse_space
+    from swinls.cli import quiet_bookkeeping
+    from swinls.search.space import SpaceError, override_space, parse_space
 
     if args.resume and not args.name:
         print("error: --resume needs the --name of the experiment to continue", file=sys.stderr)
@@ -123,7 +95,8 @@ def main(argv=None) -> int:
 
         original = storage.read_bytes(args.space).decode()
         parse_space(original, args.space)  # a malformed space fails here, before Ray or any data, with its lines
-        text = space_text(args, original)
+        text = override_space(original, samples=args.samples, max_concurrent=args.max_concurrent,
+                              workers=args.workers, cpus_per_worker=args.cpus_per_worker, use_gpu=args.use_gpu)
         space = parse_space(text, f"{args.space} with the command line's overrides")
     except (SpaceError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -294,5 +294,26 @@ def _check_against_config(space: SearchSpace) -> None:
                 raise SpaceError(f"{space.source}: {parameter.where()}: value {value!r} is refused: {exc}") from None
 
 
+def override_space(text: str, *, samples: int | None = None, max_concurrent: int | None = None,
+                   workers: int | None = None, cpus_per_worker: float | None = None, use_gpu: bool = False,
+                   base: list[str] = ()) -> str:
+    """The space's YAML with a command line's budget and resources applied, and `base` overrides
+    (`key.sub=value`) on its experiment config; check the result with `parse_space`."""
+    data = yaml.safe_load(text) or {}
+    if samples is not None:
+        data.setdefault("budget", {})["samples"] = samples
+    if max_concurrent is not None:
+        data.setdefault("budget", {})["max_concurrent"] = max_concurrent
+    resources = data.setdefault("resources", {})
+    for key, value in (("num_workers", workers), ("cpus_per_worker", cpus_per_worker)):
+        if value is not None:
+            resources[key] = value
+    if use_gpu:
+        resources["use_gpu"] = True
+    if base:
+        data["base"] = apply_overrides(data.get("base") or {}, list(base))
+    return yaml.safe_dump(data, sort_keys=False)
+
+
 def load_space(uri: str) -> SearchSpace:
     return parse_space(storage.read_bytes(uri).decode(), source=str(uri))
