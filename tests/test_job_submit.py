@@ -206,3 +206,45 @@ def test_a_submitted_prediction_applies_the_searchs_best_model_on_the_cluster(he
     assert set(storage.list_files("s3://e2e/predictions")) == {
         "crop_prediction.tif", "crop_probability.tif", "scene_0_prediction.tif", "scene_0_probability.tif",
         "metrics.json", "prediction.json"}
+
+
+RETRAIN_SETTINGS = ["model.size=nano", "model.decoder_channels=[32, 16, 16, 8, 8]", "model.drop_path=0.0",
+                    "data.batch_size=8", "stage1.epochs=2", "stage1.lr=0.002", "stage2.epochs=1", "selftrain.rounds=0"]
+
+
+def test_scheduled_retraining_submitted_to_the_cluster_promotes_skips_and_judges_a_new_region(head, s3_endpoint,
+                                                                                              synthetic_raw, tmp_path):
+    """The nightly job as cron would submit it: a first champion, a night with nothing new, and a
+    night after a new region was ingested."""
+    storage.filesystem("s3://nightly")[0].mkdir("nightly")
+    for name in ("steep-forest", "terraced-farmland"):
+        shutil.copytree(synthetic_raw / name, tmp_path / "first" / name, copy_function=os.link)
+    ingest(str(tmp_path / "first"), "s3://nightly/shards")
+    args = ["--data", "s3://nightly/shards", "--registry", "s3://nightly/registry",
+            *[a for setting in RETRAIN_SETTINGS for a in ("--set", setting)]]
+
+    def night() -> list[str]:
+        job = submit_job(head, s3_endpoint, "jobs/retrain.py", *args)
+        wait_until(lambda: status(head, job) not in ("RUNNING", "PENDING"), 600, "the retraining job")
+        logs = ray_cli(head, "job", "logs", job).stdout
+        assert status(head, job) == "SUCCEEDED", logs[-3000:]
+        return [line for line in logs.splitlines() if line.strip()]
+
+    first = night()
+    champion = storage.latest_version("s3://nightly/registry/champion")["version"]
+    assert first[-1].startswith(f"decision: promoted {champion} (first champion")
+    assert night()[-1].startswith(f"decision: no-op (champion {champion} was trained on this manifest")
+
+    shutil.copytree(synthetic_raw / "volcanic-arc", tmp_path / "second" / "volcanic-arc", copy_function=os.link)
+    ingest(str(tmp_path / "second"), "s3://nightly/shards")
+    third = night()
+    verdict = third[-1].split()[1]
+    assert verdict in ("promoted", "kept")
+    record_uri = next(line.split(": ", 1)[1] for line in third if line.startswith("record: "))
+    record = json.loads(storage.read_bytes(record_uri))
+    assert record["verdict"] == verdict and record["champion"]["before"] == champion
+    for model in ("champion", "challenger"):
+        assert set(record["scores"][model]["regions"]) == {"steep-forest", "terraced-farmland", "volcanic-arc"}
+    now = storage.latest_version("s3://nightly/registry/champion")["version"]
+    assert (now == record["champion"]["after"]) if verdict == "promoted" else (now == champion)
+    assert any(line.startswith("volcanic-arc ") for line in third)  # the score table, per region

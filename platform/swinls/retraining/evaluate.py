@@ -1,0 +1,74 @@
+"""Champion and challenger scored alike: a published model over the validation patches of every
+region of a shard dataset, each model normalising the raw bands with its own card's statistics.
+
+Counts are pixel counts (landslide class, argmax; ignored pixels left out) per region and summed
+over all of them, so the overall F1 is the official evaluation's, not a mean of per-region F1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pyarrow.parquet as pq
+import torch
+
+from swinls import storage
+from swinls.data.transform import BatchProjector
+from swinls.metrics import Confusion
+from swinls.shards import Manifest
+
+EVALUATION_SPLIT = "valid"
+
+
+@dataclass
+class Scores:
+    model: str  # the version's URI
+    regions: dict[str, Confusion] = field(default_factory=dict)
+
+    @property
+    def overall(self) -> Confusion:
+        return sum(self.regions.values(), Confusion())
+
+    def table(self) -> dict:
+        """What a decision record holds: counts and P/R/F1/IoU, overall and per region."""
+        def row(c: Confusion) -> dict:
+            return {**asdict(c), **c.scores()}
+
+        return {"model": self.model, "overall": row(self.overall),
+                "regions": {name: row(c) for name, c in sorted(self.regions.items())}}
+
+
+def evaluation_regions(manifest: Manifest) -> list[str]:
+    """Every region with labelled validation patches."""
+    return [name for name, entry in sorted(manifest.regions.items())
+            if any(s.split == EVALUATION_SPLIT and s.labeled_rows for s in entry.shards)]
+
+
+def evaluate(model_uri: str, data_uri: str, regions: list[str], *, batch_size: int = 32, use_gpu: bool = False) -> Scores:
+    from swinls.prediction.model import Decision, load_for_prediction
+
+    loaded = load_for_prediction(model_uri, use_gpu=use_gpu)
+    manifest = Manifest.load(data_uri)
+    norm = loaded.normalizer
+    missing = [band for band in norm.inputs if band not in manifest.bands]
+    if missing:
+        raise ValueError(f"{loaded.uri}: the model reads bands {', '.join(missing)} that {data_uri} does not hold")
+    projector = BatchProjector(tuple(norm.inputs), tuple(manifest.patch_shape), manifest.image_dtype,
+                               norm.mean, norm.std, norm.pca)
+    decide = Decision()
+    scores = Scores(loaded.uri)
+    for region in regions:
+        counts = Confusion()
+        for shard in manifest.shards([EVALUATION_SPLIT], [region]):
+            fs, path = storage.filesystem(storage.join(data_uri, shard.path))
+            with fs.open(path, "rb") as handle:
+                parquet = pq.ParquetFile(handle)
+                for group in range(parquet.num_row_groups):
+                    rows = projector(parquet.read_row_group(group, columns=projector.columns()))
+                    for start in range(0, len(rows["key"]), batch_size):
+                        image = rows["image"][start:start + batch_size].astype(np.float32)
+                        predicted = decide(loaded.predictor.margins(image))
+                        counts.add(torch.from_numpy(predicted), torch.from_numpy(rows["mask"][start:start + batch_size]))
+        scores.regions[region] = counts
+    return scores
