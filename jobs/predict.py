@@ -72,8 +72,10 @@ def main(argv=None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if use_ray:
+        from swinls.cli import quiet_bookkeeping
         from swinls.data.ray_data import init_local_ray
 
+        quiet_bookkeeping()
         init_local_ray(log_to_driver=False)
     with warnings.catch_warnings():
         warnings.simplefilter("always")

@@ -13,10 +13,12 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from swinls import storage
 from swinls.registry import load_published
-from swinls.retraining import ModelRegistry, Recipe, RetrainError, RetrainOptions, retrain, rollback
+from swinls.retraining import (ModelRegistry, Recipe, RetrainError, RetrainOptions, labelled_regions, retrain,
+                               rollback)
 from swinls.shards import Manifest, ingest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -269,3 +271,34 @@ def test_the_verdict_needs_the_overall_gain_and_no_region_falling_too_far():
     verdict = judge(champion, shifted)
     assert not verdict.promote and "in b -0.0600" in verdict.reason
     assert judge(champion, shifted, max_region_drop=0.1).promote
+
+
+def test_a_search_space_recipe_promotes_its_best_trial_trained_on_every_labelled_region(world, tmp_path):
+    space = tmp_path / "nightly.yaml"
+    space.write_text("""\
+metric: valid_f1
+mode: max
+budget: {samples: 2, max_concurrent: 1}
+scheduler: {type: none}
+resources: {num_workers: 1, cpus_per_worker: 1, driver_cpus: 1}
+base:
+  data: {batch_size: 8, train_regions: [steep-forest], holdout_regions: [volcanic-arc]}
+  model: {size: nano, decoder_channels: [32, 16, 16, 8, 8], drop_path: 0.0}
+  stage1: {epochs: 1}
+  stage2: {epochs: 1, lr: 0.00001}
+  selftrain: {rounds: 0}
+parameters:
+  stage1.lr: {choices: [0.002, 0.001]}
+""")
+    registry_uri = str(tmp_path / "registry")
+    outcome = retrain(world["data"], registry_uri, Recipe(space=str(space), samples=1), log=world["lines"].append)
+    assert outcome.decision == "promoted"
+    key = outcome.record["key"]
+    assert outcome.record["candidate"] == storage.join(registry_uri, "searches", key, "best")
+    champion = ModelRegistry(registry_uri).champion()
+    # the space's own regions give way to every labelled region, none held out
+    labelled = labelled_regions(Manifest.load(world["data"]))
+    assert champion.card["regions"] == {"trained": labelled, "held_out": []} and len(labelled) >= 2
+    assert len(storage.list_files(storage.join(registry_uri, "searches", key, "trials"))) > 0
+    ran = yaml.safe_load(storage.read_bytes(storage.join(registry_uri, "searches", key, "space.yaml")))
+    assert ran["budget"]["samples"] == 1

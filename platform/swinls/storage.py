@@ -19,6 +19,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 import uuid
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -242,8 +243,6 @@ def _precondition_failed(exc: BaseException) -> bool:
 @contextlib.contextmanager
 def _local_lock(path: str):
     """An exclusive lock file (O_EXCL), broken when older than LOCK_EXPIRY_S."""
-    import time
-
     lock = f"{path}.lock"
     os.makedirs(os.path.dirname(lock), exist_ok=True)
     deadline = time.monotonic() + 2 * LOCK_EXPIRY_S

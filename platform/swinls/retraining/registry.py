@@ -62,7 +62,8 @@ class ModelRegistry:
         try:
             pointer = storage.latest_version(self.champion_uri)
             _, card, version_uri = load_published(self.champion_uri)
-        except (CheckpointError, storage.StorageError, FileNotFoundError, KeyError, ValueError) as exc:
+        except (CheckpointError, storage.StorageError, FileNotFoundError, KeyError, ValueError, RuntimeError) as exc:
+            # RuntimeError: weights that do not fit the card's architecture
             raise RegistryError(f"{self.champion_uri}: the champion cannot be loaded ({exc}); fix it or roll back "
                                 f"with --rollback VERSION (versions under {self.champion_uri}/versions/)") from exc
         return Champion(pointer["version"], version_uri, card)
