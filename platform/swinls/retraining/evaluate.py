@@ -39,10 +39,14 @@ class Scores:
                 "regions": {name: row(c) for name, c in sorted(self.regions.items())}}
 
 
+def regions_labelled_in(manifest: Manifest, split: str) -> list[str]:
+    return [name for name, entry in sorted(manifest.regions.items())
+            if any(s.split == split and s.labeled_rows for s in entry.shards)]
+
+
 def evaluation_regions(manifest: Manifest) -> list[str]:
     """Every region with labelled validation patches."""
-    return [name for name, entry in sorted(manifest.regions.items())
-            if any(s.split == EVALUATION_SPLIT and s.labeled_rows for s in entry.shards)]
+    return regions_labelled_in(manifest, EVALUATION_SPLIT)
 
 
 def evaluate(model_uri: str, data_uri: str, regions: list[str], *, batch_size: int = 32, use_gpu: bool = False) -> Scores:

@@ -20,7 +20,7 @@ from swinls.bands import BandError, resolve_band_set
 from swinls.config import ConfigError
 from swinls.registry import code_version
 from swinls.retraining.decision import MAX_REGION_DROP, MIN_GAIN, Verdict, judge
-from swinls.retraining.evaluate import Scores, evaluate, evaluation_regions
+from swinls.retraining.evaluate import Scores, evaluate, evaluation_regions, regions_labelled_in
 from swinls.retraining.recipe import Recipe, make_challenger, run_key
 from swinls.retraining.registry import Champion, ModelRegistry, RegistryError
 from swinls.shards import Manifest
@@ -47,8 +47,8 @@ class Outcome:
 
 
 def labelled_regions(manifest: Manifest) -> list[str]:
-    return [name for name, entry in sorted(manifest.regions.items())
-            if any(s.split == "train" and s.labeled_rows for s in entry.shards)]
+    """The regions a challenger can train on: those with labelled training patches."""
+    return regions_labelled_in(manifest, "train")
 
 
 def _short(sha: str | None) -> str:
