@@ -152,9 +152,9 @@ def load_published(uri: str):
     card = _card(version_uri, digests)
     weights_uri = storage.join(version_uri, WEIGHTS_NAME)
     try:
-        weights = torch.load(io.BytesIO(_read_checked(version_uri, WEIGHTS_NAME, digests)), map_location="cpu",
-                             weights_only=True)
-    except storage.StorageError:
+        blob = _read_checked(version_uri, WEIGHTS_NAME, digests)
+        weights = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
+    except storage.StorageError:  # a digest mismatch says so itself
         raise
     except Exception as exc:  # noqa: BLE001 - any unreadable file is the same error for the user
         raise CheckpointError(f"{weights_uri}: the published model cannot be loaded ({exc})") from exc
