@@ -209,7 +209,7 @@ def test_a_submitted_prediction_applies_the_searchs_best_model_on_the_cluster(he
 
 
 RETRAIN_SETTINGS = ["model.size=nano", "model.decoder_channels=[32, 16, 16, 8, 8]", "model.drop_path=0.0",
-                    "data.batch_size=8", "stage1.epochs=2", "stage1.lr=0.002", "stage2.epochs=1", "selftrain.rounds=0"]
+                    "data.batch_size=8", "stage1.epochs=1", "stage1.lr=0.002", "stage2.epochs=1", "selftrain.rounds=0"]
 
 
 def test_scheduled_retraining_submitted_to_the_cluster_promotes_skips_and_judges_a_new_region(head, s3_endpoint,
