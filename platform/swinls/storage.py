@@ -72,12 +72,7 @@ def join(uri: str, *parts: str) -> str:
 
 def absolute(uri: str) -> str:
     """A local path made absolute (Ray workers run elsewhere than the driver); URIs unchanged."""
-    uri = str(uri)
-    if is_s3(uri):
-        return uri
-    if uri.startswith("file://"):
-        uri = uri[len("file://"):]
-    return str(Path(uri).absolute())
+    return str(uri) if is_s3(uri) else filesystem(uri)[1]
 
 
 def to_uri(fs: fsspec.AbstractFileSystem, path: str) -> str:

@@ -15,7 +15,6 @@ that was evaluated: two runs at once cannot both promote, and a crash leaves the
 from __future__ import annotations
 
 import datetime
-import json
 from dataclasses import dataclass
 
 from swinls import storage
@@ -60,13 +59,12 @@ class ModelRegistry:
         if not storage.exists(pointer_uri):
             return None
         try:
-            pointer = storage.latest_version(self.champion_uri)
-            _, card, version_uri = load_published(self.champion_uri)
+            _, card, version_uri = load_published(self.champion_uri)  # follows the pointer once
         except (CheckpointError, storage.StorageError, FileNotFoundError, KeyError, ValueError, RuntimeError) as exc:
             # RuntimeError: weights that do not fit the card's architecture
             raise RegistryError(f"{self.champion_uri}: the champion cannot be loaded ({exc}); fix it or roll back "
                                 f"with --rollback VERSION (versions under {self.champion_uri}/versions/)") from exc
-        return Champion(pointer["version"], version_uri, card)
+        return Champion(version_uri.rsplit("/", 1)[1], version_uri, card)
 
     def versions(self) -> list[str]:
         root = storage.join(self.champion_uri, "versions")
@@ -99,8 +97,7 @@ class ModelRegistry:
             load_published(version_uri)
         except (CheckpointError, storage.StorageError, FileNotFoundError) as exc:
             raise RegistryError(f"{version_uri}: cannot be loaded, so it cannot be the champion ({exc})") from exc
-        pointer = storage.pointer_for(self.champion_uri, version, {"rollback_from": expected})
-        storage.swap_pointer(self.champion_uri, pointer, expected)
+        self.swap(storage.pointer_for(self.champion_uri, version, {"rollback_from": expected}), expected)
 
     # -- decisions ------------------------------------------------------------------------------
     def decision(self, key: str) -> tuple[dict, str] | None:
@@ -119,5 +116,5 @@ class ModelRegistry:
         if uri is None:
             stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
             uri = self.path(DECISIONS, f"{stamp}-{key}.json")
-        storage.write_bytes_atomic(uri, (json.dumps(record, indent=1, sort_keys=True) + "\n").encode())
+        storage.write_json_atomic(uri, record)
         return uri

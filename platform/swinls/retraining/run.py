@@ -185,11 +185,7 @@ def _repeat(registry: ModelRegistry, champion: Champion | None, record: dict, ur
 def rollback(registry_uri: str, version: str) -> str:
     """Point the champion at an earlier version; the line to print."""
     registry = ModelRegistry(registry_uri)
-    try:
-        champion = registry.champion()
-    except RegistryError:
-        champion = None  # a broken champion is what a rollback is for
-    current = champion.version if champion else _pointer_version(registry)
+    current = _pointer_version(registry)  # not loaded: a broken champion is what a rollback is for
     try:
         registry.rollback(version, current)
     except RegistryError as exc:
