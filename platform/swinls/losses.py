@@ -20,15 +20,24 @@ import torch.nn.functional as F
 IGNORE = 255
 
 
+# No loss below has a data-dependent shape or a host read (no boolean indexing, no `.any()`
+# branch, no `float()`): ignored pixels carry zero weight instead of being dropped, so a
+# training step never waits for the GPU and the CPU can queue the next one.
+
+def _safe_mean(total: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
+    """total / count, and 0 (with a gradient path) where count is 0."""
+    return total / count.clamp(min=1)
+
+
 def cross_entropy(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    if not (mask != IGNORE).any():
-        return logits.sum() * 0.0
-    return F.cross_entropy(logits.float(), mask, ignore_index=IGNORE)
+    valid = mask != IGNORE
+    per_pixel = F.cross_entropy(logits.float(), mask.masked_fill(~valid, 0), reduction="none")
+    return _safe_mean((per_pixel * valid).sum(), valid.sum())
 
 
 def weighted_cross_entropy(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    per_pixel = F.cross_entropy(logits.float(), mask, ignore_index=IGNORE, reduction="none")  # N×H×W
     valid = mask != IGNORE
+    per_pixel = F.cross_entropy(logits.float(), mask.masked_fill(~valid, 0), reduction="none")  # N×H×W
     positive = (mask == 1) & valid
     n_pos = positive.flatten(1).sum(1).float()
     n_neg = ((mask == 0) & valid).flatten(1).sum(1).float()
@@ -36,83 +45,75 @@ def weighted_cross_entropy(logits: torch.Tensor, mask: torch.Tensor) -> torch.Te
     weight = torch.where(positive, ratio.view(-1, 1, 1), valid.float())
     per_image_weight = weight.flatten(1).sum(1)
     labelled = per_image_weight > 0
-    if not labelled.any():
-        return logits.sum() * 0.0
-    per_image = (per_pixel * weight).flatten(1).sum(1)[labelled] / per_image_weight[labelled]
-    return per_image.mean()
+    per_image = (per_pixel * weight).flatten(1).sum(1) / per_image_weight.clamp(min=1e-12)
+    return _safe_mean(torch.where(labelled, per_image, torch.zeros_like(per_image)).sum(), labelled.sum())
 
 
 def focal(logits: torch.Tensor, mask: torch.Tensor, gamma: float = 2.0) -> torch.Tensor:
     valid = mask != IGNORE
-    if not valid.any():
-        return logits.sum() * 0.0
     log_p = F.log_softmax(logits.float(), dim=1)
-    target = mask.clamp(max=1).unsqueeze(1)
+    target = mask.masked_fill(~valid, 0).clamp(max=1).unsqueeze(1)
     log_pt = log_p.gather(1, target).squeeze(1)
     loss = -((1 - log_pt.exp()) ** gamma) * log_pt
-    return loss[valid].mean()
+    return _safe_mean((loss * valid).sum(), valid.sum())
 
 
 def lovasz_grad(sorted_truth: torch.Tensor) -> torch.Tensor:
-    """Gradient of the Lovász extension of the Jaccard loss, for errors sorted decreasingly."""
-    total = sorted_truth.sum()
-    intersection = total - sorted_truth.cumsum(0)
-    union = total + (1 - sorted_truth).cumsum(0)
+    """Gradient of the Lovász extension of the Jaccard loss, for errors sorted decreasingly
+    along the last dimension (one row per image, or a single row)."""
+    total = sorted_truth.sum(-1, keepdim=True)
+    intersection = total - sorted_truth.cumsum(-1)
+    union = total + (1 - sorted_truth).cumsum(-1)
     jaccard = 1.0 - intersection / union
-    if sorted_truth.numel() > 1:
-        jaccard[1:] = jaccard[1:] - jaccard[:-1].clone()
-    return jaccard
+    return torch.cat([jaccard[..., :1], jaccard[..., 1:] - jaccard[..., :-1]], dim=-1)
 
 
-def _lovasz_hinge_flat(margin_logits: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
-    if truth.numel() == 0:
-        return margin_logits.sum() * 0.0
-    signs = 2.0 * truth - 1.0
-    errors = 1.0 - margin_logits * signs
-    errors_sorted, order = torch.sort(errors, descending=True)
-    return torch.dot(F.relu(errors_sorted), lovasz_grad(truth[order]))
+def _lovasz_rows(errors: torch.Tensor, truth: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """The Lovász extension of the Jaccard loss per row (R×P errors, truth in {0,1}, valid).
+
+    Ignored entries sort last with zero truth and contribute relu(-inf) = 0: the cumulative
+    sums over the valid entries before them are exactly those of the valid entries alone.
+    """
+    errors = torch.where(valid, errors, torch.full_like(errors, -torch.inf))
+    errors_sorted, order = torch.sort(errors, dim=-1, descending=True)
+    grad = lovasz_grad(torch.gather(truth, -1, order))
+    return (F.relu(errors_sorted) * grad).sum(-1)
 
 
 def lovasz_hinge(logits: torch.Tensor, mask: torch.Tensor, per_image: bool = True) -> torch.Tensor:
-    """Binary Lovász hinge on the landslide margin (logit₁ − logit₀)."""
-    margin = (logits[:, 1] - logits[:, 0]).float()
-    if per_image:
-        losses = []
-        for m, y in zip(margin, mask):
-            valid = y != IGNORE
-            if valid.any():
-                losses.append(_lovasz_hinge_flat(m[valid], y[valid].float()))
-        return torch.stack(losses).mean() if losses else logits.sum() * 0.0
-    valid = mask != IGNORE
-    return _lovasz_hinge_flat(margin[valid], mask[valid].float())
+    """Binary Lovász hinge on the landslide margin (logit₁ − logit₀); images (or, for the whole
+    batch, the batch) without a labelled pixel add nothing."""
+    margin = (logits[:, 1] - logits[:, 0]).float().flatten(1)
+    flat = mask.flatten(1)
+    if not per_image:
+        margin, flat = margin.reshape(1, -1), flat.reshape(1, -1)
+    valid = flat != IGNORE
+    truth = (flat == 1).float()
+    errors = 1.0 - margin * (2.0 * truth - 1.0)
+    losses = _lovasz_rows(errors, truth, valid)
+    labelled = valid.any(-1)
+    return _safe_mean(torch.where(labelled, losses, torch.zeros_like(losses)).sum(), labelled.sum())
 
 
 def lovasz_softmax(logits: torch.Tensor, mask: torch.Tensor, classes: str = "present") -> torch.Tensor:
-    """Lovász-softmax over both classes (all pixels of the batch; ignored ones left out)."""
-    probs = F.softmax(logits.float(), dim=1).permute(0, 2, 3, 1).reshape(-1, logits.shape[1])
-    labels = mask.reshape(-1)
-    valid = labels != IGNORE
-    probs, labels = probs[valid], labels[valid]
-    if labels.numel() == 0:
-        return logits.sum() * 0.0
-    losses = []
-    for c in range(probs.shape[1]):
-        truth = (labels == c).float()
-        if classes == "present" and truth.sum() == 0:
-            continue
-        errors = (truth - probs[:, c]).abs()
-        errors_sorted, order = torch.sort(errors, descending=True)
-        losses.append(torch.dot(errors_sorted, lovasz_grad(truth[order])))
-    return torch.stack(losses).mean() if losses else logits.sum() * 0.0
+    """Lovász-softmax over both classes (all pixels of the batch; ignored ones left out); with
+    "present", a class without a labelled pixel in the batch is left out of the mean."""
+    num_classes = logits.shape[1]
+    probs = F.softmax(logits.float(), dim=1).permute(1, 0, 2, 3).reshape(num_classes, -1)  # C×P
+    labels = mask.reshape(1, -1)
+    valid = (labels != IGNORE).expand(num_classes, -1)
+    truth = (labels == torch.arange(num_classes, device=labels.device).view(-1, 1)).float() * valid
+    losses = _lovasz_rows((truth - probs).abs(), truth, valid)
+    counted = truth.sum(-1) > 0 if classes == "present" else valid.any(-1)
+    return _safe_mean(torch.where(counted, losses, torch.zeros_like(losses)).sum(), counted.sum())
 
 
 def image_level(image_logit: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """BCE of the image head against δ(any landslide pixel); fully ignored images are left out."""
     labelled = (mask != IGNORE).flatten(1).any(1)
-    if not labelled.any():
-        return image_logit.sum() * 0.0
     target = (mask == 1).flatten(1).any(1).float()
-    return F.binary_cross_entropy_with_logits(image_logit.float()[labelled], target[labelled])
+    per_image = F.binary_cross_entropy_with_logits(image_logit.float(), target, reduction="none")
+    return _safe_mean((per_image * labelled).sum(), labelled.sum())
 
 
 @dataclass(frozen=True)
@@ -142,8 +143,9 @@ PAPER_STAGE1 = LossWeights()
 PAPER_STAGE2 = LossWeights(ce=1.0, wce=0.0, lovasz=0.0, image=0.0)
 
 
-def composite(outputs: dict[str, torch.Tensor], mask: torch.Tensor, weights: LossWeights) -> tuple[torch.Tensor, dict[str, float]]:
-    """The weighted total and each term's value (for logging)."""
+def composite(outputs: dict[str, torch.Tensor], mask: torch.Tensor, weights: LossWeights) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The weighted total and each term's value, detached and left on the device (reading them
+    would wait for the GPU): sum them there and read once an epoch."""
     logits = outputs["logits"]
     terms = {
         "ce": lambda: cross_entropy(logits, mask),
@@ -153,17 +155,17 @@ def composite(outputs: dict[str, torch.Tensor], mask: torch.Tensor, weights: Los
         "focal": lambda: focal(logits, mask),
     }
     total = logits.sum() * 0.0
-    parts: dict[str, float] = {}
+    parts: dict[str, torch.Tensor] = {}
     for name, fn in terms.items():
         weight = getattr(weights, name)
         if weight:
             value = fn()
             total = total + weight * value
-            parts[name] = float(value.detach())
+            parts[name] = value.detach()
     if weights.image:
         if "image_logit" not in outputs:
             raise ValueError("loss weight 'image' is set but the model has no image-level head (model.image_head)")
         value = image_level(outputs["image_logit"], mask)
         total = total + weights.image * value
-        parts["image"] = float(value.detach())
+        parts["image"] = value.detach()
     return total, parts
