@@ -3,9 +3,9 @@ import pytest
 import torch
 
 from swinls.augment import IGNORE, AugmentConfig
-from swinls.augment.ops import (Augmenter, affine_matrices, cutmix, cutout, flip, rotate_point,
+from swinls.augment.ops import (Augmenter, affine_matrices, color, cutmix, cutout, flip, rotate_point,
                                 rotate_shift)
-from swinls.augment.params import sample_params
+from swinls.augment.params import DRAWS, sample_params, uniforms
 
 H = W = 32
 
@@ -134,10 +134,92 @@ def test_augmentation_is_reproducible_per_sample_and_changes_with_the_epoch():
 
 def test_probabilities_are_respected_over_many_samples():
     params = sample_params(AugmentConfig(flip=0.5, rotate_shift=0.2, cutmix=0.0), np.arange(4000), epoch=0)
-    assert 0.45 < params.flip_h.mean() < 0.55 and 0.17 < params.rotate.mean() < 0.23 and not params.cutmix.any()
-    assert np.abs(np.degrees(params.angle)).max() <= 180.0
+    assert 0.45 < params.flip_h.float().mean() < 0.55 and 0.17 < params.rotate.float().mean() < 0.23
+    assert not params.cutmix.any() and torch.rad2deg(params.angle).abs().max() <= 180.0
 
 
 def test_invalid_probabilities_are_rejected():
     with pytest.raises(ValueError, match="augment.cutout is a probability"):
         AugmentConfig(cutout=1.5)
+
+
+# -- the counter-based draws ------------------------------------------------------------------
+
+def test_draws_are_a_function_of_seed_epoch_and_key_only():
+    keys = torch.tensor([3, -7, 2**62 + 5, -(2**63), 0, 123456789012345], dtype=torch.int64)
+    a = uniforms(4, 9, keys)
+    assert a.shape == (6, DRAWS) and ((a > 0) & (a < 1)).all()
+    # whatever the batch: reversed, a sub-batch, a key alone, or among 1000 other keys
+    torch.testing.assert_close(uniforms(4, 9, keys.flip(0)), a.flip(0), rtol=0, atol=0)
+    torch.testing.assert_close(uniforms(4, 9, keys[2:3]), a[2:3], rtol=0, atol=0)
+    crowd = torch.cat([torch.arange(1000, 2000), keys])
+    torch.testing.assert_close(uniforms(4, 9, crowd)[1000:], a, rtol=0, atol=0)
+    # and every input matters, including the high half of the key
+    for other in (uniforms(5, 9, keys), uniforms(4, 10, keys), uniforms(4, 9, keys + (1 << 40))):
+        assert (other != a).all()
+
+
+def test_draws_look_uniform_and_independent():
+    u = uniforms(0, 0, torch.arange(20000))
+    assert (u.mean(0) - 0.5).abs().max() < 0.01
+    histogram = torch.histc(u[:, 0].float(), bins=10, min=0, max=1)
+    assert (histogram / 20000 - 0.1).abs().max() < 0.01
+    correlation = torch.corrcoef(u.T.float())
+    assert (correlation - torch.eye(DRAWS)).abs().max() < 0.03
+    # neighbouring keys and epochs give unrelated draws
+    assert abs(float(torch.corrcoef(torch.stack([u[:-1, 0], u[1:, 0]]).float())[0, 1])) < 0.03
+    assert abs(float(torch.corrcoef(torch.stack([u[:, 0], uniforms(0, 1, torch.arange(20000))[:, 0]]).float())[0, 1])) < 0.03
+
+
+def test_augmentation_takes_keys_as_a_tensor_or_an_array_alike():
+    config = AugmentConfig(flip=0.5, rotate_shift=0.5, color=0.5, cutout=0.5, seed=3)
+    image, mask = torch.randn(5, 3, H, W), torch.randint(0, 2, (5, H, W))
+    keys = np.array([10, -20, 30, 2**40, 50])
+    a = Augmenter(config)(image, mask, keys, epoch=1)
+    b = Augmenter(config)(image, mask, torch.from_numpy(keys), epoch=1)
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_the_same_draws_and_masks_on_cpu_and_gpu():
+    keys = torch.arange(-50, 50)
+    torch.testing.assert_close(uniforms(1, 2, keys.cuda()).cpu(), uniforms(1, 2, keys), rtol=0, atol=0)
+    config = AugmentConfig(flip=0.5, rotate_shift=0.5, cutout=0.5, cutmix=0.5)
+    image, mask = torch.randn(100, 3, H, W), torch.randint(0, 2, (100, H, W))
+    cpu = Augmenter(config)(image, mask, keys, 0)
+    gpu = Augmenter(config)(image.cuda(), mask.cuda(), keys.cuda(), 0)
+    torch.testing.assert_close(gpu[0].cpu(), cpu[0], rtol=1e-4, atol=1e-4)
+    assert (gpu[1].cpu() != cpu[1]).float().mean() < 1e-3  # nearest sampling may flip a pixel on a boundary
+
+
+# -- each batched transform against the per-sample loops it replaced ----------------------------
+
+def random_batch(n=8, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    mask = torch.randint(0, 2, (n, H, W), generator=g)
+    mask[torch.rand(n, H, W, generator=g) < 0.1] = IGNORE
+    return torch.randn(n, 3, H, W, generator=g), mask
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_each_batched_transform_matches_the_per_sample_reference(seed):
+    from tests import reference_augment as ref
+
+    config = AugmentConfig(flip=0.5, rotate_shift=0.5, color=0.5, cutout=0.5, cutmix=0.5, seed=seed)
+    image, mask = random_batch(seed=seed)
+    p = sample_params(config, np.arange(8) * 1000 + seed, epoch=seed)
+    host = {k: v.numpy() for k, v in vars(p).items()}
+    assert host["flip_h"].any() and not host["flip_h"].all()  # both branches taken
+    cases = [
+        (flip(image, mask, p.flip_h, p.flip_v), ref.flip(image.clone(), mask.clone(), host["flip_h"], host["flip_v"])),
+        (rotate_shift(image, mask, p.rotate, p.angle, p.shift),
+         ref.rotate_shift(image.clone(), mask.clone(), host["rotate"], host["angle"], host["shift"])),
+        ((color(image, p.color, p.gain, p.bias), mask), (ref.color(image.clone(), host["color"], host["gain"], host["bias"]), mask)),
+        (cutout(image, mask, p.cutout, p.cutout_centre, 0.3),
+         ref.cutout(image.clone(), mask.clone(), host["cutout"], host["cutout_centre"], 0.3)),
+        (cutmix(image, mask, p.cutmix, p.cutmix_partner, p.cutmix_box),
+         ref.cutmix(image.clone(), mask.clone(), host["cutmix"], host["cutmix_partner"], host["cutmix_box"])),
+    ]
+    for (got_image, got_mask), (want_image, want_mask) in cases:
+        torch.testing.assert_close(got_image, want_image, rtol=1e-5, atol=1e-5)
+        assert torch.equal(got_mask, want_mask)

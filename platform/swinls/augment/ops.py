@@ -1,10 +1,13 @@
 """Batched, seeded augmentations that move image and mask together, on any torch device.
 
-Each sample's random parameters come from its own generator, seeded by (seed, epoch, row key),
-so a sample is augmented the same way whatever batch or worker it lands in; only cutmix, which
-borrows from another sample of the batch, depends on the batch. Masks use 255 = ignore: pixels
-that come from outside the patch after rotate+shift are ignored (not labelled background), and
-ignored pixels of pseudo-labelled rows stay ignored through every transform.
+Each sample's random draws come from a hash of (seed, epoch, row key) computed on the device
+(`swinls.augment.params`), so a sample is augmented the same way whatever batch or worker it
+lands in; only cutmix, which borrows from another sample of the batch, depends on the batch.
+Every transform is applied to the whole batch at once and selected per sample with
+`torch.where`: a handful of kernels per batch, no Python loop over samples and nothing that
+waits for the device. Masks use 255 = ignore: pixels that come from outside the patch after
+rotate+shift are ignored (not labelled background), and ignored pixels of pseudo-labelled rows
+stay ignored through every transform.
 
 Order: flips → rotate+shift → colour → cutout → cutmix.
 """
@@ -13,7 +16,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -22,120 +24,115 @@ from swinls.augment.params import sample_params
 
 
 class Augmenter:
-    """Callable on (image N×C×H×W float, mask N×H×W int64, keys, epoch) → augmented pair.
-
-    The inputs are left untouched (one copy is made, then every transform works in place on
-    it) unless `inplace=True` says the caller owns them and may lose them.
-    """
+    """Callable on (image N×C×H×W float, mask N×H×W int, keys, epoch) → a new augmented pair;
+    the inputs are left untouched. Keys may be a tensor (kept on its device) or an array."""
 
     def __init__(self, config: AugmentConfig) -> None:
         self.config = config
 
-    def __call__(self, image: torch.Tensor, mask: torch.Tensor, keys: np.ndarray, epoch: int,
-                 inplace: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-        if not self.config.enabled or image.shape[0] == 0:
+    def __call__(self, image: torch.Tensor, mask: torch.Tensor, keys, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
+        config = self.config
+        if not config.enabled or image.shape[0] == 0:
             return image, mask
-        p = sample_params(self.config, keys, epoch)
-        if not inplace:
-            image, mask = image.clone(), mask.clone()
-        flip(image, mask, p.flip_h, p.flip_v)
-        if p.rotate.any():
-            rotate_shift(image, mask, p.rotate, p.angle, p.shift)
-        if p.color.any():
-            color(image, p.color, p.gain, p.bias)
-        if p.cutout.any():
-            cutout(image, mask, p.cutout, p.cutout_centre, self.config.cutout_size)
-        if p.cutmix.any() and image.shape[0] > 1:
-            cutmix(image, mask, p.cutmix, p.cutmix_partner, p.cutmix_box)
+        p = sample_params(config, keys, epoch, image.device)
+        if config.flip > 0:
+            image, mask = flip(image, mask, p.flip_h, p.flip_v)
+        if config.rotate_shift > 0:
+            image, mask = rotate_shift(image, mask, p.rotate, p.angle, p.shift)
+        if config.color > 0:
+            image = color(image, p.color, p.gain, p.bias)
+        if config.cutout > 0:
+            image, mask = cutout(image, mask, p.cutout, p.cutout_centre, config.cutout_size)
+        if config.cutmix > 0 and image.shape[0] > 1:
+            image, mask = cutmix(image, mask, p.cutmix, p.cutmix_partner, p.cutmix_box)
         return image, mask
 
 
-# The transforms below modify `image` and `mask` in place and also return them.
+# Each transform returns new tensors; the per-sample selections are bool tensors (or arrays).
+
+def _on(value, like: torch.Tensor, dtype=None) -> torch.Tensor:
+    return torch.as_tensor(value, device=like.device, dtype=dtype)
 
 
-def _index(selected: np.ndarray, device: torch.device) -> torch.Tensor:
-    return torch.from_numpy(np.flatnonzero(selected)).to(device)
+def _rows(selected, like: torch.Tensor) -> torch.Tensor:
+    """A per-sample choice broadcast against `like` (N×… )."""
+    return _on(selected, like, torch.bool).view(-1, *([1] * (like.dim() - 1)))
 
 
-def flip(image, mask, flip_h: np.ndarray, flip_v: np.ndarray):
-    # a loop of per-sample copies is several times faster on CPU than one advanced-index put
+def flip(image, mask, flip_h, flip_v):
     for selected, dim in ((flip_h, -1), (flip_v, -2)):
-        for i in np.flatnonzero(selected):
-            image[i] = image[i].flip(dim)
-            mask[i] = mask[i].flip(dim)
+        image = torch.where(_rows(selected, image), image.flip(dim), image)
+        mask = torch.where(_rows(selected, mask), mask.flip(dim), mask)
     return image, mask
 
 
-def affine_matrices(angle: np.ndarray, shift: np.ndarray) -> np.ndarray:
-    """N×2×3 matrices mapping output coordinates to input coordinates (affine_grid's theta).
+def affine_matrices(angle, shift) -> torch.Tensor:
+    """N×2×3 matrices (float64) mapping output coordinates to input coordinates (affine_grid's theta).
 
     Coordinates are normalised to [-1, 1]; `shift` is the translation of the content as a
     fraction of the patch side (so a shift of 0.25 moves content a quarter of the side).
     """
-    cos, sin = np.cos(angle), np.sin(angle)
-    rotation = np.stack([np.stack([cos, -sin], -1), np.stack([sin, cos], -1)], -2)  # N×2×2
+    angle, shift = torch.as_tensor(angle, dtype=torch.float64), torch.as_tensor(shift, dtype=torch.float64)
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    rotation = torch.stack([torch.stack([cos, -sin], -1), torch.stack([sin, cos], -1)], -2)  # N×2×2
     translation = -2.0 * shift  # content moves by +shift: sample from -shift
-    offset = np.einsum("nij,nj->ni", rotation, translation)
-    return np.concatenate([rotation, offset[..., None]], axis=-1)
+    offset = torch.einsum("nij,nj->ni", rotation, translation)
+    return torch.cat([rotation, offset.unsqueeze(-1)], dim=-1)
 
 
-def rotate_shift(image, mask, selected: np.ndarray, angle: np.ndarray, shift: np.ndarray):
-    """Image interpolated bilinearly; mask by nearest neighbour, 255 where the source is outside."""
-    rows = np.flatnonzero(selected)
-    idx = torch.from_numpy(rows).to(image.device)
-    theta = torch.as_tensor(affine_matrices(angle[rows], shift[rows]), dtype=torch.float32, device=image.device)
-    sub_image = image[idx]
-    grid = F.affine_grid(theta, list(sub_image.shape), align_corners=False)
-    warped = F.grid_sample(sub_image.float(), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+def rotate_shift(image, mask, selected, angle, shift):
+    """Image interpolated bilinearly; mask by nearest neighbour, 255 where the source is outside.
+    The whole batch is warped in one grid_sample; unselected samples keep their pixels."""
+    theta = affine_matrices(_on(angle, image), _on(shift, image)).to(torch.float32)
+    grid = F.affine_grid(theta, list(image.shape), align_corners=False)
+    warped = F.grid_sample(image.float(), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     # labels shifted by one so that the zero padding marks what came from outside the patch
-    labels = F.grid_sample((mask[idx] + 1).unsqueeze(1).float(), grid, mode="nearest", padding_mode="zeros",
-                           align_corners=False).squeeze(1).long()
+    labels = F.grid_sample((mask + 1).unsqueeze(1).float(), grid, mode="nearest", padding_mode="zeros",
+                           align_corners=False).squeeze(1).to(mask.dtype)
     labels = torch.where(labels == 0, torch.full_like(labels, IGNORE + 1), labels) - 1
-    for k, i in enumerate(rows):
-        image[i] = warped[k]
-        mask[i] = labels[k]
-    return image, mask
+    return (torch.where(_rows(selected, image), warped.to(image.dtype), image),
+            torch.where(_rows(selected, mask), labels, mask))
 
 
-def color(image, selected: np.ndarray, gain: np.ndarray, bias: np.ndarray):
+def color(image, selected, gain, bias):
     """Contrast around each image's mean and a brightness offset, in normalised units."""
-    idx = _index(selected, image.device)
-    sub = image[idx]
-    g = torch.as_tensor(gain[selected], dtype=sub.dtype, device=sub.device).view(-1, 1, 1, 1)
-    b = torch.as_tensor(bias[selected], dtype=sub.dtype, device=sub.device).view(-1, 1, 1, 1)
-    mean = sub.mean(dim=(1, 2, 3), keepdim=True)
-    image[idx] = (sub - mean) * g + mean + b
-    return image
+    g = _on(gain, image, image.dtype).view(-1, 1, 1, 1)
+    b = _on(bias, image, image.dtype).view(-1, 1, 1, 1)
+    mean = image.mean(dim=(1, 2, 3), keepdim=True)
+    return torch.where(_rows(selected, image), (image - mean) * g + mean + b, image)
 
 
-def _box(centre_row: float, centre_col: float, side: float, height: int, width: int) -> tuple[int, int, int, int]:
-    h, w = max(1, int(round(side * height))), max(1, int(round(side * width)))
-    r0 = min(max(int(round(centre_row * height - h / 2)), 0), height - h)
-    c0 = min(max(int(round(centre_col * width - w / 2)), 0), width - w)
-    return r0, r0 + h, c0, c0 + w
+def box_masks(centre_row, centre_col, side, height: int, width: int) -> torch.Tensor:
+    """N×H×W bool: each sample's box of `side` (a fraction of the patch, scalar or per sample)
+    around its centre, moved inside the patch. Rounding as Python's round (half to even)."""
+    centre_row, centre_col = torch.as_tensor(centre_row, dtype=torch.float64), torch.as_tensor(centre_col, dtype=torch.float64)
+    side = torch.as_tensor(side, dtype=torch.float64, device=centre_row.device).expand_as(centre_row)
+    h = torch.round(side * height).clamp(min=1)
+    w = torch.round(side * width).clamp(min=1)
+    r0 = torch.minimum(torch.round(centre_row * height - h / 2).clamp(min=0), height - h)
+    c0 = torch.minimum(torch.round(centre_col * width - w / 2).clamp(min=0), width - w)
+    rows = torch.arange(height, device=centre_row.device, dtype=torch.float64).view(1, -1, 1)
+    cols = torch.arange(width, device=centre_row.device, dtype=torch.float64).view(1, 1, -1)
+    r0, c0, h, w = (v.view(-1, 1, 1) for v in (r0, c0, h, w))
+    return (rows >= r0) & (rows < r0 + h) & (cols >= c0) & (cols < c0 + w)
 
 
-def cutout(image, mask, selected: np.ndarray, centre: np.ndarray, size: float):
-    height, width = image.shape[-2:]
-    for i in np.flatnonzero(selected):
-        r0, r1, c0, c1 = _box(centre[i, 0], centre[i, 1], size, height, width)
-        image[i, :, r0:r1, c0:c1] = 0.0  # the normalised mean
-        mask[i, r0:r1, c0:c1] = IGNORE  # nothing to learn where the image was erased
-    return image, mask
+def cutout(image, mask, selected, centre, size: float):
+    centre = _on(centre, image, torch.float64)
+    inside = box_masks(centre[:, 0], centre[:, 1], size, *image.shape[-2:]) & _rows(selected, mask)
+    image = image.masked_fill(inside.unsqueeze(1), 0.0)  # the normalised mean
+    return image, mask.masked_fill(inside, IGNORE)  # nothing to learn where the image was erased
 
 
-def cutmix(image, mask, selected: np.ndarray, partner_offset: np.ndarray, box: np.ndarray):
+def cutmix(image, mask, selected, partner_offset, box):
     """Paste a box of another sample (image and mask together) into the selected ones; partners
     are read as they were before any pasting."""
-    source_image, source_mask = image.clone(), mask.clone()
     n = image.shape[0]
-    height, width = image.shape[-2:]
-    for i in np.flatnonzero(selected):
-        j = int((i + partner_offset[i]) % n)
-        r0, r1, c0, c1 = _box(box[i, 0], box[i, 1], box[i, 2], height, width)
-        image[i, :, r0:r1, c0:c1] = source_image[j, :, r0:r1, c0:c1]
-        mask[i, r0:r1, c0:c1] = source_mask[j, r0:r1, c0:c1]
-    return image, mask
+    box = _on(box, image, torch.float64)
+    partner = (torch.arange(n, device=image.device) + _on(partner_offset, image, torch.int64)) % n
+    inside = box_masks(box[:, 0], box[:, 1], box[:, 2], *image.shape[-2:]) & _rows(selected, mask)
+    return (torch.where(inside.unsqueeze(1), image[partner], image),
+            torch.where(inside, mask[partner], mask))
 
 
 def rotate_point(row: float, col: float, angle: float, shift: tuple[float, float], height: int, width: int) -> tuple[float, float]:
