@@ -53,7 +53,8 @@ def ray_run(ray_local, synthetic_raw, tmp_path_factory):
         "stage1.epochs=3", "stage1.lr=0.001", "stage2.epochs=2", "stage2.lr=0.0001",
         "selftrain.rounds=1", "selftrain.top_percent=90", "selftrain.png_samples=2",
         "selftrain.stage1.epochs=1", "selftrain.stage2.epochs=1",
-        "run.num_workers=2", "run.max_failures=2"])
+        "run.num_workers=2", "run.max_failures=2",
+        "data.resident=never"])  # Ray Data streams every split here; the searches hold them on the device
     pid_file = str(tmp_path_factory.mktemp("pids") / "worker")
     killer = WorkerKiller("s3://training-tests/runs/ddp", pid_file)
     killer.start()

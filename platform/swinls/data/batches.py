@@ -1,7 +1,10 @@
-"""Worker-side batches: numpy rows to torch tensors on the training device, augmented there.
+"""Worker-side batches: projected rows (float16 images, uint8 masks, int64 keys) to training
+tensors on the device, augmented there.
 
-`Batch` is what the training loop sees, whether the rows came from a Ray Data shard or from the
-plain reader in `local.py`.
+`Batch` is what the training loop sees, whether the rows came from a Ray Data shard, a split
+held on the device (`resident.py`) or the plain reader in `local.py`. Rows cross to the device
+in their stored dtypes (half the bytes of float32 and int64) from pinned memory without
+blocking, and are widened there.
 """
 
 from __future__ import annotations
@@ -19,21 +22,36 @@ from swinls.augment.ops import Augmenter
 class Batch:
     image: torch.Tensor  # N×C×H×W float32, normalised
     mask: torch.Tensor  # N×H×W int64, 0/1 or 255 = ignore
-    keys: np.ndarray  # N int64 row keys
+    keys: torch.Tensor  # N int64 row keys, on the same device
 
     def __len__(self) -> int:
         return self.image.shape[0]
 
 
+def on_device(image: torch.Tensor, mask: torch.Tensor, keys: torch.Tensor, augmenter: Augmenter | None = None,
+              epoch: int = 0) -> Batch:
+    """Rows already on the device (any dtype) as a training batch, augmented when asked."""
+    image, mask = image.float(), mask.long()
+    if augmenter is not None:
+        image, mask = augmenter(image, mask, keys, epoch)
+    return Batch(image, mask, keys)
+
+
+def host_to_device(array: np.ndarray, device: torch.device) -> torch.Tensor:
+    """A numpy array on `device`; to a GPU through pinned memory, without blocking the host.
+    Always a copy: never a view of Ray's read-only buffers."""
+    tensor = torch.from_numpy(np.array(array, copy=True, order="C"))
+    if device.type == "cuda":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor
+
+
 def to_batch(rows: Mapping[str, np.ndarray], device: torch.device | str = "cpu",
              augmenter: Augmenter | None = None, epoch: int = 0) -> Batch:
-    # copy=True: the tensors are ours (augmented in place), never views of Ray's read-only buffers
-    image = torch.from_numpy(np.ascontiguousarray(rows["image"])).to(device, torch.float32, copy=True)
-    mask = torch.from_numpy(np.ascontiguousarray(rows["mask"])).to(device, torch.int64, copy=True)
-    keys = np.array(rows["key"], dtype=np.int64)  # a writable copy, never a view of a Ray buffer
-    if augmenter is not None:  # the tensors were just made here: augment them in place
-        image, mask = augmenter(image, mask, keys, epoch, inplace=True)
-    return Batch(image, mask, keys)
+    device = torch.device(device)
+    image, mask = host_to_device(rows["image"], device), host_to_device(rows["mask"], device)
+    keys = host_to_device(np.asarray(rows["key"], dtype=np.int64), device)
+    return on_device(image, mask, keys, augmenter, epoch)
 
 
 def to_batches(rows: Iterable[Mapping[str, np.ndarray]], device="cpu", augmenter: Augmenter | None = None,

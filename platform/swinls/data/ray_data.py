@@ -11,9 +11,11 @@ import logging
 import os
 from typing import Iterator
 
+import numpy as np
+
 from swinls import storage
 from swinls.augment.ops import Augmenter
-from swinls.data.batches import Batch, to_batch
+from swinls.data.batches import Batch, on_device, to_batch
 from swinls.data.selection import ShardData
 from swinls.data.transform import BatchProjector
 
@@ -101,15 +103,18 @@ def split_data_config(deterministic: bool = True):
 
 
 def _collate(augmenter: Augmenter | None, epoch: int):
-    """Rows to tensors (augmented when given an augmenter), run by Ray in its prefetch threads
-    so that it overlaps with training instead of stalling it."""
+    """Rows to tensors, run by Ray in its prefetch threads so that it overlaps with training.
+    Without an augmenter the rows keep their stored dtypes (float16, uint8): half the bytes to
+    pin and copy to the device, widened there."""
     import torch
     from ray.data.collate_fn import NumpyBatchCollateFn
 
     class Collate(NumpyBatchCollateFn):
         def __call__(self, rows):
-            batch = to_batch(rows, "cpu", augmenter, epoch)
-            return {"image": batch.image, "mask": batch.mask, "key": torch.from_numpy(batch.keys)}
+            if augmenter is not None:
+                batch = to_batch(rows, "cpu", augmenter, epoch)
+                return {"image": batch.image, "mask": batch.mask, "key": batch.keys}
+            return {name: torch.from_numpy(np.array(rows[name], copy=True)) for name in ("image", "mask", "key")}
 
     return Collate()
 
@@ -120,19 +125,17 @@ def iter_worker_batches(iterator, *, batch_size: int, device="cpu", augmenter: A
     """One epoch of a worker's shard as torch batches on `device`, augmented when given an
     augmenter — on the device, in the consuming thread, by default. `augment_in_prefetch` moves
     CPU augmentation into Ray's prefetch threads: faster for a pure input pipeline, but beside
-    a training step it oversubscribes the cores torch's own threads already use."""
+    a training step it oversubscribes the cores torch's own threads already use. Batches reach
+    a GPU from pinned memory with non-blocking copies; nothing here waits for the device."""
     import torch
 
     device = torch.device(device)
     in_prefetch = augment_in_prefetch and device.type == "cpu"
     shuffle = {"local_shuffle_buffer_size": shuffle_buffer, "local_shuffle_seed": seed * 100_003 + epoch} if shuffle_buffer else {}
     batches = iterator.iter_torch_batches(batch_size=batch_size, collate_fn=_collate(augmenter if in_prefetch else None, epoch),
-                                          device=device, prefetch_batches=prefetch, **shuffle)
+                                          device=device, prefetch_batches=prefetch, pin_memory=device.type == "cuda", **shuffle)
     for tensors in batches:
-        image, mask, keys = tensors["image"], tensors["mask"], tensors["key"].cpu().numpy()
-        if augmenter is not None and not in_prefetch:
-            image, mask = augmenter(image, mask, keys, epoch, inplace=True)  # fresh tensors from the collate
-        yield Batch(image, mask, keys)
+        yield on_device(tensors["image"], tensors["mask"], tensors["key"], None if in_prefetch else augmenter, epoch)
 
 
 def local_cpus(training_workers: int, cpus_per_worker: float = 1.0) -> int:

@@ -37,6 +37,10 @@ class DataConfig:
     eval_batch_size: int = 32
     materialize: Literal["auto", "always", "never"] = "auto"
     materialize_limit_mb: int = 2048  # "auto" keeps the projected dataset in memory below this
+    # hold a projected split on each training worker's device for the whole fit (read once,
+    # shuffled by a seeded permutation each epoch); "auto" below the limit, else Ray Data streams it
+    resident: Literal["auto", "always", "never"] = "auto"
+    resident_limit_mb: int = 4096
     shuffle_buffer: int = 64  # rows, shuffled locally on each worker
     deterministic: bool = True  # same seed, same batches: Ray Data keeps block order (no measurable cost, benchmarks/input_pipeline.py)
     augment: AugmentConfig = field(default_factory=AugmentConfig)

@@ -1,4 +1,5 @@
-"""Where a training worker runs: under Ray Train (DDP, Ray Data shards) or in a plain process.
+"""Where a training worker runs: under Ray Train (DDP, Ray Data shards or splits held on the
+device) or in a plain process.
 
 The training loop talks only to this interface: its rank, its device, batches of a split for an
 epoch, collective sums, and reporting.
@@ -12,10 +13,24 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from swinls import selftrain
 from swinls.augment.ops import Augmenter
-from swinls.data.batches import Batch, to_batch
+from swinls.data.batches import Batch
 from swinls.data.local import read_split
+from swinls.data.resident import ResidentSplit
 from swinls.data.selection import ShardData
+
+TRAIN = "train"
+
+
+def split_rows(data: ShardData, split: str, run_uri: str = "", train_with_round: int = 0) -> dict[str, np.ndarray]:
+    """A split's projected rows; the training split of a self-training block also holds the
+    unlabeled rows with their pseudo-labels of `train_with_round`."""
+    rows = read_split(data, split)
+    if split == TRAIN and train_with_round:
+        pseudo = selftrain.PseudoLabeler(run_uri, train_with_round)(read_split(data, "unlabeled"))
+        rows = {k: np.concatenate([rows[k], pseudo[k]]) for k in rows}
+    return rows
 
 
 class WorkerContext:
@@ -37,10 +52,15 @@ class WorkerContext:
     def all_sum(self, values: list[float]) -> list[float]:
         if self.world_size == 1:
             return values
-        backend = dist.get_backend()
-        tensor = torch.tensor(values, dtype=torch.float64, device="cuda" if backend == "nccl" else "cpu")
-        dist.all_reduce(tensor)
-        return tensor.cpu().tolist()
+        return self.all_sum_tensor(torch.tensor(values, dtype=torch.float64)).tolist()
+
+    def all_sum_tensor(self, tensor: torch.Tensor) -> torch.Tensor:
+        """The sum over workers of a tensor, on the CPU (one read of the device)."""
+        if self.world_size > 1:
+            on = tensor.to("cuda" if dist.get_backend() == "nccl" else "cpu")
+            dist.all_reduce(on)
+            tensor = on
+        return tensor.cpu()
 
     def all_gather(self, obj):
         if self.world_size == 1:
@@ -54,35 +74,40 @@ class WorkerContext:
             dist.barrier()
 
 
-class LocalContext(WorkerContext):
-    """One process, no Ray: splits are read from the shards once and kept in memory."""
+class _ResidentSplits:
+    """Splits loaded onto the device on first use and kept for the context's life (one fit)."""
 
-    def __init__(self, data: ShardData, device: torch.device | str = "cpu", extra_train: dict | None = None,
+    def __init__(self, load, device: torch.device) -> None:
+        self._load, self._device = load, device
+        self._splits: dict[str, ResidentSplit] = {}
+
+    def get(self, split: str) -> ResidentSplit:
+        if split not in self._splits:
+            self._splits[split] = ResidentSplit(self._load(split), self._device)
+        return self._splits[split]
+
+    def batches(self, split, rank, world_size, *, epoch, batch_size, augmenter=None, shuffle=False, seed=0):
+        return self.get(split).batches(epoch=epoch, batch_size=batch_size, augmenter=augmenter, shuffle=shuffle,
+                                       seed=seed, rank=rank, world_size=world_size, equal=split == TRAIN)
+
+
+class LocalContext(WorkerContext):
+    """One process, no Ray: every split is read from the shards once and held on the device."""
+
+    def __init__(self, data: ShardData, device: torch.device | str = "cpu", run_uri: str = "", train_with_round: int = 0,
                  printer=print) -> None:
         self.data = data
         self.device = torch.device(device)
-        self._cache: dict[str, dict[str, np.ndarray]] = {}
-        self._extra_train = extra_train  # pseudo-labelled rows joining "train"
+        self.train_with_round = train_with_round
+        self._splits = _ResidentSplits(lambda split: split_rows(data, split, run_uri, train_with_round), self.device)
         self._print = printer
 
-    def _rows(self, split: str) -> dict[str, np.ndarray]:
-        if split not in self._cache:
-            rows = read_split(self.data, split)
-            if split == "train" and self._extra_train is not None:
-                rows = {k: np.concatenate([rows[k], self._extra_train[k]]) for k in rows}
-            self._cache[split] = rows
-        return self._cache[split]
-
     def has_split(self, split: str) -> bool:
-        return self.data.rows(split) > 0 or (split == "train" and self._extra_train is not None)
+        return self.data.rows(split) > 0 or (split == TRAIN and bool(self.train_with_round))
 
     def batches(self, split, *, epoch, batch_size, augmenter=None, shuffle=False, seed=0):
-        rows = self._rows(split)
-        n = len(rows["key"])
-        order = np.random.default_rng([seed, epoch]).permutation(n) if shuffle else np.arange(n)
-        for start in range(0, n, batch_size):
-            take = order[start:start + batch_size]
-            yield to_batch({k: v[take] for k, v in rows.items()}, self.device, augmenter, epoch)
+        return self._splits.batches(split, 0, 1, epoch=epoch, batch_size=batch_size, augmenter=augmenter,
+                                    shuffle=shuffle, seed=seed)
 
     def report(self, metrics: dict) -> None:
         if self._print:
@@ -90,9 +115,11 @@ class LocalContext(WorkerContext):
 
 
 class RayContext(WorkerContext):
-    """Inside a Ray Train worker: DDP process group set up by Ray, one dataset shard per split."""
+    """Inside a Ray Train worker: DDP process group set up by Ray. A split named in `resident`
+    is read by every worker onto its device once per fit; the others come as Ray Data shards."""
 
-    def __init__(self, shuffle_buffer: int) -> None:
+    def __init__(self, shuffle_buffer: int, data: ShardData | None = None, resident: tuple[str, ...] = (),
+                 run_uri: str = "", train_with_round: int = 0) -> None:
         import ray.train
         import ray.train.torch
 
@@ -101,16 +128,24 @@ class RayContext(WorkerContext):
         self.world_size = context.get_world_size()
         self.device = ray.train.torch.get_device()
         self.shuffle_buffer = shuffle_buffer
+        self.resident = tuple(resident)
+        self._splits = _ResidentSplits(lambda split: split_rows(data, split, run_uri, train_with_round), self.device)
 
     def has_split(self, split: str) -> bool:
         import ray.train
 
+        if split in self.resident:
+            return True
         try:
             return ray.train.get_dataset_shard(split) is not None
         except (KeyError, ValueError):
             return False
 
     def batches(self, split, *, epoch, batch_size, augmenter=None, shuffle=False, seed=0):
+        if split in self.resident:
+            yield from self._splits.batches(split, self.rank, self.world_size, epoch=epoch, batch_size=batch_size,
+                                            augmenter=augmenter, shuffle=shuffle, seed=seed)
+            return
         import ray.train
 
         from swinls.data.ray_data import iter_worker_batches

@@ -59,33 +59,47 @@ def run_experiment(config: ExperimentConfig, *, run_uri: str | None = None, loca
     return RunResult(run_uri, checkpoint, pointer.get("history", []), trained)
 
 
+def needed_splits(data: ShardData, block: Block) -> list[str]:
+    splits = ["train", "valid"] + (["holdout"] if data.holdout_regions else [])
+    return splits + (["unlabeled"] if block.labels_round else [])
+
+
+def resident_splits(data: ShardData, block: Block) -> tuple[str, ...]:
+    """The splits a fit holds on each worker's device: while their projected bytes together stay
+    within `data.resident_limit_mb` ("auto"), all ("always") or none ("never")."""
+    from swinls.data.resident import fits_on_device
+
+    chosen, total = [], 0
+    for split in needed_splits(data, block):
+        size = data.projected_bytes(split) + (data.projected_bytes("unlabeled") if split == "train" and block.train_with_round else 0)
+        if fits_on_device(total + size, data.config.resident, data.config.resident_limit_mb):
+            chosen.append(split)
+            total += size
+    return tuple(chosen)
+
+
 def _run_local(config, run_uri, blocks, index, data, normalization, printer) -> None:
     from swinls.accel import pick_device
     from swinls.training.context import LocalContext
     from swinls.training.loop import run_block
 
-    block = blocks[index]
-    extra = None
-    if block.train_with_round:
-        from swinls.data.local import read_split
-
-        extra = selftrain.PseudoLabeler(run_uri, block.train_with_round)(read_split(data, "unlabeled"))
-    ctx = LocalContext(data, pick_device(config.run.use_gpu), extra_train=extra, printer=printer)
+    ctx = LocalContext(data, pick_device(config.run.use_gpu), run_uri, blocks[index].train_with_round, printer=printer)
     run_block(config, run_uri, blocks, index, ctx, normalization)
 
 
-def _datasets(data: ShardData, block: Block, run_uri: str) -> dict:
+def _datasets(data: ShardData, block: Block, run_uri: str, resident: tuple[str, ...] = ()) -> dict:
+    """Ray Data pipelines for the splits not held on the devices."""
     from swinls.data.ray_data import build_dataset
 
-    datasets = {"train": build_dataset(data, "train"), "valid": build_dataset(data, "valid")}
-    if block.train_with_round:
-        pseudo = build_dataset(data, "unlabeled").map_batches(selftrain.PseudoLabeler(run_uri, block.train_with_round),
-                                                              batch_format="numpy")
-        datasets["train"] = datasets["train"].union(pseudo)
-    if data.holdout_regions:
-        datasets["holdout"] = build_dataset(data, "holdout")
-    if block.labels_round:
-        datasets["unlabeled"] = build_dataset(data, "unlabeled")
+    datasets = {}
+    for split in needed_splits(data, block):
+        if split in resident:
+            continue
+        datasets[split] = build_dataset(data, split)
+        if split == "train" and block.train_with_round:
+            pseudo = build_dataset(data, "unlabeled").map_batches(selftrain.PseudoLabeler(run_uri, block.train_with_round),
+                                                                  batch_format="numpy")
+            datasets[split] = datasets[split].union(pseudo)
     return datasets
 
 
@@ -100,6 +114,16 @@ def ray_storage(run_uri: str) -> tuple[str, object | None]:
     return storage.filesystem(target)[1], None
 
 
+def scaling_config(run):
+    """Ray Train's workers: CPUs each and, with GPUs, a share of one (trials can share a GPU)."""
+    import ray.train
+
+    resources = {"CPU": run.cpus_per_worker}
+    if run.use_gpu:
+        resources["GPU"] = run.gpus_per_worker
+    return ray.train.ScalingConfig(num_workers=run.num_workers, use_gpu=run.use_gpu, resources_per_worker=resources)
+
+
 def _run_ray(config, run_uri, blocks, index, data, normalization, callbacks, pid_file) -> None:
     import ray.train
     from ray.train.torch import TorchTrainer
@@ -108,17 +132,17 @@ def _run_ray(config, run_uri, blocks, index, data, normalization, callbacks, pid
     from swinls.training.loop import worker_entry
 
     storage_path, filesystem = ray_storage(run_uri)
+    resident = resident_splits(data, blocks[index])
     loop_config = {"experiment": to_dict(config), "run_uri": run_uri, "block": index, "normalization": normalization,
-                   "pid_file": pid_file}
+                   "pid_file": pid_file, "resident": list(resident)}
     trainer = TorchTrainer(
         worker_entry,
         train_loop_config=loop_config,
-        scaling_config=ray.train.ScalingConfig(num_workers=config.run.num_workers, use_gpu=config.run.use_gpu,
-                                               resources_per_worker={"CPU": config.run.cpus_per_worker}),
+        scaling_config=scaling_config(config.run),
         run_config=ray.train.RunConfig(name=f"block-{index}", storage_path=storage_path, storage_filesystem=filesystem,
                                        failure_config=ray.train.FailureConfig(max_failures=config.run.max_failures),
                                        callbacks=callbacks or None),
-        datasets=_datasets(data, blocks[index], run_uri),
+        datasets=_datasets(data, blocks[index], run_uri, resident) or None,
         dataset_config=split_data_config(config.data.deterministic),
     )
     trainer.fit()
