@@ -11,11 +11,13 @@ foreign file is a `CheckpointError` naming it, not a crash deep inside torch.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import io
 import os
 import pickle
 import tempfile
+import threading
 import zipfile
 from typing import Any
 
@@ -106,3 +108,53 @@ def load_checkpoint(uri: str, expected_sha256: str | None = None) -> dict[str, A
         found = state.get("format") if isinstance(state, dict) else type(state).__name__
         raise CheckpointError(f"{uri}: not a SwinLS checkpoint (format {found!r}, expected {FORMAT!r})")
     return state
+
+
+def snapshot(value: Any) -> Any:
+    """A copy of a state (nested dicts, lists, tensors) that training can no longer change: every
+    tensor copied to the CPU. On a GPU this copy is the only part of a save that waits for it."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().to("cpu", copy=True)
+    if isinstance(value, dict):
+        return {k: snapshot(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(snapshot(v) for v in value)
+    return copy.deepcopy(value)
+
+
+class BackgroundSaver:
+    """Saves checkpoints off the training thread: `submit` snapshots the state and returns, a
+    thread serialises, uploads and moves the pointer while the next epoch runs. One save at a
+    time, in order (a submit first waits for the previous one); an upload that failed is raised
+    by the next `submit` or `wait`, so a broken store stops the run instead of being forgotten.
+    Until a save finishes, the pointer still names the previous checkpoint, which is complete:
+    a worker killed mid-upload resumes from there.
+    """
+
+    def __init__(self, store: RunStore) -> None:
+        self.store = store
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def submit(self, state: dict[str, Any], **save_kwargs) -> str:
+        self.wait()
+        frozen, kwargs = snapshot(state), copy.deepcopy(save_kwargs)
+        name = self.store.checkpoint_uri(f"{kwargs['phase']}-e{kwargs['epoch']:04d}.pt")
+
+        def work() -> None:
+            try:
+                self.store.save(frozen, **kwargs)
+            except BaseException as exc:  # noqa: BLE001 - re-raised on the training thread
+                self._error = exc
+
+        self._thread = threading.Thread(target=work, name="checkpoint-upload", daemon=True)
+        self._thread.start()
+        return name
+
+    def wait(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise CheckpointError(f"{self.store.uri}: saving a checkpoint failed: {error}") from error

@@ -156,3 +156,34 @@ class ScoreHistogram:
         f1 = 2 * tp / (tp + fp + positives)
         k = int(torch.argmax(f1))
         return float(f1[k]), (self.bins - 1 - k) / self.bins
+
+
+class DeviceCounts:
+    """Confusion counts at argmax and the ScoreHistogram's bins, accumulated where the logits
+    are, with no data-dependent shapes (a GPU is never waited for): read once with `read`,
+    after summing over workers.
+
+    Layout of `counts`: tp, fp, fn, tn, then `bins` landslide-pixel bins, then `bins` background
+    bins, as ScoreHistogram.to_list.
+    """
+
+    def __init__(self, device: torch.device | str = "cpu", bins: int = 1000) -> None:
+        self.bins = bins
+        self.counts = torch.zeros(4 + 2 * bins, dtype=torch.int64, device=device)
+
+    def add(self, logits: torch.Tensor, mask: torch.Tensor) -> "DeviceCounts":
+        """Accumulate a batch: N×2×H×W logits and N×H×W masks."""
+        valid = mask != IGNORE
+        truth = mask == 1
+        predicted = logits.argmax(1) == 1
+        cells = torch.stack([predicted & truth, predicted & ~truth, ~predicted & truth, ~predicted & ~truth]) & valid
+        self.counts[:4] += cells.flatten(1).sum(1)
+        probability = torch.softmax(logits.float(), dim=1)[:, 1]
+        index = (probability * self.bins).long().clamp_(0, self.bins - 1) + torch.where(truth, 0, self.bins)
+        self.counts.index_add_(0, 4 + index.flatten(), valid.flatten().long())
+        return self
+
+    @staticmethod
+    def read(counts: torch.Tensor) -> tuple[Confusion, "ScoreHistogram"]:
+        values = counts.cpu().tolist()
+        return Confusion(*(int(v) for v in values[:4])), ScoreHistogram.from_list([float(v) for v in values[4:]])

@@ -19,15 +19,16 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from swinls import selftrain, storage
-from swinls.accel import autocast, to_memory_format
+from swinls.accel import GpuSettings, autocast, scaled_lr, to_memory_format
 from swinls.augment.ops import Augmenter
-from swinls.checkpoints import RunStore
+from swinls.checkpoints import BackgroundSaver, RunStore
 from swinls.config import ExperimentConfig, StageConfig, to_dict
-from swinls.losses import composite
-from swinls.metrics import Confusion, ScoreHistogram
+from swinls.metrics import DeviceCounts
+from swinls.top_percent import keep_top_percent_distributed, margin_bits
 from swinls.models import SegmentationModel, build_model
 from swinls.training.context import WorkerContext
 from swinls.training.plan import Block, Phase, resume_point
+from swinls.training.step import compiled_forward_loss, make_optimizer, train_step
 
 
 class Schedule:
@@ -57,10 +58,8 @@ def _seed(*parts) -> int:
     return zlib.crc32(repr(parts).encode())
 
 
-def _optimizer(stage: StageConfig, params):
-    if stage.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=stage.lr, momentum=0.9, weight_decay=stage.weight_decay)
-    return torch.optim.AdamW(params, lr=stage.lr, weight_decay=stage.weight_decay)
+def _optimizer(stage: StageConfig, params, fused: bool = False):
+    return make_optimizer(stage.optimizer, params, stage.lr, stage.weight_decay, fused)
 
 
 class BlockRunner:
@@ -72,10 +71,20 @@ class BlockRunner:
         self.attempt = uuid.uuid4().hex[:8]
         self.channels = tuple(normalization["channels"])
         self.augmenter = Augmenter(config.data.augment)
+        self.gpu = GpuSettings.resolve(ctx.device, bf16=config.run.bf16, channels_last=config.model.channels_last,
+                                       deterministic=config.data.deterministic)
+        self.gpu.apply()
+        self.saver = BackgroundSaver(self.store)
         trained = [p for b in blocks for p in b.phases if p.is_training and p.stage.epochs > 0]
         self.final_phase = trained[-1].name if trained else None
 
     def run(self, block: Block) -> None:
+        try:
+            self._run(block)
+        finally:
+            self.saver.wait()  # the last checkpoint is in storage before the worker returns
+
+    def _run(self, block: Block) -> None:
         pointer = self.store.latest()
         start_index, start_epoch = resume_point(self.blocks, pointer, self.run_uri)
         phases = [p for p in block.phases if p.index >= start_index]
@@ -89,7 +98,7 @@ class BlockRunner:
         if resume_state is not None:
             self.model.load_state_dict(resume_state["model"])
         self.model.to(self.ctx.device)
-        if self.config.model.channels_last:
+        if self.gpu.channels_last:
             self.model.to(memory_format=torch.channels_last)
         for phase in phases:
             resuming = resume_state is not None and resume_state["phase"] == phase.name and not resume_state["phase_done"]
@@ -109,8 +118,10 @@ class BlockRunner:
             model.unfreeze_encoder()
         if model.image_head is not None:  # DDP refuses parameters that get no gradient
             model.image_head.requires_grad_(stage.loss.image > 0)
-        optimizer = _optimizer(stage, [p for p in model.parameters() if p.requires_grad])
-        schedule = Schedule(stage)
+        optimizer = _optimizer(stage, [p for p in model.parameters() if p.requires_grad], fused=self.gpu.fused_optimizer)
+        run = self.config.run
+        global_batch = self.config.data.batch_size * ctx.world_size
+        schedule = Schedule(dataclasses.replace(stage, lr=scaled_lr(stage.lr, global_batch, run.lr_scaling, run.lr_reference_batch)))
         if resume_state is not None:
             optimizer.load_state_dict(resume_state["optimizer"])
             schedule.load_state_dict(resume_state["scheduler"])
@@ -118,15 +129,15 @@ class BlockRunner:
         if ctx.world_size > 1:
             device_ids = [ctx.device.index] if ctx.device.type == "cuda" else None
             net = DistributedDataParallel(model, device_ids=device_ids)
-        if self.config.model.compile:
-            net = torch.compile(net, backend=self.config.model.compile_backend)
+        # model and loss compiled together (model.compile), or the plain forward
+        loss_of = compiled_forward_loss(net, stage.loss, self.gpu, self.config.model.compile_backend) if self.config.model.compile else None
         for epoch in range(epoch0, stage.epochs):
             started = time.perf_counter()
             for group in optimizer.param_groups:
                 group["lr"] = schedule.lr(epoch)
             epoch_key = phase.index * 10_000 + epoch  # distinct augmentation draws in every phase
             torch.manual_seed(_seed(self.config.run.seed, phase.name, epoch, ctx.rank))
-            loss, patches = self._train_epoch(net, optimizer, stage, epoch_key)
+            loss, patches = self._train_epoch(net, optimizer, stage, epoch_key, loss_of)
             train_seconds = time.perf_counter() - started
             schedule.epoch = epoch + 1
             metrics = {"phase": phase.name, "phase_epoch": epoch + 1, "epoch": len(self.history) + 1,
@@ -144,43 +155,41 @@ class BlockRunner:
                          "rng": {"torch": torch.get_rng_state(), "seed": self.config.run.seed},
                          "config": to_dict(self.config), "normalization": self.normalization,
                          "channels": list(self.channels), "history": self.history}
-                metrics["checkpoint"] = self.store.save(state, phase=phase.name, epoch=epoch + 1, phase_done=done,
-                                                        history=self.history, keep=self.config.run.keep_checkpoints)
+                # uploaded while the next epoch trains; a phase's last checkpoint is waited for, and
+                # only a checkpoint in storage is reported (what a search publishes as the best model)
+                uri = self.saver.submit(state, phase=phase.name, epoch=epoch + 1, phase_done=done,
+                                        history=self.history, keep=self.config.run.keep_checkpoints)
+                if done:
+                    self.saver.wait()
+                    metrics["checkpoint"] = uri
             ctx.report(metrics)
 
-    def _train_epoch(self, net, optimizer, stage: StageConfig, epoch_key: int) -> tuple[float, int]:
-        """Mean loss and number of patches, over all workers."""
+    def _train_epoch(self, net, optimizer, stage: StageConfig, epoch_key: int, loss_of=None) -> tuple[float, int]:
+        """Mean loss and number of patches, over all workers. The loss total stays on the device
+        and is read once, at the end: nothing in a step waits for the GPU."""
         net.train()
-        ctx, total, count = self.ctx, 0.0, 0
+        ctx, count = self.ctx, 0
+        total = torch.zeros((), dtype=torch.float64, device=ctx.device)
         for batch in ctx.batches("train", epoch=epoch_key, batch_size=self.config.data.batch_size,
                                  augmenter=self.augmenter, shuffle=True, seed=self.config.run.seed):
-            with autocast(ctx.device, self.config.run.bf16):
-                outputs = net(to_memory_format(batch.image, self.config.model.channels_last))
-            loss, _ = composite(outputs, batch.mask, stage.loss)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total += float(loss.detach()) * len(batch)
+            total += train_step(net, optimizer, batch, stage.loss, self.gpu, loss_of) * len(batch)
             count += len(batch)
-        total, count = ctx.all_sum([total, float(count)])
+        total, count = self.ctx.all_sum_tensor(torch.stack([total.cpu(), torch.tensor(float(count), dtype=torch.float64)])).tolist()
         return (total / count if count else float("nan")), int(count)
 
     @torch.no_grad()
     def _predict(self, image: torch.Tensor) -> torch.Tensor:
-        with autocast(self.ctx.device, self.config.run.bf16):
-            return self.model(to_memory_format(image, self.config.model.channels_last))["logits"].float()
+        with autocast(self.ctx.device, self.gpu.bf16):
+            return self.model(to_memory_format(image, self.gpu.channels_last))["logits"].float()
 
     def _evaluate(self, split: str) -> dict[str, float]:
         """P/R/F1/IoU of the landslide class at argmax, and AP, best-threshold F1 and that threshold,
-        from pixel counts summed over workers."""
+        from pixel counts kept on the device, summed over workers, read once."""
         self.model.eval()
-        confusion, histogram = Confusion(), ScoreHistogram()
+        counts = DeviceCounts(self.ctx.device)
         for batch in self.ctx.batches(split, epoch=0, batch_size=self.config.data.eval_batch_size):
-            logits = self._predict(batch.image)
-            confusion.add(logits.argmax(1), batch.mask)
-            histogram.add(torch.softmax(logits, dim=1)[:, 1], batch.mask)
-        counts = self.ctx.all_sum([confusion.tp, confusion.fp, confusion.fn, confusion.tn] + histogram.to_list())
-        confusion, histogram = Confusion(*(int(c) for c in counts[:4])), ScoreHistogram.from_list(counts[4:])
+            counts.add(self._predict(batch.image), batch.mask)
+        confusion, histogram = DeviceCounts.read(self.ctx.all_sum_tensor(counts.counts))
         best_f1, best_threshold = histogram.best_operating_point()  # the threshold: `jobs/predict.py --threshold card`
         return ({f"{split}_{k}": v for k, v in confusion.scores().items()} | {f"{split}_pixels": confusion.pixels}
                 | {f"{split}_ap": histogram.average_precision(), f"{split}_best_f1": best_f1,
@@ -188,28 +197,32 @@ class BlockRunner:
 
     # -- self-training ----------------------------------------------------------------------
     def _pseudo_label(self, round_no: int) -> None:
+        """The top-A% of each predicted class over every rank's unlabeled pixels, by a histogram
+        threshold all-reduced across ranks (`swinls.top_percent`): each rank labels its own rows."""
         ctx, model = self.ctx, self.model
         model.eval()
-        keys, predictions, confidences = [], [], []
+        keys, predictions, bits = [], [], []
         for batch in ctx.batches("unlabeled", epoch=0, batch_size=self.config.data.eval_batch_size):
-            probabilities = torch.softmax(self._predict(batch.image), dim=1)
-            confidence, predicted = probabilities.max(dim=1)
-            keys.extend(int(k) for k in batch.keys)
-            predictions.extend(predicted.to(torch.uint8).cpu().numpy())
-            confidences.extend(confidence.to(torch.float16).cpu().numpy())
-        # the ranking is global: every rank sees every rank's confidences, in rank order
-        gathered = ctx.all_gather((keys, predictions, confidences))
-        all_pred = [p for _, preds, _ in gathered for p in preds]
-        all_conf = [c for _, _, confs in gathered for c in confs]
-        labels = selftrain.keep_top_percent(all_pred, all_conf, self.config.selftrain.top_percent)
-        offset = sum(len(k) for k, _, _ in gathered[:ctx.rank])
-        mine = labels[offset:offset + len(keys)]
-        selftrain.write_rank(self.run_uri, round_no, ctx.rank, np.array(keys, np.int64), mine)
+            predicted, margin = margin_bits(self._predict(batch.image))
+            keys.append(batch.keys)
+            predictions.append(predicted)
+            bits.append(margin)
+        # a rank may hold no unlabeled row (fewer rows than ranks); it still joins every all-reduce
+        predicted = torch.cat(predictions) if predictions else torch.zeros((0, 1, 1), dtype=torch.uint8, device=ctx.device)
+        bits = torch.cat(bits) if bits else torch.zeros((0, 1, 1), dtype=torch.int32, device=ctx.device)
+        labels = keep_top_percent_distributed(predicted, bits, self.config.selftrain.top_percent, ctx.all_sum_tensor,
+                                              ctx.rank, ctx.world_size).cpu().numpy()
+        keys = torch.cat(keys).cpu().numpy() if keys else np.zeros(0, np.int64)
+        selftrain.write_rank(self.run_uri, round_no, ctx.rank, keys, list(labels))
+        counts = ctx.all_sum_tensor(torch.tensor([labels.size, (labels != selftrain.IGNORE).sum(), (labels == 1).sum(),
+                                                  len(keys)], dtype=torch.float64)).tolist()
         ctx.barrier()
         if ctx.rank == 0:
             files = [f"rank-{r}.parquet" for r in range(ctx.world_size)]
-            stats = {"top_percent": self.config.selftrain.top_percent, "rows": len(labels), **selftrain.kept_fractions(labels)}
-            self._save_pngs(round_no, labels)
+            pixels = counts[0] or 1.0
+            stats = {"top_percent": self.config.selftrain.top_percent, "rows": int(counts[3]),
+                     "kept": counts[1] / pixels, "landslide": counts[2] / pixels}
+            self._save_pngs(round_no, list(labels))  # rank 0's rows come first in the global order
             selftrain.write_manifest(self.run_uri, round_no, files, stats)
         ctx.barrier()
 
@@ -235,10 +248,16 @@ def worker_entry(loop_config: dict) -> None:
     from swinls.training.context import RayContext
     from swinls.training.plan import plan
 
+    from swinls.data.selection import ShardData
+
     config = from_dict(ExperimentConfig, loop_config["experiment"])
-    ctx = RayContext(shuffle_buffer=config.data.shuffle_buffer)
+    blocks = plan(config)
+    resident = tuple(loop_config.get("resident", ()))
+    ctx = RayContext(shuffle_buffer=config.data.shuffle_buffer, data=ShardData(config.data) if resident else None,
+                     resident=resident, run_uri=loop_config["run_uri"],
+                     train_with_round=blocks[loop_config["block"]].train_with_round)
     if loop_config.get("pid_file"):  # lets fault-tolerance tests find a worker to kill
         import os
 
         storage.write_bytes_atomic(f"{loop_config['pid_file']}-rank{ctx.rank}", str(os.getpid()).encode())
-    run_block(config, loop_config["run_uri"], plan(config), loop_config["block"], ctx, loop_config["normalization"])
+    run_block(config, loop_config["run_uri"], blocks, loop_config["block"], ctx, loop_config["normalization"])
