@@ -42,6 +42,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, help="Ray Train workers per trial")
     parser.add_argument("--cpus-per-worker", type=float)
     parser.add_argument("--use-gpu", action="store_true")
+    parser.add_argument("--gpus-per-worker", type=float, help="with --use-gpu: a share of a GPU per worker (0.25: four small trials per GPU)")
     parser.add_argument("--cache", default=str(ROOT / ".cache"), help="where the built-in dataset is kept")
     parser.add_argument("--num-cpus", type=int, help="logical CPUs of a local Ray (default: cores + 2)")
     return parser.parse_args(argv)
@@ -96,7 +97,8 @@ def main(argv=None) -> int:
         original = storage.read_bytes(args.space).decode()
         parse_space(original, args.space)  # a malformed space fails here, before Ray or any data, with its lines
         text = override_space(original, samples=args.samples, max_concurrent=args.max_concurrent,
-                              workers=args.workers, cpus_per_worker=args.cpus_per_worker, use_gpu=args.use_gpu)
+                              workers=args.workers, cpus_per_worker=args.cpus_per_worker, use_gpu=args.use_gpu,
+                              gpus_per_worker=args.gpus_per_worker)
         space = parse_space(text, f"{args.space} with the command line's overrides")
     except (SpaceError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)

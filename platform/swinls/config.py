@@ -224,15 +224,23 @@ class RunConfig:
     num_workers: int = 1
     use_gpu: bool = False
     cpus_per_worker: float = 1.0
-    bf16: bool = False  # bfloat16 autocast
+    gpus_per_worker: float = 1.0  # with use_gpu; a fraction (0.25) lets small trials share a GPU
+    bf16: bool | None = None  # bfloat16 autocast; None: on when the run uses GPUs (accel.GpuSettings)
+    # the learning rates of the stages hold at this global batch (batch_size × num_workers); at
+    # another, lr_scaling adapts them: "sqrt" for AdamW at large batches, "linear" for SGD
+    lr_scaling: Literal["none", "linear", "sqrt"] = "none"
+    lr_reference_batch: int = 16
     seed: int = 0
     max_failures: int = 2  # worker deaths Ray Train recovers from, resuming from the last checkpoint
     checkpoint_every: int = 1  # epochs
     keep_checkpoints: int = 2  # besides the last of each phase
 
     def __post_init__(self) -> None:
-        if self.num_workers < 1 or self.checkpoint_every < 1 or self.keep_checkpoints < 1:
-            raise ValueError("run.num_workers, run.checkpoint_every and run.keep_checkpoints must be at least 1")
+        if self.num_workers < 1 or self.checkpoint_every < 1 or self.keep_checkpoints < 1 or self.lr_reference_batch < 1:
+            raise ValueError("run.num_workers, run.checkpoint_every, run.keep_checkpoints and run.lr_reference_batch must be at least 1")
+        if not (0 < self.gpus_per_worker <= 1 or float(self.gpus_per_worker).is_integer()):
+            # Ray's own rule: a fraction of one GPU, or whole GPUs
+            raise ValueError(f"run.gpus_per_worker must be a fraction in (0, 1] or a whole number, got {self.gpus_per_worker}")
 
 
 @dataclass(frozen=True)

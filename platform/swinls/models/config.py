@@ -19,8 +19,8 @@ class ModelConfig:
     decoder_channels: tuple[int, ...] = (256, 128, 64, 32, 16)
     drop_path: float = 0.1
     image_head: bool = True  # the paper's image-level branch: global pool + FC on the deepest features
-    channels_last: bool = False  # GPU memory layout; numerically the same
-    compile: bool = False  # torch.compile; off by default
+    channels_last: bool | None = None  # memory layout, numerically the same; None: on with a GPU
+    compile: bool = False  # torch.compile of model and loss together (training), off by default
     compile_backend: str = "inductor"
 
     def __post_init__(self) -> None:

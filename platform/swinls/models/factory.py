@@ -22,7 +22,7 @@ def build_model(config: ModelConfig, channels: Sequence[str]) -> SegmentationMod
 def prepare_for_device(model: torch.nn.Module, config: ModelConfig, device: torch.device | str = "cpu"):
     """Move to the device, optionally channels_last and compiled; returns the module to call."""
     model = model.to(device)
-    if config.channels_last:
+    if config.channels_last or (config.channels_last is None and torch.device(device).type == "cuda"):
         model = model.to(memory_format=torch.channels_last)
     if config.compile:
         return torch.compile(model, backend=config.compile_backend)

@@ -58,18 +58,19 @@ def max_epochs(space: SearchSpace) -> int:
 
 
 def concurrency(space: SearchSpace) -> int:
-    """How many trials the cluster fits at once, keeping a CPU for Ray Data."""
+    """How many trials run at once: `budget.max_concurrent`, or as many as fit the cluster it
+    can scale to (search/capacity.py), keeping a CPU for Ray Data."""
     if space.max_concurrent:
         return space.max_concurrent
     import ray
 
-    resources = ray.cluster_resources()
+    from swinls.search.capacity import cluster_config_path, concurrency_for, max_resources
+
+    path = cluster_config_path()
+    largest = max_resources(path.read_text(), str(path)) if path else None
     r = space.resources
-    per_trial = r.driver_cpus + r.num_workers * r.cpus_per_worker
-    fit = max(1, int((resources.get("CPU", 1) - 1) // per_trial))
-    if r.use_gpu:
-        fit = min(fit, max(1, int(resources.get("GPU", 0) // r.num_workers)))
-    return fit
+    return concurrency_for(ray.cluster_resources(), largest, num_workers=r.num_workers, cpus_per_worker=r.cpus_per_worker,
+                           driver_cpus=r.driver_cpus, use_gpu=r.use_gpu, gpus_per_worker=r.gpus_per_worker)
 
 
 def trial_experiment(space: SearchSpace, sampled: dict, data_uri: str, exp_uri: str, trial_id: str):

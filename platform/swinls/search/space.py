@@ -6,7 +6,7 @@
     budget: {samples: 8, max_concurrent: 0}        # 0: as many as the cluster's resources fit
     scheduler: {type: asha, grace_period: 2, reduction_factor: 2, metric: valid_ap}   # or {type: none}
     sampler: tpe                # Optuna's TPE; random for a baseline; or {type: tpe, startup_trials: 4}
-    resources: {num_workers: 1, cpus_per_worker: 1, use_gpu: false, driver_cpus: 1}
+    resources: {num_workers: 1, cpus_per_worker: 1, use_gpu: false, gpus_per_worker: 1, driver_cpus: 1}
     base: {model: {size: nano}, stage1: {epochs: 4}}   # experiment config shared by every trial
     parameters:                 # experiment config keys, dotted
       data.bands: {choices: [RGB, NGB, RGB+NIR]}
@@ -86,7 +86,12 @@ class Resources:
     num_workers: int = 1
     cpus_per_worker: float = 1.0
     use_gpu: bool = False
+    gpus_per_worker: float = 1.0  # with use_gpu: 0.25 puts four single-worker trials on one GPU
     driver_cpus: float = 1.0  # the Tune trial function that drives each Ray Train run
+
+    def __post_init__(self) -> None:
+        if not (0 < self.gpus_per_worker <= 1 or float(self.gpus_per_worker).is_integer()):
+            raise ValueError(f"gpus_per_worker must be a fraction in (0, 1] or a whole number of GPUs, got {self.gpus_per_worker}")
 
 
 @dataclass(frozen=True)
@@ -129,7 +134,8 @@ class SearchSpace:
 
     def resources_overrides(self) -> dict:
         r = self.resources
-        return {"num_workers": r.num_workers, "cpus_per_worker": r.cpus_per_worker, "use_gpu": str(r.use_gpu).lower()}
+        return {"num_workers": r.num_workers, "cpus_per_worker": r.cpus_per_worker, "use_gpu": str(r.use_gpu).lower(),
+                "gpus_per_worker": r.gpus_per_worker}
 
 
 def _lines(text: str, source: str) -> dict[str, int]:
@@ -296,7 +302,7 @@ def _check_against_config(space: SearchSpace) -> None:
 
 def override_space(text: str, *, samples: int | None = None, max_concurrent: int | None = None,
                    workers: int | None = None, cpus_per_worker: float | None = None, use_gpu: bool = False,
-                   base: list[str] = ()) -> str:
+                   gpus_per_worker: float | None = None, base: list[str] = ()) -> str:
     """The space's YAML with a command line's budget and resources applied, and `base` overrides
     (`key.sub=value`) on its experiment config; check the result with `parse_space`."""
     data = yaml.safe_load(text) or {}
@@ -305,7 +311,7 @@ def override_space(text: str, *, samples: int | None = None, max_concurrent: int
     if max_concurrent is not None:
         data.setdefault("budget", {})["max_concurrent"] = max_concurrent
     resources = data.setdefault("resources", {})
-    for key, value in (("num_workers", workers), ("cpus_per_worker", cpus_per_worker)):
+    for key, value in (("num_workers", workers), ("cpus_per_worker", cpus_per_worker), ("gpus_per_worker", gpus_per_worker)):
         if value is not None:
             resources[key] = value
     if use_gpu:

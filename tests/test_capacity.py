@@ -1,0 +1,47 @@
+"""Trials that share GPUs, and concurrency from the cluster a search can scale to."""
+
+from pathlib import Path
+
+import pytest
+
+from swinls.search.capacity import concurrency_for, max_resources, trials_that_fit
+from swinls.search.space import SpaceError, parse_space
+from swinls.training.runner import scaling_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+SPACE = """
+metric: valid_f1
+resources: {num_workers: 1, cpus_per_worker: 2, use_gpu: true, gpus_per_worker: 0.25}
+base: {model: {size: nano}}
+parameters:
+  stage1.lr: {low: 1.0e-4, high: 1.0e-3, log: true}
+"""
+
+
+def test_a_space_with_a_quarter_gpu_per_worker_validates_and_reaches_ray_train():
+    space = parse_space(SPACE)
+    run = space.experiment({"stage1.lr": 3e-4}).run
+    assert run.use_gpu and run.gpus_per_worker == 0.25
+    scaling = scaling_config(run)
+    assert scaling.use_gpu and scaling.resources_per_worker == {"CPU": 2.0, "GPU": 0.25}
+    with pytest.raises(SpaceError, match="gpus_per_worker must be a fraction in \\(0, 1\\] or a whole number"):
+        parse_space(SPACE.replace("0.25", "1.5"))
+
+
+def test_the_largest_cluster_of_cluster_yaml():
+    largest = max_resources((ROOT / "cluster.yaml").read_text())
+    assert largest["GPU"] == 8 and largest["CPU"] == 8 + 8 * 8 and largest["swinls_driver"] == 100
+    capped = max_resources((ROOT / "cluster.yaml").read_text().replace("max_workers: 8\nupscaling", "max_workers: 3\nupscaling"))
+    assert capped["GPU"] == 3
+
+
+def test_concurrency_counts_what_the_cluster_can_scale_to_and_gpu_shares():
+    trial = dict(num_workers=1, cpus_per_worker=2, driver_cpus=1, use_gpu=True, gpus_per_worker=0.25)
+    head_only = {"CPU": 8}
+    largest = max_resources((ROOT / "cluster.yaml").read_text())
+    assert trials_that_fit(head_only, **trial) == 1  # no GPU yet: one trial, which makes the autoscaler add one
+    assert concurrency_for(head_only, largest, **trial) == (72 - 1) // 3  # CPUs bind before 8 / 0.25 = 32 GPU shares
+    assert concurrency_for(head_only, largest, **dict(trial, cpus_per_worker=0.5)) == 32  # now the GPU shares bind
+    assert concurrency_for({"CPU": 16, "GPU": 1}, None, **dict(trial, cpus_per_worker=0.5)) == 4  # four trials on one GPU
+    assert concurrency_for({"CPU": 16, "GPU": 1}, None, **dict(trial, gpus_per_worker=1.0)) == 1
