@@ -79,3 +79,51 @@ def test_checkpoints_carry_no_credentials(bucket):
     from swinls import storage
 
     assert FAKE_SECRET.encode() not in storage.read_bytes(uri)
+
+
+class SlowStore(RunStore):
+    """A real store whose upload takes a while, as a large checkpoint to S3 does."""
+
+    def __init__(self, uri, delay: float) -> None:
+        super().__init__(uri)
+        self.delay = delay
+
+    def save(self, state, **kwargs):
+        import time
+
+        time.sleep(self.delay)
+        return super().save(state, **kwargs)
+
+
+def test_a_background_save_returns_at_once_and_keeps_the_state_it_was_given(store):
+    import time
+
+    from swinls.checkpoints import BackgroundSaver
+
+    slow = SlowStore(store.uri, delay=1.0)
+    saver = BackgroundSaver(slow)
+    weights = torch.zeros(4)
+    history = [{"epoch": 1}]
+    started = time.perf_counter()
+    uri = saver.submit({"model": {"w": weights}}, phase="stage1", epoch=1, phase_done=False, history=history)
+    assert time.perf_counter() - started < 0.5  # the next epoch is not held up by the upload
+    weights += 7.0  # training moves on: the next step changes the weights in place
+    history.append({"epoch": 2})
+    assert slow.latest() is None  # the pointer moves only once the checkpoint is complete
+    saver.wait()
+    pointer = slow.latest()
+    assert pointer["checkpoint"] == "stage1-e0001.pt" and uri.endswith(pointer["checkpoint"])
+    assert pointer["history"] == [{"epoch": 1}]
+    assert torch.equal(slow.load()["model"]["w"], torch.zeros(4))  # what was submitted, not what followed
+
+
+def test_a_failed_background_save_is_raised_on_the_training_thread(store, tmp_path):
+    from swinls.checkpoints import BackgroundSaver
+
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the run's folder should be")
+    saver = BackgroundSaver(RunStore(str(blocked)))
+    saver.submit({"model": {}}, phase="stage1", epoch=1, phase_done=False, history=[])
+    with pytest.raises(CheckpointError, match="saving a checkpoint failed"):
+        saver.wait()
+    saver.wait()  # raised once, then the saver is usable again
