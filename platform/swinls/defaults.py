@@ -39,3 +39,17 @@ def default_dataset(cache: str | Path = ".cache", spec: SyntheticSpec = DEFAULT_
     if Manifest.load_if_exists(str(shards)) is None or set(Manifest.load(str(shards)).regions) != set(spec.regions):
         ingest(str(raw), str(shards))
     return str(shards)
+
+
+def preset_dataset(name: str, cache: str | Path = ".cache", seed: int = 0) -> str:
+    """A benchmark-size synthetic dataset (`jobs/synth.py --preset`), generated and ingested on
+    first use under `cache/presets/`; afterwards just its URI."""
+    from swinls.synthetic.presets import preset_spec
+
+    spec = preset_spec(name, seed=seed)
+    cache = Path(cache).absolute() / "presets"
+    raw, shards = cache / f"{name}-s{seed}", cache / f"{name}-s{seed}-shards"
+    ensure_synthetic(raw, spec)
+    if Manifest.load_if_exists(str(shards)) is None:
+        ingest(str(raw), str(shards))
+    return str(shards)

@@ -44,6 +44,11 @@ class SyntheticSpec:
     h5_dtype: str = "float32"
     write_scenes: bool = True
     extra_profiles: tuple[RegionProfile, ...] = field(default=())
+    # exact (region, train, valid, test) patch counts: as many scenes as they need are generated
+    # and the tiles left over are not written (the presets' Landslide4Sense sizes)
+    split_counts: tuple[tuple[str, int, int, int], ...] = ()
+    test_masks: bool = False  # masks for the test split too (the benchmark has none)
+    preset: str | None = None
 
     def __post_init__(self) -> None:
         if self.scene_size % self.patch_size:
@@ -52,35 +57,73 @@ class SyntheticSpec:
             raise ValueError(f"h5_dtype must be float32 or float64, got {self.h5_dtype!r}")
         if abs(sum(self.split_fractions) - 1.0) > 1e-9 or min(self.split_fractions) < 0:
             raise ValueError(f"split_fractions must be non-negative and sum to 1, got {self.split_fractions}")
-        known = set(DEFAULT_REGIONS) | {p.name for p in self.extra_profiles}
+        from swinls.synthetic.presets import EXTRA_REGIONS
+
+        known = set(DEFAULT_REGIONS) | set(EXTRA_REGIONS) | {p.name for p in self.extra_profiles}
         unknown = [r for r in self.regions if r not in known]
         if unknown:
             raise ValueError(f"unknown synthetic region(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
 
+        counted = [c[0] for c in self.split_counts]
+        if counted and sorted(counted) != sorted(self.regions):
+            raise ValueError(f"split_counts name regions {', '.join(counted)}, not the spec's {', '.join(self.regions)}")
+        if any(min(c[1:]) < 0 for c in self.split_counts):
+            raise ValueError("split_counts must not be negative")
+
     def profile(self, name: str) -> RegionProfile:
+        from swinls.synthetic.presets import EXTRA_REGIONS
+
         extra = {p.name: p for p in self.extra_profiles}
-        return extra.get(name) or DEFAULT_REGIONS[name]
+        return extra.get(name) or DEFAULT_REGIONS.get(name) or EXTRA_REGIONS[name]
+
+    def counts_of(self, name: str) -> tuple[int, int, int] | None:
+        for region, *counts in self.split_counts:
+            if region == name:
+                return tuple(counts)
+        return None
+
+    def scenes_for(self, name: str) -> int:
+        counts = self.counts_of(name)
+        if counts is None:
+            return self.scenes_per_region
+        tiles = (self.scene_size // self.patch_size) ** 2
+        return max(1, -(-sum(counts) // tiles))
 
     def to_dict(self) -> dict:
         data = asdict(self)
         data["regions"] = list(self.regions)
         data["split_fractions"] = list(self.split_fractions)
         data["extra_profiles"] = [asdict(p) for p in self.extra_profiles]
+        data["split_counts"] = [list(c) for c in self.split_counts]
+        # settings at their defaults are left out: a dataset generated before they existed still matches
+        for key, default in (("split_counts", []), ("test_masks", False), ("preset", None)):
+            if data[key] == default:
+                del data[key]
         return data
 
 
-def _assign_splits(spec: SyntheticSpec, region: str, n_tiles: int) -> list[tuple[str, str]]:
-    """(split, patch id) for each tile, ids numbered from 1 per split as in Landslide4Sense."""
+def _assign_splits(spec: SyntheticSpec, region: str, n_tiles: int) -> list[tuple[str | None, str | None]]:
+    """(split, patch id) for each tile, ids numbered from 1 per split as in Landslide4Sense;
+    (None, None) for a tile beyond the spec's exact counts."""
     order = split_rng(spec.seed, region).permutation(n_tiles)
-    n_train = int(round(spec.split_fractions[0] * n_tiles))
-    n_valid = int(round(spec.split_fractions[1] * n_tiles))
+    counts = spec.counts_of(region)
+    if counts is None:
+        n_train = int(round(spec.split_fractions[0] * n_tiles))
+        n_valid = int(round(spec.split_fractions[1] * n_tiles))
+        n_test = n_tiles - n_train - n_valid
+    else:
+        n_train, n_valid, n_test = counts
     split_of = {}
     for rank, tile in enumerate(order):
-        split_of[int(tile)] = "train" if rank < n_train else "valid" if rank < n_train + n_valid else "test"
+        split_of[int(tile)] = ("train" if rank < n_train else "valid" if rank < n_train + n_valid
+                               else "test" if rank < n_train + n_valid + n_test else None)
     counters = {s: 0 for s in SPLIT_DIRS}
     out = []
     for tile in range(n_tiles):
         split = split_of[tile]
+        if split is None:
+            out.append((None, None))
+            continue
         counters[split] += 1
         out.append((split, f"image_{counters[split]}"))
     return out
@@ -90,15 +133,17 @@ def _write_region(root: Path, spec: SyntheticSpec, name: str) -> dict:
     profile = spec.profile(name)
     per_side = spec.scene_size // spec.patch_size
     tiles_per_scene = per_side * per_side
-    assignment = _assign_splits(spec, name, tiles_per_scene * spec.scenes_per_region)
+    scenes = spec.scenes_for(name)
+    assignment = _assign_splits(spec, name, tiles_per_scene * scenes)
+    labelled = ("train", "valid", "test") if spec.test_masks else ("train", "valid")
     for split_dir in SPLIT_DIRS.values():
         (root / name / split_dir / "img").mkdir(parents=True, exist_ok=True)
-    for split in ("train", "valid"):
+    for split in labelled:
         (root / name / SPLIT_DIRS[split] / "mask").mkdir(parents=True, exist_ok=True)
     counts = {s: 0 for s in SPLIT_DIRS}
     positives = {s: 0 for s in SPLIT_DIRS}
     index = []
-    for scene_no in range(spec.scenes_per_region):
+    for scene_no in range(scenes):
         scene = generate_scene(profile, scene_rng(spec.seed, name, scene_no), spec.scene_size)
         values = to_landslide4sense(scene.raw)
         if spec.write_scenes:
@@ -107,10 +152,12 @@ def _write_region(root: Path, spec: SyntheticSpec, name: str) -> dict:
         for tile in range(tiles_per_scene):
             row, col = divmod(tile, per_side)
             split, patch_id = assignment[scene_no * tiles_per_scene + tile]
+            if split is None:
+                continue
             window = np.s_[row * ps:(row + 1) * ps, col * ps:(col + 1) * ps]
             split_root = root / name / SPLIT_DIRS[split]
             write_h5_image(split_root / "img" / f"{patch_id}.h5", values[window], spec.h5_dtype)
-            if split != "test":
+            if split in labelled:
                 mask_id = patch_id.replace("image_", "mask_")
                 write_h5_mask(split_root / "mask" / f"{mask_id}.h5", scene.label[window])
             counts[split] += 1
