@@ -1,0 +1,174 @@
+"""An ablation's outputs, computed from its trials' runs in storage:
+
+    trials.csv   every trial (row, model, seed, status) with every metric of its last epoch,
+                 and `throughput` and `time_to_f1` from its history
+    table.md     per row and model: mean ± standard deviation over seeds of each of the table's
+                 metrics (held-out regions beside the validation split), and the paper's figure
+    table.png    bars of the mean validation F1 with the seed standard deviation as error bars,
+                 the paper's figures as markers
+
+The standard deviation is the sample one (n − 1) over the seeds that finished; a row with one
+seed shows none. Figures are fractions (0–1) as the training loop reports them; the paper's, in
+per cent there, are divided by 100 to sit beside them.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import statistics
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from swinls import storage
+from swinls.ablation.tables import Row, Table
+from swinls.ablation.trial import trial_name
+from swinls.checkpoints import RunStore
+
+LABELS = {"valid_f1": "valid F1", "holdout_f1": "held-out F1", "valid_precision": "valid P", "valid_recall": "valid R",
+          "throughput": "patches/s", "time_to_f1": "s to target F1"}
+MODEL_LABELS = {"swinls": "SwinLS", "unet": "U-Net", "deeplabv3": "DeepLabv3"}
+
+
+def history_figures(history: list[dict], target_f1: float) -> dict:
+    """Throughput (training patches/s over the epochs after the first, which pays the start-up)
+    and the seconds of training and evaluation until valid F1 first reached the target."""
+    timed = history[1:] or history
+    seconds = sum(h.get("train_seconds", 0.0) for h in timed)
+    out = {"throughput": sum(h.get("train_patches", 0) for h in timed) / seconds if seconds else math.nan,
+           "time_to_f1": math.nan}
+    elapsed = 0.0
+    for h in history:
+        elapsed += h.get("seconds", 0.0)
+        if h.get("valid_f1", -1.0) >= target_f1:
+            out["time_to_f1"] = elapsed
+            break
+    return out
+
+
+def collect(table: Table, rows: tuple[Row, ...], trials: list[dict], exp_uri: str, target_f1: float) -> list[dict]:
+    """One record per trial of the grid, from its run's checkpoint pointer."""
+    records = []
+    for trial in trials:
+        name = trial_name(trial["row"], trial["model"], trial["seed"])
+        pointer = RunStore(storage.join(exp_uri, "trials", name)).latest() or {}
+        history = pointer.get("history", [])
+        last = history[-1] if history else {}
+        status = "complete" if last.get("run_complete") else ("incomplete" if history else "missing")
+        figures = history_figures(history, target_f1) if history else {}
+        records.append({**trial, "trial": name, "status": status, "epochs": len(history),
+                        **{k: v for k, v in last.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}, **figures})
+    return records
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    values = [v for v in values if v is not None and not math.isnan(v)]
+    if not values:
+        return math.nan, math.nan
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else math.nan)
+
+
+def summarise(table: Table, rows: tuple[Row, ...], records: list[dict], models: tuple[str, ...]) -> list[dict]:
+    """Per row and model: mean and std of each metric over the complete trials."""
+    out = []
+    for row in rows:
+        for model in models:
+            done = [r for r in records if r["row"] == row.name and r["model"] == model and r["status"] == "complete"]
+            entry = {"row": row.name, "label": row.label, "model": model, "seeds": len(done),
+                     "of": sum(1 for r in records if r["row"] == row.name and r["model"] == model)}
+            for metric in table.metrics:
+                entry[metric] = _mean_std([r.get(metric) for r in done])
+            entry["paper"] = {k: v / 100 for k, v in row.paper.items()} if table.name == "selftrain" else (
+                row.paper[model] / 100 if model in row.paper else None)
+            out.append(entry)
+    return out
+
+
+def _cell(mean: float, std: float, metric: str) -> str:
+    if math.isnan(mean):
+        return "–"
+    digits = 1 if metric in ("throughput", "time_to_f1") else 3
+    return f"{mean:.{digits}f}" + ("" if math.isnan(std) else f" ± {std:.{digits}f}")
+
+
+def markdown(table: Table, summary: list[dict]) -> str:
+    paper_cols = ["paper P", "paper R", "paper F1"] if table.name == "selftrain" else (["paper F1"] if table.name != "scaling" else [])
+    header = ["row", "model", *(LABELS[m] for m in table.metrics), *paper_cols, "seeds"]
+    lines = [f"**{table.title}** (mean ± std over seeds)", "", "| " + " | ".join(header) + " |",
+             "| " + " | ".join(["---", "---"] + ["---:"] * (len(header) - 2)) + " |"]
+    for entry in summary:
+        cells = [entry["label"], MODEL_LABELS.get(entry["model"], entry["model"])]
+        cells += [_cell(*entry[m], m) for m in table.metrics]
+        paper = entry["paper"]
+        if table.name == "selftrain":
+            cells += [f"{paper[k]:.3f}" if k in paper else "–" for k in ("valid_precision", "valid_recall", "valid_f1")]
+        elif table.name != "scaling":
+            cells.append(f"{paper:.3f}" if paper is not None else "–")
+        cells.append(f"{entry['seeds']}/{entry['of']}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def csv_text(records: list[dict]) -> str:
+    first = ["trial", "row", "model", "seed", "status", "epochs"]
+    keys = first + sorted({k for r in records for k in r} - set(first))
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=keys, extrasaction="ignore")
+    writer.writeheader()
+    for record in records:
+        writer.writerow({k: record.get(k, "") for k in keys})
+    return out.getvalue()
+
+
+def plot(table: Table, summary: list[dict], models: tuple[str, ...], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metric = "throughput" if table.name == "scaling" else "valid_f1"
+    labels = list(dict.fromkeys(e["label"] for e in summary))
+    width = 0.8 / len(models)
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(labels) * len(models)), 4.0))
+    for k, model in enumerate(models):
+        entries = [e for e in summary if e["model"] == model]
+        xs = [i + (k - (len(models) - 1) / 2) * width for i in range(len(entries))]
+        means = [e[metric][0] for e in entries]
+        stds = [0.0 if math.isnan(e[metric][1]) else e[metric][1] for e in entries]
+        ax.bar(xs, means, width, yerr=stds, capsize=3, label=MODEL_LABELS.get(model, model))
+        paper = [e["paper"].get("valid_f1") if isinstance(e["paper"], dict) else e["paper"] for e in entries]
+        if metric == "valid_f1" and any(p is not None for p in paper):
+            ax.scatter([x for x, p in zip(xs, paper) if p is not None], [p for p in paper if p is not None],
+                       marker="_", s=300, color="black", zorder=3, label="paper" if k == 0 else None)
+    ax.set_xticks(range(len(labels)), labels, rotation=20, ha="right")
+    ax.set_ylabel(LABELS[metric])
+    ax.set_title(table.title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+@dataclass
+class Outputs:
+    records: list[dict]
+    summary: list[dict]
+    markdown: str
+    uris: dict[str, str]
+
+
+def write_outputs(table: Table, rows: tuple[Row, ...], trials: list[dict], models: tuple[str, ...], exp_uri: str,
+                  target_f1: float) -> Outputs:
+    records = collect(table, rows, trials, exp_uri, target_f1)
+    summary = summarise(table, rows, records, models)
+    text = markdown(table, summary)
+    uris = {name: storage.join(exp_uri, name) for name in ("trials.csv", "table.md", "table.png")}
+    storage.write_bytes_atomic(uris["trials.csv"], csv_text(records).encode())
+    storage.write_bytes_atomic(uris["table.md"], text.encode())
+    with tempfile.TemporaryDirectory() as tmp:
+        png = Path(tmp) / "table.png"
+        plot(table, summary, models, png)
+        storage.put_file_atomic(png, uris["table.png"])
+    return Outputs(records, summary, text, uris)

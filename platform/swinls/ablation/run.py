@@ -1,0 +1,173 @@
+"""Running an ablation: its grid as one Ray Tune experiment, then its outputs.
+
+    <storage>/<name>/ablation.yaml     what was asked: table, rows, models, seeds, shared settings
+    <storage>/<name>/trials/<trial>/   each trial's run (config, checkpoints, metric history)
+    <storage>/<name>/tune/             Tune's own state
+    <storage>/<name>/trials.csv, table.md, table.png
+
+A rerun with the same name must ask for the same thing (else it is refused, naming the
+difference) and keeps every finished trial: Tune runs the grid again and each finished trial
+reports its saved last epoch without training.
+"""
+
+from __future__ import annotations
+
+import difflib
+import time
+from dataclasses import dataclass, field
+
+import yaml
+
+from swinls import storage
+from swinls.ablation.report import Outputs, write_outputs
+from swinls.ablation.tables import AblationError, get_table, grid, select_rows
+from swinls.ablation.trial import run_ablation_trial, trial_config, trial_name
+from swinls.config import ConfigError
+
+
+@dataclass
+class AblationRequest:
+    table: str
+    settings: dict  # the shared experiment config, as plain data
+    seeds: int = 3
+    rows: list[str] = field(default_factory=list)  # empty: every row
+    models: list[str] = field(default_factory=list)  # empty: the table's models
+    target_f1: float = 0.3  # the scaling table's "time to a fixed valid F1"
+    max_concurrent: int = 0  # 0: as many as the cluster fits
+
+    def record(self, rows, models) -> dict:
+        return {"table": self.table, "rows": [r.name for r in rows], "models": list(models), "seeds": self.seeds,
+                "target_f1": self.target_f1, "settings": self.settings}
+
+
+def _check_same_request(uri: str, record: dict) -> None:
+    text = yaml.safe_dump(record, sort_keys=False)
+    if storage.exists(uri):
+        saved = storage.read_bytes(uri).decode()
+        if saved != text:
+            diff = "\n".join(difflib.unified_diff(saved.splitlines(), text.splitlines(), "saved", "given", lineterm="", n=0))
+            raise AblationError(f"{uri} holds an ablation asked differently; rerun it as it was or choose another --name:\n{diff}")
+        return
+    storage.write_bytes_atomic(uri, text.encode())
+
+
+def _trial_resources(config) -> dict:
+    """One worker: the trial trains in its Tune actor, which holds the worker's CPUs and GPU share;
+    more: the actor only drives a Ray Train fit whose workers ask for their own."""
+    run = config.run
+    if run.num_workers > 1:
+        return {"CPU": 1}
+    resources = {"CPU": run.cpus_per_worker}
+    if run.use_gpu:
+        resources["GPU"] = run.gpus_per_worker
+    return resources
+
+
+def _fits_cluster(config, cluster: dict) -> bool:
+    run = config.run
+    if run.use_gpu:
+        return run.num_workers * run.gpus_per_worker <= cluster.get("GPU", 0) + 1e-9
+    return run.num_workers * run.cpus_per_worker + 1 <= cluster.get("CPU", 0)
+
+
+def run_ablation(request: AblationRequest, *, storage_uri: str, name: str, verbose: int = 1,
+                 local_cores: int | None = None) -> Outputs:
+    import ray
+    import ray.tune
+
+    table = get_table(request.table)
+    rows = select_rows(table, request.rows)
+    models = tuple(request.models) or table.models
+    trials = grid(table, rows, request.seeds, models)
+    exp_uri = storage.join(storage_uri, name)
+    configs = {}
+    for trial in trials:  # every trial's config is checked before any starts
+        try:
+            configs[(trial["row"], trial["model"], trial["seed"])] = trial_config(
+                table, request.settings, exp_uri, trial["row"], trial["model"], trial["seed"])
+        except (ConfigError, ValueError) as exc:
+            raise AblationError(f"table {table.name}, row {trial['row']} ({trial['model']}): {exc}") from None
+    if table.name == "scaling":  # as many workers as the cluster has, no more
+        cluster = ray.cluster_resources()
+        keep = {key for key, config in configs.items() if _fits_cluster(config, cluster)}
+        dropped = sorted({key[0] for key in configs} - {key[0] for key in keep})
+        if dropped and verbose:
+            print(f"scaling: {', '.join(dropped)} need more than this cluster has; left out")
+        rows = tuple(r for r in rows if r.name not in dropped)
+        trials = [t for t in trials if (t["row"], t["model"], t["seed"]) in keep]
+    _check_same_request(storage.join(exp_uri, "ablation.yaml"), request.record(rows, models))
+
+    per_trial = {trial_name(*key): _trial_resources(c) for key, c in configs.items()}
+    trainable = ray.tune.with_resources(
+        ray.tune.with_parameters(run_ablation_trial, table=table, settings=request.settings, exp_uri=exp_uri),
+        lambda params: per_trial[params["trial"]])
+    concurrency = request.max_concurrent or _concurrency(list(per_trial.values()), local_cores)
+    tune_path, tune_fs = _tune_storage(exp_uri)
+    tuner = ray.tune.Tuner(
+        trainable,
+        param_space={"trial": ray.tune.grid_search([trial_name(t["row"], t["model"], t["seed"]) for t in trials])},
+        tune_config=ray.tune.TuneConfig(max_concurrent_trials=concurrency),
+        run_config=ray.tune.RunConfig(name=f"grid-{time.strftime('%Y%m%d-%H%M%S')}", storage_path=tune_path,
+                                      storage_filesystem=tune_fs, verbose=0, callbacks=[Progress(len(trials), verbose)],
+                                      failure_config=ray.tune.FailureConfig(max_failures=1)),
+    )
+    tuner.fit()
+    return write_outputs(table, rows, trials, models, exp_uri, request.target_f1)
+
+
+def _progress_callback_base():
+    from ray.tune import Callback
+
+    return Callback
+
+
+class Progress(_progress_callback_base()):
+    """One line per finished trial instead of Tune's tables of every metric."""
+
+    def __init__(self, total: int, verbose: int = 1) -> None:
+        self.total, self.verbose, self.done = total, verbose, 0
+        self.started = time.perf_counter()
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self._line(trial, "done")
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self._line(trial, "FAILED")
+
+    def _line(self, trial, status: str) -> None:
+        self.done += 1
+        if not self.verbose:
+            return
+        last = trial.last_result or {}
+        figures = " · ".join(f"{label} {last[key]:.3f}" for key, label in
+                             (("valid_f1", "valid F1"), ("holdout_f1", "held-out F1")) if isinstance(last.get(key), float))
+        elapsed = time.perf_counter() - self.started
+        print(f"[{self.done}/{self.total} · {elapsed / 60:.1f} min] {status} {trial.config.get('trial')}: "
+              f"{figures or 'no result'}", flush=True)
+
+
+def _concurrency(resources: list[dict], local_cores: int | None) -> int:
+    """Trials at once: on a local Ray, one per core the largest trial needs (its logical CPUs are
+    more than its cores, for Ray Data); on a cluster, what fits the cluster it can scale to."""
+    import ray
+
+    cpus = max(r.get("CPU", 1) for r in resources)
+    if local_cores:
+        return max(1, int(local_cores // cpus))
+    from swinls.search.capacity import cluster_config_path, max_resources
+
+    path = cluster_config_path()
+    available = max_resources(path.read_text(), str(path)) if path else ray.cluster_resources()
+    fit = int((available.get("CPU", 1) - 1) // cpus)
+    gpus = max(r.get("GPU", 0) for r in resources)
+    if gpus:
+        fit = min(fit, int(available.get("GPU", 0) / gpus + 1e-9))
+    return max(1, fit)
+
+
+def _tune_storage(exp_uri: str):
+    import pyarrow.fs as pafs
+
+    target = storage.join(exp_uri, "tune")
+    fs, path = storage.filesystem(target)
+    return path, (pafs.PyFileSystem(pafs.FSSpecHandler(fs)) if storage.is_s3(target) else None)

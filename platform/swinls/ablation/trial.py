@@ -1,0 +1,60 @@
+"""One ablation trial: the shared settings, the row's and model's overrides and a seed, trained
+to the end and reported to Tune every epoch.
+
+A trial's run lives at `<experiment>/trials/<row>--<model>--s<seed>`: a rerun of the ablation
+with the same name finds a finished trial's run complete and reports its last epoch again
+without training, and an interrupted one resumes from its checkpoint.
+
+A trial with one worker trains inside its Tune actor (the actor holds the trial's CPUs and GPU
+share, so trials still spread over a cluster, without a Ray Train group to start per trial);
+with more, it drives a Ray Train fit of that many DDP workers.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from swinls import storage
+from swinls.ablation.tables import Table
+from swinls.config import ExperimentConfig, apply_overrides, from_dict
+
+
+def trial_name(row: str, model: str, seed: int) -> str:
+    return f"{row}--{model}--s{seed}"
+
+
+def parse_trial_name(name: str) -> tuple[str, str, int]:
+    row, model, seed = name.split("--")
+    return row, model, int(seed[1:])
+
+
+def trial_config(table: Table, settings: dict[str, Any], exp_uri: str, row: str, model: str, seed: int) -> ExperimentConfig:
+    """The experiment of one trial: the shared settings, then the table's and row's overrides,
+    then the seed (of the weights, the batches and the augmentation draws) and where it runs."""
+    overrides = table.overrides(table.row(row), model) + [
+        f"run.seed={seed}", f"data.augment.seed={seed}",
+        f"storage={json.dumps(storage.join(exp_uri, 'trials'))}", f"name={json.dumps(trial_name(row, model, seed))}"]
+    return from_dict(ExperimentConfig, apply_overrides(settings, overrides))
+
+
+def run_ablation_trial(params: dict, *, table: Table, settings: dict, exp_uri: str) -> None:
+    """The Tune function of a trial."""
+    import ray.tune
+
+    from swinls.training import run_experiment
+
+    row, model, seed = parse_trial_name(params["trial"])
+    config = trial_config(table, settings, exp_uri, row, model, seed)
+    tags = {"row": row, "model": model, "seed": seed}
+    if config.run.num_workers == 1:
+        import torch
+
+        torch.set_num_threads(max(1, int(config.run.cpus_per_worker)))  # trials side by side, not fighting for cores
+        result = run_experiment(config, local=True, printer=lambda metrics: ray.tune.report(dict(metrics, **tags)))
+    else:
+        from swinls.search.score import ScoreReportCallback, TrialScore
+
+        result = run_experiment(config, callbacks=[ScoreReportCallback(TrialScore("valid_f1", 1))])
+    if not result.trained and result.history:  # finished before this rerun: its last epoch again
+        ray.tune.report(dict(result.final, **tags))

@@ -1,0 +1,147 @@
+"""jobs/ablate.py: the paper's tables as grids, a tiny run's outputs and its rerun, the presets."""
+
+import csv
+import hashlib
+import math
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from swinls.ablation.tables import TABLES, AblationError, get_table, grid, select_rows
+from swinls.ablation.trial import trial_config
+from swinls.bands import NAMED_SETS
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_each_tables_grid_is_what_the_paper_lists():
+    bands = TABLES["bands"]
+    assert [r.label for r in bands.rows] == ["RGB", "SWIR", "NGB", "PCA-3", "RGB+NIR", "RGB+SWIR", "RGB+NIR+SWIR", "All 14 bands"]
+    assert bands.models == ("swinls", "deeplabv3", "unet")
+    assert len(grid(bands, bands.rows, 3)) == 8 * 3 * 3
+    assert bands.row("rgb").paper == {"swinls": 65.6, "deeplabv3": 58.0, "unet": 59.2}
+    assert bands.row("all").paper["unet"] == 61.1
+    assert [r.name for r in TABLES["augment"].rows] == ["none", "color", "cutout", "cutmix", "rotate-shift"]
+    assert [r.name for r in TABLES["balance"].rows] == ["ce", "wce", "focal", "lovasz", "balanced"]
+    assert TABLES["augment"].models == TABLES["balance"].models == ("swinls", "unet")
+    selftrain = TABLES["selftrain"]
+    assert [r.name for r in selftrain.rows] == ["before", "a50", "a70", "a90", "a100"]
+    assert selftrain.row("a90").paper == {"valid_precision": 72.4, "valid_recall": 77.1, "valid_f1": 74.9}
+    assert set(selftrain.metrics) >= {"valid_precision", "valid_recall", "valid_f1"}
+    trials = grid(TABLES["balance"], TABLES["balance"].rows, 2)
+    assert len(trials) == 5 * 2 * 2 and trials[0] == {"row": "ce", "model": "swinls", "seed": 0}
+
+
+def test_a_trials_config_is_the_settings_then_the_table_row_model_and_seed():
+    settings = {"data": {"uri": "/nowhere"}, "stage1": {"epochs": 7}}
+    config = trial_config(TABLES["balance"], settings, "/exp", "ce", "unet", 2)
+    assert config.model.name == "unet" and config.data.bands == "ALL"  # the paper's U-Net reads all bands
+    assert (config.stage1.loss.ce, config.stage1.loss.wce, config.stage1.loss.lovasz, config.stage2.epochs) == (1, 0, 0, 0)
+    assert config.data.augment.rotate_shift == 0.5 and config.stage1.epochs == 7
+    assert config.run.seed == 2 and config.data.augment.seed == 2 and config.name == "ce--unet--s2"
+    balanced = trial_config(TABLES["balance"], settings, "/exp", "balanced", "swinls", 0)
+    assert (balanced.stage1.loss.wce, balanced.stage1.loss.lovasz, balanced.stage1.loss.image) == (1, 1, 1)
+    assert balanced.stage2.epochs > 0 and balanced.stage2.freeze_encoder
+    for row in TABLES["bands"].rows:  # every band set exists
+        band_set = trial_config(TABLES["bands"], settings, "/exp", row.name, "swinls", 0).data.bands
+        assert band_set in NAMED_SETS or band_set == "PCA-3"
+    assert trial_config(TABLES["selftrain"], settings, "/exp", "a70", "swinls", 0).selftrain.top_percent == 70
+
+
+def test_an_unknown_table_row_or_model_is_an_error_listing_the_valid_ones():
+    with pytest.raises(AblationError, match=r"no table 'balanse' \(did you mean 'balance'\?\); valid: bands, augment, balance, selftrain, scaling"):
+        get_table("balanse")
+    with pytest.raises(AblationError, match=r"table bands has no row 'rgbb' \(did you mean 'rgb'\?\); valid: rgb, swir, ngb"):
+        select_rows(TABLES["bands"], ["rgb", "rgbb"])
+    with pytest.raises(AblationError, match="table balance has no model 'deeplabv3'; valid: swinls, unet"):
+        grid(TABLES["balance"], TABLES["balance"].rows, 1, ("deeplabv3",))
+    out = subprocess.run([sys.executable, str(ROOT / "jobs" / "ablate.py"), "balanse"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and out.stderr.strip().splitlines()[-1].startswith("error: jobs/ablate.py has no table 'balanse'")
+
+
+def test_the_presets_have_the_benchmarks_sizes_over_six_regions():
+    from swinls.synthetic.presets import PRESET_HOLDOUT, PRESETS, preset_spec
+
+    for name, (train, valid, test) in {"l4s": (3799, 245, 800), "small": (950, 62, 200)}.items():
+        spec = preset_spec(name)
+        assert len(spec.regions) >= 6 and PRESET_HOLDOUT in spec.regions and spec.test_masks
+        assert [sum(c[i] for c in spec.split_counts) for i in (1, 2, 3)] == [train, valid, test]
+        assert PRESETS[name].train == train
+
+
+def tree_digest(root: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and p.suffix == ".h5"):
+        digest.update(str(path.relative_to(root)).encode() + path.read_bytes())
+    return digest.hexdigest()
+
+
+def test_exact_counts_are_written_with_test_masks_and_the_same_seed_gives_the_same_bytes(tmp_path):
+    from swinls.shards import ingest
+    from swinls.synthetic import SyntheticSpec, write_synthetic
+    from swinls.synthetic.presets import PRESET_REGIONS
+
+    counts = tuple((r, 3 + i % 2, 1, 2) for i, r in enumerate(PRESET_REGIONS))
+    spec = SyntheticSpec(seed=5, regions=PRESET_REGIONS, scene_size=256, write_scenes=False, split_counts=counts, test_masks=True)
+    summary = write_synthetic(tmp_path / "a", spec)
+    for region, train, valid, test in counts:
+        assert summary["regions"][region]["counts"] == {"train": train, "valid": valid, "test": test}
+        assert len(list((tmp_path / "a" / region / "TestData" / "mask").glob("*.h5"))) == test
+    write_synthetic(tmp_path / "b", spec)
+    assert tree_digest(tmp_path / "a") == tree_digest(tmp_path / "b")
+    report = ingest(str(tmp_path / "a"), str(tmp_path / "shards"))
+    assert report.patches == sum(sum(c[1:]) for c in counts)
+
+
+@pytest.fixture(scope="module")
+def tiny_ablation(ray_local, synthetic_shards, tmp_path_factory):
+    from swinls.ablation.run import AblationRequest, run_ablation
+
+    settings = {"data": {"uri": synthetic_shards, "holdout_regions": ["volcanic-arc"], "train_regions": ["steep-forest"],
+                         "batch_size": 8},
+                "model": {"size": "nano", "decoder_channels": [16, 16, 8, 8, 8], "drop_path": 0.0},
+                "stage1": {"epochs": 1, "lr": 0.001}, "stage2": {"epochs": 1, "lr": 0.00001}, "run": {"keep_checkpoints": 1}}
+    request = AblationRequest("balance", settings, seeds=2, rows=["ce", "balanced"], models=["swinls"])
+    storage_uri = str(tmp_path_factory.mktemp("ablations"))
+    outputs = run_ablation(request, storage_uri=storage_uri, name="tiny", verbose=0, local_cores=2)
+    return request, storage_uri, outputs
+
+
+def test_a_tiny_table_writes_csv_markdown_and_png_from_its_trials(tiny_ablation):
+    _, storage_uri, outputs = tiny_ablation
+    exp = Path(storage_uri) / "tiny"
+    with open(exp / "trials.csv") as f:
+        trials = list(csv.DictReader(f))
+    assert sorted((t["row"], t["seed"], t["status"]) for t in trials) == [
+        ("balanced", "0", "complete"), ("balanced", "1", "complete"), ("ce", "0", "complete"), ("ce", "1", "complete")]
+    assert {t["epochs"] for t in trials if t["row"] == "balanced"} == {"2"} and {t["epochs"] for t in trials if t["row"] == "ce"} == {"1"}
+    table = (exp / "table.md").read_text()
+    assert table == outputs.markdown
+    for row, label, paper in (("ce", "Normal training (CE)", "0.698"), ("balanced", "Balanced training (two stages)", "0.739")):
+        values = [float(t["valid_f1"]) for t in trials if t["row"] == row]
+        holdout = [float(t["holdout_f1"]) for t in trials if t["row"] == row]
+        line = next(line for line in table.splitlines() if line.startswith(f"| {label} |"))
+        expected = (f"| {label} | SwinLS | {statistics.fmean(values):.3f} ± {statistics.stdev(values):.3f} | "
+                    f"{statistics.fmean(holdout):.3f} ± {statistics.stdev(holdout):.3f} | {paper} | 2/2 |")
+        assert line == expected
+    assert (exp / "table.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert all(math.isfinite(float(t["valid_f1"])) for t in trials)
+
+
+def test_a_rerun_keeps_the_finished_trials_and_refuses_a_different_request(tiny_ablation):
+    from swinls.ablation.run import AblationRequest, run_ablation
+    from swinls.checkpoints import RunStore
+
+    request, storage_uri, first = tiny_ablation
+    trials = Path(storage_uri) / "tiny" / "trials"
+    before = {p.name: RunStore(str(p)).latest()["history"] for p in trials.iterdir()}
+    again = run_ablation(request, storage_uri=storage_uri, name="tiny", verbose=0, local_cores=2)
+    after = {p.name: RunStore(str(p)).latest()["history"] for p in trials.iterdir()}
+    assert after == before  # nothing retrained: the same epochs, attempts and seconds
+    assert again.markdown == first.markdown
+    other = AblationRequest("balance", request.settings, seeds=3, rows=request.rows, models=request.models)
+    with pytest.raises(AblationError, match="asked differently"):
+        run_ablation(other, storage_uri=storage_uri, name="tiny", verbose=0, local_cores=2)
