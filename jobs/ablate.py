@@ -9,8 +9,10 @@ seed) that spreads over a cluster; outputs trials.csv, table.md and table.png.
 
 Tables: bands (Table 1), augment (Table 2), balance (Table 3), selftrain (Table 4), scaling
 (throughput and time to --target-f1 against Ray Train workers and Swin size). Shared settings
-come from --config (default search_spaces/ablation.yaml) with --set overrides; a rerun with the
-same --name keeps the trials that finished.
+come from --config (default search_spaces/ablation.yaml); each table's recipe (e.g. one-stage CE
+for Tables 1 and 2) comes next, then --set overrides (which may change the recipe: --set
+stage1.loss.lovasz=0), then what the row varies. A rerun with the same --name keeps the trials
+that finished.
 """
 
 from __future__ import annotations
@@ -53,23 +55,24 @@ def main(argv=None) -> int:
     from swinls import storage
     from swinls.ablation.run import AblationRequest
     from swinls.ablation.tables import AblationError, get_table
-    from swinls.config import ConfigError, apply_overrides, load_yaml
+    from swinls.config import ConfigError, load_yaml
 
     try:
         get_table(args.table)
-        settings = apply_overrides(load_yaml(args.config), (SMOKE if args.smoke_test else []) + args.set)
+        settings = load_yaml(args.config)
+        overrides = (SMOKE if args.smoke_test else []) + args.set
     except (AblationError, ConfigError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.preset:
         from swinls.defaults import preset_dataset
 
-        settings = apply_overrides(settings, [f"data.uri={preset_dataset(args.preset, args.cache)}"])
+        overrides.append(f"data.uri={preset_dataset(args.preset, args.cache)}")
     elif args.data or not settings.get("data", {}).get("uri"):
         from swinls.defaults import default_dataset
 
-        settings = apply_overrides(settings, [f"data.uri={args.data or default_dataset(args.cache)}"])
-    request = AblationRequest(args.table, settings, seeds=args.seeds,
+        overrides.append(f"data.uri={args.data or default_dataset(args.cache)}")
+    request = AblationRequest(args.table, settings, overrides, seeds=args.seeds,
                               rows=[r.strip() for r in (args.rows or "").split(",") if r.strip()],
                               models=[m.strip() for m in (args.models or "").split(",") if m.strip()],
                               target_f1=args.target_f1, max_concurrent=args.max_concurrent)

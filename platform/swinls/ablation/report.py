@@ -27,7 +27,7 @@ from swinls.ablation.tables import Row, Table
 from swinls.ablation.trial import trial_name
 from swinls.checkpoints import RunStore
 
-LABELS = {"valid_f1": "valid F1", "holdout_f1": "held-out F1", "valid_precision": "valid P", "valid_recall": "valid R",
+LABELS = {"valid_f1": "valid F1", "valid_best_f1": "valid F1, best threshold", "holdout_f1": "held-out F1", "valid_precision": "valid P", "valid_recall": "valid R",
           "throughput": "patches/s", "time_to_f1": "s to target F1"}
 MODEL_LABELS = {"swinls": "SwinLS", "unet": "U-Net", "deeplabv3": "DeepLabv3"}
 

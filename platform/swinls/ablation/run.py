@@ -28,7 +28,8 @@ from swinls.config import ConfigError
 @dataclass
 class AblationRequest:
     table: str
-    settings: dict  # the shared experiment config, as plain data
+    settings: dict  # the shared experiment config (the YAML), as plain data
+    overrides: list[str] = field(default_factory=list)  # `--set`: after the table's recipe, before its rows
     seeds: int = 3
     rows: list[str] = field(default_factory=list)  # empty: every row
     models: list[str] = field(default_factory=list)  # empty: the table's models
@@ -37,7 +38,7 @@ class AblationRequest:
 
     def record(self, rows, models) -> dict:
         return {"table": self.table, "rows": [r.name for r in rows], "models": list(models), "seeds": self.seeds,
-                "target_f1": self.target_f1, "settings": self.settings}
+                "target_f1": self.target_f1, "settings": self.settings, "overrides": list(self.overrides)}
 
 
 def _check_same_request(uri: str, record: dict) -> None:
@@ -84,7 +85,7 @@ def run_ablation(request: AblationRequest, *, storage_uri: str, name: str, verbo
     for trial in trials:  # every trial's config is checked before any starts
         try:
             configs[(trial["row"], trial["model"], trial["seed"])] = trial_config(
-                table, request.settings, exp_uri, trial["row"], trial["model"], trial["seed"])
+                table, request.settings, exp_uri, trial["row"], trial["model"], trial["seed"], request.overrides)
         except (ConfigError, ValueError) as exc:
             raise AblationError(f"table {table.name}, row {trial['row']} ({trial['model']}): {exc}") from None
     if table.name == "scaling":  # as many workers as the cluster has, no more
@@ -99,7 +100,8 @@ def run_ablation(request: AblationRequest, *, storage_uri: str, name: str, verbo
 
     per_trial = {trial_name(*key): _trial_resources(c) for key, c in configs.items()}
     trainable = ray.tune.with_resources(
-        ray.tune.with_parameters(run_ablation_trial, table=table, settings=request.settings, exp_uri=exp_uri),
+        ray.tune.with_parameters(run_ablation_trial, table=table, settings=request.settings, exp_uri=exp_uri,
+                                 user=list(request.overrides)),
         lambda params: per_trial[params["trial"]])
     concurrency = request.max_concurrent or _concurrency(list(per_trial.values()), local_cores)
     tune_path, tune_fs = _tune_storage(exp_uri)

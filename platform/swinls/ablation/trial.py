@@ -29,23 +29,25 @@ def parse_trial_name(name: str) -> tuple[str, str, int]:
     return row, model, int(seed[1:])
 
 
-def trial_config(table: Table, settings: dict[str, Any], exp_uri: str, row: str, model: str, seed: int) -> ExperimentConfig:
-    """The experiment of one trial: the shared settings, then the table's and row's overrides,
-    then the seed (of the weights, the batches and the augmentation draws) and where it runs."""
-    overrides = table.overrides(table.row(row), model) + [
+def trial_config(table: Table, settings: dict[str, Any], exp_uri: str, row: str, model: str, seed: int,
+                 user: list[str] = ()) -> ExperimentConfig:
+    """The experiment of one trial: the shared settings (the YAML), the table's recipe, the user's
+    `--set` overrides, the model's and the row's own overrides, then the seed (of the weights, the
+    batches and the augmentation draws) and where it runs."""
+    overrides = table.overrides(table.row(row), model, list(user)) + [
         f"run.seed={seed}", f"data.augment.seed={seed}",
         f"storage={json.dumps(storage.join(exp_uri, 'trials'))}", f"name={json.dumps(trial_name(row, model, seed))}"]
     return from_dict(ExperimentConfig, apply_overrides(settings, overrides))
 
 
-def run_ablation_trial(params: dict, *, table: Table, settings: dict, exp_uri: str) -> None:
+def run_ablation_trial(params: dict, *, table: Table, settings: dict, exp_uri: str, user: list[str] = ()) -> None:
     """The Tune function of a trial."""
     import ray.tune
 
     from swinls.training import run_experiment
 
     row, model, seed = parse_trial_name(params["trial"])
-    config = trial_config(table, settings, exp_uri, row, model, seed)
+    config = trial_config(table, settings, exp_uri, row, model, seed, user)
     tags = {"row": row, "model": model, "seed": seed}
     if config.run.num_workers == 1:
         import torch
