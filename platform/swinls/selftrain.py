@@ -1,10 +1,13 @@
 """Self-training: pseudo-labels from the top-A% most confident pixels of each predicted class.
 
 The model predicts every unlabeled pixel; within each predicted class the pixels are ranked by
-confidence (the softmax probability of that class) and the top A% keep their predicted label,
-the rest become 255 = ignore. With A = 100% every pixel keeps its label. The ranking is global,
-over all unlabeled pixels of all workers, and ties are broken by order (worker, row, pixel), so
-exactly ceil(A% · n_c) pixels of class c are kept.
+confidence and the top A% keep their predicted label, the rest become 255 = ignore. With A = 100%
+every pixel keeps its label. The ranking is global, over all unlabeled pixels of all workers, and
+ties are broken by order (worker, row, pixel), so exactly ceil(A% · n_c) pixels of class c are
+kept. Training ranks by the logit margin, which orders like the softmax confidence without its
+rounding to 1, and finds the threshold by histograms all-reduced across ranks
+(`swinls.top_percent`); `keep_top_percent` below is the same rule as one global sort, the
+reference it is tested against.
 
 Pseudo-labels are written beside the run as `<run>/pseudo/round-R/rank-K.parquet` (row key,
 mask) with a `manifest.json` written last; `PseudoLabeler` puts them on the unlabeled rows.

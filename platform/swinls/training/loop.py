@@ -24,8 +24,8 @@ from swinls.augment.ops import Augmenter
 from swinls.checkpoints import BackgroundSaver, RunStore
 from swinls.config import ExperimentConfig, StageConfig, to_dict
 from swinls.metrics import DeviceCounts
-from swinls.top_percent import keep_top_percent_distributed, margin_bits
 from swinls.models import SegmentationModel, build_model
+from swinls.top_percent import keep_top_percent_distributed, margin_bits
 from swinls.training.context import WorkerContext
 from swinls.training.plan import Block, Phase, resume_point
 from swinls.training.step import compiled_forward_loss, make_optimizer, train_step
