@@ -3,7 +3,11 @@ split held on its device, or `--stream` for Ray Data feeding it every epoch) aga
 PyTorch loop with the same model, batch size, augmentation, step and data, held in memory —
 measured in the same run on the same cores.
 
-    python benchmarks/train_overhead.py [--size nano] [--epochs 4] [--batch 8] [--stream]
+    python benchmarks/train_overhead.py [--size nano] [--epochs 4] [--batch 8] [--stream] [--data SHARDS]
+
+    # representative epochs: the small preset's 792 training patches (jobs/synth.py --preset small)
+    python jobs/synth.py /tmp/small --preset small --ingest /tmp/small-shards
+    python benchmarks/train_overhead.py --data /tmp/small-shards
 
 Both sides time only their training epochs (batches, forward, loss, backward, step) after a
 warm-up epoch; the Ray worker gets every CPU, like the bare loop. The patch count is printed: an
@@ -20,6 +24,7 @@ import time
 import numpy as np
 import torch
 
+from swinls import storage
 from swinls.accel import GpuSettings
 from swinls.augment.ops import Augmenter
 from swinls.config import load_experiment
@@ -62,11 +67,10 @@ def main() -> None:
     args = parser.parse_args()
     cpus = os.cpu_count() or 1
     with tempfile.TemporaryDirectory() as tmp:
-        overrides = [f"data.uri={args.data or default_dataset()}", f"data.resident={'never' if args.stream else 'auto'}", f"storage={tmp}", "name=overhead", f"model.size={args.size}",
+        overrides = [f"data.uri={storage.absolute(args.data) if args.data else default_dataset()}", f"data.resident={'never' if args.stream else 'auto'}", f"storage={tmp}", "name=overhead", f"model.size={args.size}",
                      f"data.batch_size={args.batch}", f"stage1.epochs={args.epochs}", "stage2.epochs=0",
-                     "selftrain.rounds=0", f"run.cpus_per_worker={cpus}"]
-        if not args.data:
-            overrides.append("data.holdout_regions=[volcanic-arc]")
+                     "selftrain.rounds=0", f"run.cpus_per_worker={cpus}",
+                     "data.holdout_regions=[volcanic-arc]"]  # in the built-in data and the presets alike
         if args.size == "nano":
             overrides.append("model.decoder_channels=[64, 32, 16, 16, 8]")
         config = load_experiment(overrides=overrides)
