@@ -17,11 +17,12 @@ import time
 from dataclasses import dataclass, field
 
 import yaml
+from ray.tune import Callback
 
 from swinls import storage
 from swinls.ablation.report import Outputs, write_outputs
 from swinls.ablation.tables import AblationError, get_table, grid, select_rows
-from swinls.ablation.trial import run_ablation_trial, trial_config, trial_name
+from swinls.ablation.trial import run_ablation_trial, trains_in_actor, trial_config, trial_name
 from swinls.config import ConfigError
 
 
@@ -52,11 +53,11 @@ def _check_same_request(uri: str, record: dict) -> None:
     storage.write_bytes_atomic(uri, text.encode())
 
 
-def _trial_resources(config) -> dict:
-    """One worker: the trial trains in its Tune actor, which holds the worker's CPUs and GPU share;
-    more: the actor only drives a Ray Train fit whose workers ask for their own."""
+def _trial_resources(table, config) -> dict:
+    """Training in the Tune actor: it holds the worker's CPUs and GPU share; otherwise the actor
+    only drives a Ray Train fit whose workers ask for their own."""
     run = config.run
-    if run.num_workers > 1:
+    if not trains_in_actor(table, config):
         return {"CPU": 1}
     resources = {"CPU": run.cpus_per_worker}
     if run.use_gpu:
@@ -98,7 +99,7 @@ def run_ablation(request: AblationRequest, *, storage_uri: str, name: str, verbo
         trials = [t for t in trials if (t["row"], t["model"], t["seed"]) in keep]
     _check_same_request(storage.join(exp_uri, "ablation.yaml"), request.record(rows, models))
 
-    per_trial = {trial_name(*key): _trial_resources(c) for key, c in configs.items()}
+    per_trial = {trial_name(*key): _trial_resources(table, c) for key, c in configs.items()}
     trainable = ray.tune.with_resources(
         ray.tune.with_parameters(run_ablation_trial, table=table, settings=request.settings, exp_uri=exp_uri,
                                  user=list(request.overrides)),
@@ -117,13 +118,7 @@ def run_ablation(request: AblationRequest, *, storage_uri: str, name: str, verbo
     return write_outputs(table, rows, trials, models, exp_uri, request.target_f1)
 
 
-def _progress_callback_base():
-    from ray.tune import Callback
-
-    return Callback
-
-
-class Progress(_progress_callback_base()):
+class Progress(Callback):
     """One line per finished trial instead of Tune's tables of every metric."""
 
     def __init__(self, total: int, verbose: int = 1) -> None:

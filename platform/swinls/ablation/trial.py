@@ -24,6 +24,12 @@ def trial_name(row: str, model: str, seed: int) -> str:
     return f"{row}--{model}--s{seed}"
 
 
+def trains_in_actor(table: Table, config: ExperimentConfig) -> bool:
+    """One worker trains in the Tune actor, except in the scaling table, where every row must go
+    through Ray Train for their throughputs to compare."""
+    return config.run.num_workers == 1 and table.name != "scaling"
+
+
 def parse_trial_name(name: str) -> tuple[str, str, int]:
     row, model, seed = name.split("--")
     return row, model, int(seed[1:])
@@ -49,7 +55,7 @@ def run_ablation_trial(params: dict, *, table: Table, settings: dict, exp_uri: s
     row, model, seed = parse_trial_name(params["trial"])
     config = trial_config(table, settings, exp_uri, row, model, seed, user)
     tags = {"row": row, "model": model, "seed": seed}
-    if config.run.num_workers == 1:
+    if trains_in_actor(table, config):
         import torch
 
         torch.set_num_threads(max(1, int(config.run.cpus_per_worker)))  # trials side by side, not fighting for cores
