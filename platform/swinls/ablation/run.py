@@ -24,6 +24,7 @@ from swinls.ablation.report import Outputs, write_outputs
 from swinls.ablation.tables import AblationError, get_table, grid, select_rows
 from swinls.ablation.trial import run_ablation_trial, trains_in_actor, trial_config, trial_name
 from swinls.config import ConfigError
+from swinls.search.experiment import tune_storage
 
 
 @dataclass
@@ -105,7 +106,7 @@ def run_ablation(request: AblationRequest, *, storage_uri: str, name: str, verbo
                                  user=list(request.overrides)),
         lambda params: per_trial[params["trial"]])
     concurrency = request.max_concurrent or _concurrency(list(per_trial.values()), local_cores)
-    tune_path, tune_fs = _tune_storage(exp_uri)
+    tune_path, tune_fs = tune_storage(exp_uri)
     tuner = ray.tune.Tuner(
         trainable,
         param_space={"trial": ray.tune.grid_search([trial_name(t["row"], t["model"], t["seed"]) for t in trials])},
@@ -151,20 +152,10 @@ def _concurrency(resources: list[dict], local_cores: int | None) -> int:
     cpus = max(r.get("CPU", 1) for r in resources)
     if local_cores:
         return max(1, int(local_cores // cpus))
-    from swinls.search.capacity import cluster_config_path, max_resources
+    from swinls.search.capacity import cluster_config_path, max_resources, trials_that_fit
 
     path = cluster_config_path()
     available = max_resources(path.read_text(), str(path)) if path else ray.cluster_resources()
-    fit = int((available.get("CPU", 1) - 1) // cpus)
     gpus = max(r.get("GPU", 0) for r in resources)
-    if gpus:
-        fit = min(fit, int(available.get("GPU", 0) / gpus + 1e-9))
-    return max(1, fit)
-
-
-def _tune_storage(exp_uri: str):
-    import pyarrow.fs as pafs
-
-    target = storage.join(exp_uri, "tune")
-    fs, path = storage.filesystem(target)
-    return path, (pafs.PyFileSystem(pafs.FSSpecHandler(fs)) if storage.is_s3(target) else None)
+    return trials_that_fit(available, num_workers=1, cpus_per_worker=cpus, driver_cpus=0, use_gpu=gpus > 0,
+                           gpus_per_worker=gpus or 1.0)

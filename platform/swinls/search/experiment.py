@@ -98,7 +98,8 @@ def run_trial(config: dict, *, space: SearchSpace, data_uri: str, exp_uri: str) 
         ray.tune.report(dict(scored(result.final, score, live_columns(space)), checkpoint=result.checkpoint))
 
 
-def _tune_storage(exp_uri: str):
+def tune_storage(exp_uri: str):
+    """Where Tune keeps an experiment's state: `<experiment>/tune`, on the experiment's filesystem."""
     import pyarrow.fs as pafs
 
     target = storage.join(exp_uri, "tune")
@@ -128,7 +129,7 @@ def run_search(space_text: str, *, data_uri: str, storage_uri: str, name: str, r
 
     space = parse_space(space_text, space_source)  # every error before any trial starts
     exp_uri = experiment_uri(storage_uri, name)
-    tune_path, tune_fs = _tune_storage(exp_uri)
+    tune_path, tune_fs = tune_storage(exp_uri)
     study_file = local_study_file(exp_uri)
     driver = {"CPU": space.resources.driver_cpus}
     if ray.cluster_resources().get(DRIVER_RESOURCE):  # cluster.yaml marks the head: drivers stay off spot workers
