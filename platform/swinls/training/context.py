@@ -49,11 +49,6 @@ class WorkerContext:
         pass
 
     # collectives: plain process = identity
-    def all_sum(self, values: list[float]) -> list[float]:
-        if self.world_size == 1:
-            return values
-        return self.all_sum_tensor(torch.tensor(values, dtype=torch.float64)).tolist()
-
     def all_sum_tensor(self, tensor: torch.Tensor) -> torch.Tensor:
         """The sum over workers of a tensor, on the CPU (one read of the device)."""
         if self.world_size > 1:
@@ -61,13 +56,6 @@ class WorkerContext:
             dist.all_reduce(on)
             tensor = on
         return tensor.cpu()
-
-    def all_gather(self, obj):
-        if self.world_size == 1:
-            return [obj]
-        out = [None] * self.world_size
-        dist.all_gather_object(out, obj)
-        return out
 
     def barrier(self) -> None:
         if self.world_size > 1:
