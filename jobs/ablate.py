@@ -12,7 +12,8 @@ Tables: bands (Table 1), augment (Table 2), balance (Table 3), selftrain (Table 
 come from --config (default search_spaces/ablation.yaml); each table's recipe (e.g. one-stage CE
 for Tables 1 and 2) comes next, then --set overrides (which may change the recipe: --set
 stage1.loss.lovasz=0), then what the row varies. A rerun with the same --name keeps the trials
-that finished.
+that finished; with the same settings it may add rows, models or seeds to the table
+(--models unet after a SwinLS-only run), and the outputs cover everything asked under that name.
 """
 
 from __future__ import annotations

@@ -75,9 +75,11 @@ def summarise(table: Table, rows: tuple[Row, ...], records: list[dict], models: 
     out = []
     for row in rows:
         for model in models:
-            done = [r for r in records if r["row"] == row.name and r["model"] == model and r["status"] == "complete"]
-            entry = {"row": row.name, "label": row.label, "model": model, "seeds": len(done),
-                     "of": sum(1 for r in records if r["row"] == row.name and r["model"] == model)}
+            asked = [r for r in records if r["row"] == row.name and r["model"] == model]
+            if not asked:  # a grid grown by model for some rows only
+                continue
+            done = [r for r in asked if r["status"] == "complete"]
+            entry = {"row": row.name, "label": row.label, "model": model, "seeds": len(done), "of": len(asked)}
             for metric in table.metrics:
                 entry[metric] = _mean_std([r.get(metric) for r in done])
             entry["paper"] = {k: v / 100 for k, v in row.paper.items()} if table.name == "selftrain" else (
@@ -134,7 +136,7 @@ def plot(table: Table, summary: list[dict], models: tuple[str, ...], path: Path)
     fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(labels) * len(models)), 4.0))
     for k, model in enumerate(models):
         entries = [e for e in summary if e["model"] == model]
-        xs = [i + (k - (len(models) - 1) / 2) * width for i in range(len(entries))]
+        xs = [labels.index(e["label"]) + (k - (len(models) - 1) / 2) * width for e in entries]
         means = [e[metric][0] for e in entries]
         stds = [0.0 if math.isnan(e[metric][1]) else e[metric][1] for e in entries]
         ax.bar(xs, means, width, yerr=stds, capsize=3, label=MODEL_LABELS.get(model, model))

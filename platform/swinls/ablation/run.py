@@ -1,13 +1,15 @@
 """Running an ablation: its grid as one Ray Tune experiment, then its outputs.
 
-    <storage>/<name>/ablation.yaml     what was asked: table, rows, models, seeds, shared settings
+    <storage>/<name>/ablation.yaml     what was asked: the shared settings, the grids of rows × models × seeds
     <storage>/<name>/trials/<trial>/   each trial's run (config, checkpoints, metric history)
     <storage>/<name>/tune/             Tune's own state
     <storage>/<name>/trials.csv, table.md, table.png
 
-A rerun with the same name must ask for the same thing (else it is refused, naming the
-difference) and keeps every finished trial: Tune runs the grid again and each finished trial
-reports its saved last epoch without training.
+An ablation is its shared part — table, settings, `--set` overrides, target F1 — and the grids
+asked under its name. A rerun with the same name must have the same shared part (else it is
+refused, naming the difference); it may ask for more rows, models or seeds, which add to the
+grid (SwinLS today, U-Net tomorrow, one table). Every run trains the whole grid, where each
+finished trial reports its saved last epoch without training, and writes the outputs for it.
 """
 
 from __future__ import annotations
@@ -38,20 +40,63 @@ class AblationRequest:
     target_f1: float = 0.3  # the scaling table's "time to a fixed valid F1"
     max_concurrent: int = 0  # 0: as many as the cluster fits
 
-    def record(self, rows, models) -> dict:
-        return {"table": self.table, "rows": [r.name for r in rows], "models": list(models), "seeds": self.seeds,
-                "target_f1": self.target_f1, "settings": self.settings, "overrides": list(self.overrides)}
+    def shared(self) -> dict:
+        """What every trial under one name must agree on."""
+        return {"table": self.table, "target_f1": self.target_f1, "settings": self.settings,
+                "overrides": list(self.overrides)}
+
+    def asked(self, rows, models) -> dict:
+        return {"rows": [r.name for r in rows], "models": list(models), "seeds": self.seeds}
 
 
-def _check_same_request(uri: str, record: dict) -> None:
-    text = yaml.safe_dump(record, sort_keys=False)
+GRID_KEYS = ("rows", "models", "seeds")
+
+
+def merge_request(uri: str, shared: dict, asked: dict) -> list[dict]:
+    """The grids asked under this name, this one added; the saved record (`ablation.yaml`) is
+    written atomically, and only a request with the same shared part may add to it."""
+    grids = [asked]
     if storage.exists(uri):
-        saved = storage.read_bytes(uri).decode()
-        if saved != text:
-            diff = "\n".join(difflib.unified_diff(saved.splitlines(), text.splitlines(), "saved", "given", lineterm="", n=0))
-            raise AblationError(f"{uri} holds an ablation asked differently; rerun it as it was or choose another --name:\n{diff}")
-        return
-    storage.write_bytes_atomic(uri, text.encode())
+        saved = yaml.safe_load(storage.read_bytes(uri).decode()) or {}
+        # records written before grids could grow hold one grid at the top level
+        saved_grids = saved.pop("grids", None) or [{k: saved.pop(k) for k in GRID_KEYS if k in saved}]
+        saved.setdefault("overrides", [])
+        if saved != shared:
+            old, new = (yaml.safe_dump(d, sort_keys=True).splitlines() for d in (saved, shared))
+            diff = "\n".join(difflib.unified_diff(old, new, "saved", "given", lineterm="", n=0))
+            raise AblationError(f"{uri} holds an ablation with other shared settings; rerun it with the same "
+                                f"table, --config, --set and --target-f1 (rows, models and seeds may grow), "
+                                f"or choose another --name:\n{diff}")
+        if asked in saved_grids:
+            return saved_grids
+        grids = saved_grids + [asked]
+    storage.write_bytes_atomic(uri, yaml.safe_dump({**shared, "grids": grids}, sort_keys=False).encode())
+    return grids
+
+
+def union_grid(table, grids: list[dict]) -> list[dict]:
+    """Every trial of the grids asked, once, in the table's order of rows and models, then seeds."""
+    keys = {(t["row"], t["model"], t["seed"]) for g in grids if g["rows"]  # [] is no row (scaling on a small cluster)
+            for t in grid(table, select_rows(table, g["rows"]), g["seeds"], tuple(g["models"]))}
+    row_order = {r.name: i for i, r in enumerate(table.rows)}
+    model_order = {m: i for i, m in enumerate(table.models)}
+    ordered = sorted(keys, key=lambda k: (row_order[k[0]], model_order[k[1]], k[2]))
+    return [{"row": r, "model": m, "seed": s} for r, m, s in ordered]
+
+
+def _key(trial: dict) -> tuple[str, str, int]:
+    return trial["row"], trial["model"], trial["seed"]
+
+
+def _trial_configs(table, request: AblationRequest, exp_uri: str, trials: list[dict]) -> dict:
+    configs = {}
+    for trial in trials:
+        try:
+            configs[_key(trial)] = trial_config(
+                table, request.settings, exp_uri, trial["row"], trial["model"], trial["seed"], request.overrides)
+        except (ConfigError, ValueError) as exc:
+            raise AblationError(f"table {table.name}, row {trial['row']} ({trial['model']}): {exc}") from None
+    return configs
 
 
 def _trial_resources(table, config) -> dict:
@@ -83,13 +128,7 @@ def run_ablation(request: AblationRequest, *, storage_uri: str, name: str, verbo
     models = tuple(request.models) or table.models
     trials = grid(table, rows, request.seeds, models)
     exp_uri = storage.join(storage_uri, name)
-    configs = {}
-    for trial in trials:  # every trial's config is checked before any starts
-        try:
-            configs[(trial["row"], trial["model"], trial["seed"])] = trial_config(
-                table, request.settings, exp_uri, trial["row"], trial["model"], trial["seed"], request.overrides)
-        except (ConfigError, ValueError) as exc:
-            raise AblationError(f"table {table.name}, row {trial['row']} ({trial['model']}): {exc}") from None
+    configs = _trial_configs(table, request, exp_uri, trials)  # every trial's config is checked before any starts
     if table.name == "scaling":  # as many workers as the cluster has, no more
         cluster = ray.cluster_resources()
         keep = {key for key, config in configs.items() if _fits_cluster(config, cluster)}
@@ -97,8 +136,15 @@ def run_ablation(request: AblationRequest, *, storage_uri: str, name: str, verbo
         if dropped and verbose:
             print(f"scaling: {', '.join(dropped)} need more than this cluster has; left out")
         rows = tuple(r for r in rows if r.name not in dropped)
-        trials = [t for t in trials if (t["row"], t["model"], t["seed"]) in keep]
-    _check_same_request(storage.join(exp_uri, "ablation.yaml"), request.record(rows, models))
+        trials = [t for t in trials if _key(t) in keep]
+    grids = merge_request(storage.join(exp_uri, "ablation.yaml"), request.shared(), request.asked(rows, models))
+    trials = union_grid(table, grids)  # with what earlier runs under this name asked
+    configs = _trial_configs(table, request, exp_uri, trials)
+    if table.name == "scaling":
+        trials = [t for t in trials if _fits_cluster(configs[_key(t)], cluster)]
+        configs = {_key(t): configs[_key(t)] for t in trials}
+    rows = tuple(r for r in table.rows if any(t["row"] == r.name for t in trials))
+    models = tuple(m for m in table.models if any(t["model"] == m for t in trials))
 
     per_trial = {trial_name(*key): _trial_resources(table, c) for key, c in configs.items()}
     trainable = ray.tune.with_resources(
