@@ -160,30 +160,34 @@ def test_a_rerun_keeps_the_finished_trials_and_refuses_a_different_request(tiny_
 
 
 def test_a_rerun_asking_for_more_seeds_or_rows_grows_the_table(tiny_ablation, tmp_path):
-    import shutil
-
     import yaml
 
     from swinls.ablation.run import AblationRequest, run_ablation
     from swinls.checkpoints import RunStore
 
-    request, storage_uri, first = tiny_ablation
-    shutil.copytree(Path(storage_uri) / "tiny", tmp_path / "grown")  # the other tests keep their copy
+    settings = tiny_ablation[0].settings
+    storage_uri = str(tmp_path)
+    first = run_ablation(AblationRequest("balance", settings, seeds=1, rows=["ce"], models=["swinls"]),
+                         storage_uri=storage_uri, name="grown", verbose=0, local_cores=2)
     trials = tmp_path / "grown" / "trials"
     before = {p.name: RunStore(str(p)).latest()["history"] for p in trials.iterdir()}
-    more = AblationRequest("balance", request.settings, seeds=3, rows=["ce", "wce"], models=request.models)
-    grown = run_ablation(more, storage_uri=str(tmp_path), name="grown", verbose=0, local_cores=2)
+    assert list(before) == ["ce--swinls--s0"]
+    more = AblationRequest("balance", settings, seeds=2, rows=["ce", "wce"], models=["swinls"])
+    grown = run_ablation(more, storage_uri=storage_uri, name="grown", verbose=0, local_cores=2)
     after = {p.name: RunStore(str(p)).latest()["history"] for p in trials.iterdir()}
-    assert {k: after[k] for k in before} == before  # the first grid's trials were not retrained
-    assert set(after) - set(before) == {"ce--swinls--s2", "wce--swinls--s0", "wce--swinls--s1", "wce--swinls--s2"}
-    # the union of both grids, in the table's order: the first grid's balanced row stays, with its 2 seeds
-    assert [(r["row"], r["seed"]) for r in grown.records] == [
-        ("ce", 0), ("ce", 1), ("ce", 2), ("wce", 0), ("wce", 1), ("wce", 2), ("balanced", 0), ("balanced", 1)]
-    seeds = {line.split(" | ")[0].strip("| "): line.rsplit(" | ", 1)[1].strip(" |")
-             for line in grown.markdown.splitlines() if line.startswith("| ") and "SwinLS" in line}
-    assert seeds == {"Normal training (CE)": "3/3", "Weighted CE": "3/3", "Balanced training (two stages)": "2/2"}
-    first_ce = next(line for line in first.markdown.splitlines() if line.startswith("| Normal training (CE) |"))
-    assert first_ce not in grown.markdown  # recomputed over three seeds
+    assert after["ce--swinls--s0"] == before["ce--swinls--s0"]  # not retrained
+    assert sorted(after) == ["ce--swinls--s0", "ce--swinls--s1", "wce--swinls--s0", "wce--swinls--s1"]
+    assert [(r["row"], r["seed"], r["status"]) for r in grown.records] == [
+        ("ce", 0, "complete"), ("ce", 1, "complete"), ("wce", 0, "complete"), ("wce", 1, "complete")]
+    ce = [r["valid_f1"] for r in grown.records if r["row"] == "ce"]
+    line = next(line for line in grown.markdown.splitlines() if line.startswith("| Normal training (CE) |"))
+    assert line.split(" | ")[2] == f"{statistics.fmean(ce):.3f} ± {statistics.stdev(ce):.3f}"  # over both seeds
+    assert line.endswith("| 2/2 |") and first.markdown != grown.markdown
+    # asking again for a part of it changes nothing and still reports the whole
+    again = run_ablation(AblationRequest("balance", settings, seeds=1, rows=["ce"], models=["swinls"]),
+                         storage_uri=storage_uri, name="grown", verbose=0, local_cores=2)
+    assert again.markdown == grown.markdown
+    assert {p.name: RunStore(str(p)).latest()["history"] for p in trials.iterdir()} == after
     record = yaml.safe_load((tmp_path / "grown" / "ablation.yaml").read_text())
-    assert record["grids"] == [{"rows": ["ce", "balanced"], "models": ["swinls"], "seeds": 2},
-                               {"rows": ["ce", "wce"], "models": ["swinls"], "seeds": 3}]
+    assert record["grids"] == [{"rows": ["ce"], "models": ["swinls"], "seeds": 1},  # a grid asked again is not added
+                               {"rows": ["ce", "wce"], "models": ["swinls"], "seeds": 2}]
