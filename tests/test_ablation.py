@@ -27,6 +27,8 @@ def test_each_tables_grid_is_what_the_paper_lists():
     assert [r.name for r in TABLES["augment"].rows] == ["none", "color", "cutout", "cutmix", "rotate-shift"]
     assert [r.name for r in TABLES["balance"].rows] == ["ce", "wce", "focal", "lovasz", "balanced"]
     assert TABLES["augment"].models == TABLES["balance"].models == ("swinls", "unet")
+    for name in ("bands", "augment", "balance"):  # argmax F1, F1 at valid's own threshold, the held-out region
+        assert TABLES[name].metrics == ("valid_f1", "valid_best_f1", "holdout_f1")
     selftrain = TABLES["selftrain"]
     assert [r.name for r in selftrain.rows] == ["before", "a50", "a70", "a90", "a100"]
     assert selftrain.row("a90").paper == {"valid_precision": 72.4, "valid_recall": 77.1, "valid_f1": 74.9}
