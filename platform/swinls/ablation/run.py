@@ -139,10 +139,10 @@ def run_ablation(request: AblationRequest, *, storage_uri: str, name: str, verbo
         trials = [t for t in trials if _key(t) in keep]
     grids = merge_request(storage.join(exp_uri, "ablation.yaml"), request.shared(), request.asked(rows, models))
     trials = union_grid(table, grids)  # with what earlier runs under this name asked
-    configs = _trial_configs(table, request, exp_uri, trials)
-    if table.name == "scaling":
+    configs.update(_trial_configs(table, request, exp_uri, [t for t in trials if _key(t) not in configs]))
+    if table.name == "scaling":  # earlier grids' rows too
         trials = [t for t in trials if _fits_cluster(configs[_key(t)], cluster)]
-        configs = {_key(t): configs[_key(t)] for t in trials}
+    configs = {_key(t): configs[_key(t)] for t in trials}
     rows = tuple(r for r in table.rows if any(t["row"] == r.name for t in trials))
     models = tuple(m for m in table.models if any(t["model"] == m for t in trials))
 
