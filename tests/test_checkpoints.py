@@ -73,6 +73,19 @@ def test_a_run_refuses_a_different_config_under_the_same_name(store):
         store.write_config("name: a\nstage1: {epochs: 3}\n")
 
 
+def test_a_moved_run_resumes_but_a_changed_one_is_still_refused(store):
+    store.write_config("name: a\nstorage: /old/place\nstage1: {epochs: 2}\n")
+    store.write_config("name: a\nstorage: s3://bucket/new-place\nstage1: {epochs: 2}\n")  # moved: where it lives only
+    from swinls import storage
+
+    assert "/old/place" in storage.read_bytes(store.config_uri).decode()  # the first wording is kept
+    with pytest.raises(CheckpointError, match=r"different config(.|\n)*-  epochs: 2\n\+  epochs: 3") as refused:
+        store.write_config("name: a\nstorage: s3://bucket/new-place\nstage1: {epochs: 3}\n")
+    assert "storage" not in str(refused.value)  # the diff shows what differs, not where the runs live
+    with pytest.raises(CheckpointError, match="given config: not a config mapping"):
+        store.write_config("- just a list\n")
+
+
 def test_checkpoints_carry_no_credentials(bucket):
     store = RunStore(bucket + "/run")
     uri = store.save(state(1.0), phase="stage1", epoch=1, phase_done=True, history=[])

@@ -50,6 +50,22 @@ def test_stage2_leaves_the_encoder_bit_identical(synthetic_shards, tmp_path):
     assert any(not torch.equal(stage1["model"][k], stage2["model"][k]) for k in decoder)
 
 
+def test_a_run_moved_to_another_storage_resumes_without_retraining(synthetic_shards, tmp_path):
+    import shutil
+
+    settings = NANO + [f"data.uri={synthetic_shards}", "name=mover", "stage1.epochs=1", "stage2.epochs=1",
+                       "selftrain.rounds=0"]
+    first = run_experiment(load_experiment(overrides=settings + [f"storage={tmp_path / 'here'}"]), local=True, printer=None)
+    shutil.copytree(tmp_path / "here", tmp_path / "there")
+    shutil.rmtree(tmp_path / "here")
+    moved = run_experiment(load_experiment(overrides=settings + [f"storage={tmp_path / 'there'}"]), local=True, printer=None)
+    assert first.trained and not moved.trained
+    assert moved.history == first.history and moved.run_uri.endswith("there/mover")
+    with pytest.raises(Exception, match="different config"):  # a moved run still refuses a changed recipe
+        run_experiment(load_experiment(overrides=settings + [f"storage={tmp_path / 'there'}", "stage2.epochs=2"]),
+                       local=True, printer=None)
+
+
 def test_resume_point_follows_the_pointer_and_the_pseudo_label_manifests(tmp_path):
     config = load_experiment(overrides=["stage1.epochs=3", "stage2.epochs=2", "selftrain.rounds=1"])
     blocks = plan(config)

@@ -22,6 +22,7 @@ import zipfile
 from typing import Any
 
 import torch
+import yaml
 
 from swinls import storage
 
@@ -46,13 +47,17 @@ class RunStore:
 
     # -- config -----------------------------------------------------------------------------
     def write_config(self, text: str) -> None:
-        """The first run writes it; a re-run (resume) must bring the same config."""
+        """The first run writes it; a re-run (resume) must bring the same config. Where the run
+        lives (`storage`) is not part of what it trains: a run moved, say from a folder to S3,
+        resumes from its new place, and its saved config keeps the first one's wording."""
         if storage.exists(self.config_uri):
             existing = storage.read_bytes(self.config_uri).decode()
-            if existing != text:
+            saved, given = _without_location(existing, self.config_uri), _without_location(text, "the given config")
+            if saved != given:
                 import difflib
 
-                diff = "\n".join(difflib.unified_diff(existing.splitlines(), text.splitlines(), "saved", "given", lineterm="", n=0))
+                diff = "\n".join(difflib.unified_diff(saved.splitlines(), given.splitlines(), "saved", "given",
+                                                      lineterm="", n=0))
                 raise CheckpointError(f"{self.uri} already holds a run with a different config; resume it with the same "
                                       f"config or choose another name:\n{diff}")
             return
@@ -94,6 +99,20 @@ class RunStore:
                 raise CheckpointError(f"{self.uri}: no checkpoint yet")
             name, expected_sha256 = pointer["checkpoint"], pointer["sha256"]
         return load_checkpoint(self.checkpoint_uri(name), expected_sha256)
+
+
+LOCATION_KEYS = ("storage",)
+
+
+def _without_location(text: str, where: str) -> str:
+    """The config as YAML with the keys that only say where the run lives taken out."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise CheckpointError(f"{where}: not a YAML config ({str(exc).splitlines()[0]})") from exc
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{where}: not a config mapping (found {type(data).__name__})")
+    return yaml.safe_dump({k: v for k, v in data.items() if k not in LOCATION_KEYS}, sort_keys=False)
 
 
 def load_checkpoint(uri: str, expected_sha256: str | None = None) -> dict[str, Any]:
