@@ -193,3 +193,41 @@ def test_a_rerun_asking_for_more_seeds_or_rows_grows_the_table(tiny_ablation, tm
     record = yaml.safe_load((tmp_path / "grown" / "ablation.yaml").read_text())
     assert record["grids"] == [{"rows": ["ce"], "models": ["swinls"], "seeds": 1},  # a grid asked again is not added
                                {"rows": ["ce", "wce"], "models": ["swinls"], "seeds": 2}]
+
+
+def test_rank_agreement_is_spearmans_rho_of_the_row_means_against_the_paper():
+    import random
+
+    from swinls.ablation.report import markdown, rank_agreement, spearman
+
+    def brute(xs, ys):  # average ranks by counting, then Pearson's r of them
+        def ranks(v):
+            return [sum(u < x for u in v) + (sum(u == x for u in v) + 1) / 2 for x in v]
+
+        rx, ry = ranks(xs), ranks(ys)
+        mx, my = statistics.fmean(rx), statistics.fmean(ry)
+        num = sum((a - mx) * (b - my) for a, b in zip(rx, ry))
+        return num / math.sqrt(sum((a - mx) ** 2 for a in rx) * sum((b - my) ** 2 for b in ry))
+
+    rng = random.Random(0)
+    for _ in range(50):
+        n = rng.randint(3, 9)
+        xs, ys = [rng.choice([0.1, 0.2, 0.3, rng.random()]) for _ in range(n)], [rng.random() for _ in range(n)]
+        if len(set(xs)) > 1:
+            assert spearman(xs, ys) == pytest.approx(brute(xs, ys))
+    assert math.isnan(spearman([0.1, 0.2], [0.3, 0.4]))  # two rows order nothing
+
+    table = get_table("bands")
+    rows = select_rows(table, ["rgb", "swir", "ngb", "pca-3"])
+    summary = []
+    for k, row in enumerate(rows):  # SwinLS in the paper's order, U-Net in the reverse one
+        for model, sign in (("swinls", 1), ("unet", -1)):
+            summary.append({"row": row.name, "label": row.label, "model": model, "seeds": 3, "of": 3,
+                            "valid_f1": (0.5 + sign * row.paper[model] / 1000, 0.01), "valid_best_f1": (math.nan, math.nan),
+                            "holdout_f1": (0.1, 0.01), "paper": row.paper[model] / 100})
+    assert rank_agreement(summary, "valid_f1") == {"swinls": pytest.approx(1.0), "unet": pytest.approx(-1.0)}
+    assert rank_agreement(summary, "valid_best_f1") == {}
+    text = markdown(table, summary)
+    assert text.rstrip().splitlines()[-1] == ("Rank agreement with the paper's F1 (Spearman's rho over the rows): "
+                                              "valid F1: SwinLS +1.00, U-Net -1.00")
+    assert "Rank agreement" not in markdown(table, summary[:4])  # two rows a model: no ordering to compare

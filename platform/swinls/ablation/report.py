@@ -9,7 +9,9 @@
 
 The standard deviation is the sample one (n − 1) over the seeds that finished; a row with one
 seed shows none. Figures are fractions (0–1) as the training loop reports them; the paper's, in
-per cent there, are divided by 100 to sit beside them.
+per cent there, are divided by 100 to sit beside them. Under the table, per model, Spearman's
+rank correlation between the rows' mean F1 and the paper's: whether the paper's ordering holds
+(1: the same order, 0: none, −1: reversed), which a 0.05 difference cannot show alone.
 """
 
 from __future__ import annotations
@@ -110,7 +112,61 @@ def markdown(table: Table, summary: list[dict]) -> str:
             cells.append(f"{paper:.3f}" if paper is not None else "–")
         cells.append(f"{entry['seeds']}/{entry['of']}")
         lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    agreement = _agreement_line(table, summary)
+    return "\n".join(lines) + "\n" + (f"\n{agreement}" if agreement else "")
+
+
+def _ranks(values: list[float]) -> list[float]:
+    """Ranks from 1, ties sharing their average rank."""
+    order = sorted(range(len(values)), key=values.__getitem__)
+    ranks = [0.0] * len(values)
+    start = 0
+    while start < len(order):
+        end = start
+        while end + 1 < len(order) and values[order[end + 1]] == values[order[start]]:
+            end += 1
+        for k in range(start, end + 1):
+            ranks[order[k]] = (start + end) / 2 + 1
+        start = end + 1
+    return ranks
+
+
+def spearman(xs: list[float], ys: list[float]) -> float:
+    """Spearman's rho: the Pearson correlation of the ranks; NaN under three pairs or with no spread."""
+    if len(xs) < 3:
+        return math.nan
+    rx, ry = _ranks(xs), _ranks(ys)
+    mx, my = statistics.fmean(rx), statistics.fmean(ry)
+    sxy = sum((a - mx) * (b - my) for a, b in zip(rx, ry))
+    sxx, syy = sum((a - mx) ** 2 for a in rx), sum((b - my) ** 2 for b in ry)
+    return sxy / math.sqrt(sxx * syy) if sxx and syy else math.nan
+
+
+def rank_agreement(summary: list[dict], metric: str) -> dict[str, float]:
+    """Per model: Spearman's rho between the rows' mean `metric` and the paper's F1 for them."""
+    out = {}
+    for model in dict.fromkeys(e["model"] for e in summary):
+        pairs = []
+        for entry in summary:
+            paper = entry["paper"].get("valid_f1") if isinstance(entry["paper"], dict) else entry["paper"]
+            mean = entry.get(metric, (math.nan,))[0]
+            if entry["model"] == model and paper is not None and not math.isnan(mean):
+                pairs.append((mean, paper))
+        rho = spearman([p[0] for p in pairs], [p[1] for p in pairs])
+        if not math.isnan(rho):
+            out[model] = rho
+    return out
+
+
+def _agreement_line(table: Table, summary: list[dict]) -> str:
+    parts = []
+    for metric in ("valid_f1", "valid_best_f1"):
+        if metric not in table.metrics:
+            continue
+        rhos = rank_agreement(summary, metric)
+        if rhos:
+            parts.append(f"{LABELS[metric]}: " + ", ".join(f"{MODEL_LABELS.get(m, m)} {r:+.2f}" for m, r in rhos.items()))
+    return ("Rank agreement with the paper's F1 (Spearman's rho over the rows): " + "; ".join(parts) + "\n") if parts else ""
 
 
 def csv_text(records: list[dict]) -> str:
