@@ -199,7 +199,7 @@ def plot(table: Table, summary: list[dict], models: tuple[str, ...], path: Path)
         paper = [e["paper"].get("valid_f1") if isinstance(e["paper"], dict) else e["paper"] for e in entries]
         if metric == "valid_f1" and any(p is not None for p in paper):
             ax.scatter([x for x, p in zip(xs, paper) if p is not None], [p for p in paper if p is not None],
-                       marker="_", s=300, color="black", zorder=3, label="paper" if k == 0 else None)
+                       marker="D", s=24, color="black", zorder=3, label="paper" if k == 0 else None)
     ax.set_xticks(range(len(labels)), labels, rotation=20, ha="right")
     ax.set_ylabel(LABELS[metric])
     ax.set_title(table.title)
