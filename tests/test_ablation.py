@@ -220,7 +220,7 @@ def test_rank_agreement_is_spearmans_rho_of_the_row_means_against_the_paper():
     table = get_table("bands")
     rows = select_rows(table, ["rgb", "swir", "ngb", "pca-3"])
     summary = []
-    for k, row in enumerate(rows):  # SwinLS in the paper's order, U-Net in the reverse one
+    for row in rows:  # SwinLS in the paper's order, U-Net in the reverse one
         for model, sign in (("swinls", 1), ("unet", -1)):
             summary.append({"row": row.name, "label": row.label, "model": model, "seeds": 3, "of": 3,
                             "valid_f1": (0.5 + sign * row.paper[model] / 1000, 0.01), "valid_best_f1": (math.nan, math.nan),

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from swinls.checkpoints import RunStore
+from swinls.checkpoints import CheckpointError, RunStore
 from swinls.config import load_experiment
 from swinls.data import DataConfig, ShardData
 from swinls.training import run_experiment
@@ -61,7 +61,7 @@ def test_a_run_moved_to_another_storage_resumes_without_retraining(synthetic_sha
     moved = run_experiment(load_experiment(overrides=settings + [f"storage={tmp_path / 'there'}"]), local=True, printer=None)
     assert first.trained and not moved.trained
     assert moved.history == first.history and moved.run_uri.endswith("there/mover")
-    with pytest.raises(Exception, match="different config"):  # a moved run still refuses a changed recipe
+    with pytest.raises(CheckpointError, match="different config"):  # a moved run still refuses a changed recipe
         run_experiment(load_experiment(overrides=settings + [f"storage={tmp_path / 'there'}", "stage2.epochs=2"]),
                        local=True, printer=None)
 
