@@ -116,6 +116,12 @@ def markdown(table: Table, summary: list[dict]) -> str:
     return "\n".join(lines) + "\n" + (f"\n{agreement}" if agreement else "")
 
 
+def _paper_f1(entry: dict) -> float | None:
+    """The paper's valid F1 for a summary entry (Table 4 gives precision and recall beside it)."""
+    paper = entry["paper"]
+    return paper.get("valid_f1") if isinstance(paper, dict) else paper
+
+
 def _ranks(values: list[float]) -> list[float]:
     """Ranks from 1, ties sharing their average rank."""
     order = sorted(range(len(values)), key=values.__getitem__)
@@ -148,7 +154,7 @@ def rank_agreement(summary: list[dict], metric: str) -> dict[str, float]:
     for model in dict.fromkeys(e["model"] for e in summary):
         pairs = []
         for entry in summary:
-            paper = entry["paper"].get("valid_f1") if isinstance(entry["paper"], dict) else entry["paper"]
+            paper = _paper_f1(entry)
             mean = entry.get(metric, (math.nan,))[0]
             if entry["model"] == model and paper is not None and not math.isnan(mean):
                 pairs.append((mean, paper))
@@ -196,7 +202,7 @@ def plot(table: Table, summary: list[dict], models: tuple[str, ...], path: Path)
         means = [e[metric][0] for e in entries]
         stds = [0.0 if math.isnan(e[metric][1]) else e[metric][1] for e in entries]
         ax.bar(xs, means, width, yerr=stds, capsize=3, label=MODEL_LABELS.get(model, model))
-        paper = [e["paper"].get("valid_f1") if isinstance(e["paper"], dict) else e["paper"] for e in entries]
+        paper = [_paper_f1(e) for e in entries]
         if metric == "valid_f1" and any(p is not None for p in paper):
             ax.scatter([x for x, p in zip(xs, paper) if p is not None], [p for p in paper if p is not None],
                        marker="D", s=24, color="black", zorder=3, label="paper" if k == 0 else None)
