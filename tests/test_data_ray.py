@@ -9,7 +9,8 @@ import pytest
 from swinls.augment import AugmentConfig
 from swinls.data import DataConfig, ShardData
 from swinls.data.local import read_split
-from swinls.data.ray_data import build_dataset, local_cpus, should_materialize, split_data_config
+from swinls.data.ray_data import (LOCAL_TRAIN_POLL_S, TRAIN_POLL_ENV, build_dataset, local_cpus, should_materialize,
+                                 split_data_config)
 from swinls.shards import IngestOptions, ingest
 from tests.helpers import upload_tree, write_tree
 
@@ -52,6 +53,18 @@ def test_materialise_automatically_only_below_the_limit(s3_shards):
     tiny_limit = ShardData(DataConfig(uri=s3_shards, materialize="auto", materialize_limit_mb=0))
     assert should_materialize(small, "train") and not should_materialize(tiny_limit, "train")
     assert local_cpus(training_workers=2) > 2  # room for Ray Data beside two training workers
+
+
+def test_a_local_instance_hands_its_processes_the_shorter_ray_train_poll(ray_local):
+    """Set before the local Ray starts, so every process it starts has it: the Tune trial actors
+    whose fits' controllers read it, not only this driver."""
+    @ray_local.remote
+    def poll_seen_by_a_ray_process():
+        import os
+
+        return os.environ.get(TRAIN_POLL_ENV)
+
+    assert ray_local.get(poll_seen_by_a_ray_process.remote()) == LOCAL_TRAIN_POLL_S
 
 
 def _record_keys(config):

@@ -144,6 +144,10 @@ def local_cpus(training_workers: int, cpus_per_worker: float = 1.0) -> int:
     return max(os.cpu_count() or 1, int(training_workers * cpus_per_worker)) + 2
 
 
+TRAIN_POLL_ENV = "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"
+LOCAL_TRAIN_POLL_S = "0.5"
+
+
 def init_local_ray(training_workers: int = 1, num_cpus: int | None = None, **kwargs):
     """Connect to the cluster a job was submitted to (RAY_ADDRESS), or start a local Ray with
     room for Ray Data beside the training workers."""
@@ -156,6 +160,10 @@ def init_local_ray(training_workers: int = 1, num_cpus: int | None = None, **kwa
         ray.init(log_to_driver=log_to_driver, **kwargs)
         return
     kwargs.pop("address", None)
+    # Ray Train's controller polls its workers every 2 s by default, and a fit's end and its
+    # phase-end reports wait for that poll: seconds per fit where local epochs take seconds
+    # (benchmarks/fit_startup.py). A value the user exported wins; a cluster keeps Ray's default.
+    os.environ.setdefault(TRAIN_POLL_ENV, LOCAL_TRAIN_POLL_S)
     # Ray 2.60 turns token authentication on for a new local instance and warns, every start,
     # that it did; it stays on, and the README says so once
     logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
