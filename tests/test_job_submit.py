@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from swinls import storage
+from swinls.data.ray_data import LOCAL_TRAIN_POLL_S
 from swinls.registry import load_best
 from swinls.shards import ingest
 from tests.helpers import upload_tree
@@ -30,7 +31,7 @@ SPACE = """\
 metric: valid_f1
 mode: max
 scope: last-2-avg
-budget: {samples: 3, max_concurrent: 1}
+budget: {samples: 2, max_concurrent: 1}
 scheduler: {type: none}
 resources: {num_workers: 1, cpus_per_worker: 1, driver_cpus: 1}
 base:
@@ -63,7 +64,9 @@ def head(s3_endpoint, tmp_path_factory):
     token.write_text(secrets.token_hex(32))
     env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "AWS_ENDPOINT_URL")}
     env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(token), RAY_USAGE_STATS_ENABLED="0",
-               PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}", SWINLS_STUDY_CACHE=str(home / "studies"))
+               PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}", SWINLS_STUDY_CACHE=str(home / "studies"),
+               # a local instance's poll (init_local_ray): these epochs are shorter than Ray's 2 s
+               RAY_TRAIN_HEALTH_CHECK_INTERVAL_S=LOCAL_TRAIN_POLL_S)
     dashboard = free_port()
     ports = {"--port": free_port(), "--dashboard-port": dashboard, "--dashboard-agent-listen-port": free_port(),
              "--dashboard-agent-grpc-port": free_port(), "--metrics-export-port": free_port(),
@@ -97,7 +100,7 @@ def stop_tree(process: subprocess.Popen) -> None:
             proc.terminate()
         except psutil.NoSuchProcess:
             pass
-    _, alive = psutil.wait_procs(tree, timeout=15)
+    _, alive = psutil.wait_procs(tree, timeout=5)  # what outlives SIGTERM that long is killed
     for proc in alive:
         try:
             proc.kill()
@@ -171,7 +174,7 @@ def test_submitted_search_stopped_and_resumed_publishes_the_best_to_s3(head, s3_
     wait_until(lambda: status(head, first) == "STOPPED", 120, "the driver to stop",
                lambda: ray_cli(head, "job", "status", first).stdout + ray_cli(head, "job", "logs", first).stdout[-2000:])
     before = finished_trials(exp_uri)
-    assert 1 <= len(before) < 3
+    assert len(before) == 1
 
     second = submit(head, s3_endpoint, "--resume")
     wait_until(lambda: status(head, second) not in ("RUNNING", "PENDING"), 900, "the resumed search")
@@ -179,12 +182,12 @@ def test_submitted_search_stopped_and_resumed_publishes_the_best_to_s3(head, s3_
     assert status(head, second) == "SUCCEEDED", logs[-3000:]
 
     after = finished_trials(exp_uri)
-    assert len(after) == 3  # the budget, not three more
+    assert len(after) == 2  # the budget, not two more
     for trial, pointer in before.items():
         assert after[trial] == pointer, f"{trial} was trained again after --resume"
     assert "best model: s3://e2e/experiments/e2e/best/versions/" in logs
     table = [line for line in logs.splitlines() if line.strip()[:1].isdigit() and "complete" in line]
-    assert len(table) == 3
+    assert len(table) == 2
     _, card = load_best(f"{exp_uri}/best")
     assert card["trial"] in after and card["objective"]["metric"] == "valid_f1"
     scores = [sum(h["valid_f1"] for h in history[-2:]) / 2 for history in (json.loads(p)["history"] for p in after.values())]
@@ -212,10 +215,10 @@ RETRAIN_SETTINGS = ["model.size=nano", "model.decoder_channels=[32, 16, 16, 8, 8
                     "data.batch_size=8", "stage1.epochs=1", "stage1.lr=0.002", "stage2.epochs=1", "selftrain.rounds=0"]
 
 
-def test_scheduled_retraining_submitted_to_the_cluster_promotes_skips_and_judges_a_new_region(head, s3_endpoint,
-                                                                                              synthetic_raw, tmp_path):
-    """The nightly job as cron would submit it: a first champion, a night with nothing new, and a
-    night after a new region was ingested."""
+def test_scheduled_retraining_submitted_to_the_cluster_promotes_then_judges_a_new_region(head, s3_endpoint,
+                                                                                          synthetic_raw, tmp_path):
+    """The nightly job as cron would submit it: a first champion, then a night after a new region
+    was ingested. (A night with nothing new is a no-op; tests/test_retrain.py runs that one.)"""
     storage.filesystem("s3://nightly")[0].mkdir("nightly")
     for name in ("steep-forest", "terraced-farmland"):
         shutil.copytree(synthetic_raw / name, tmp_path / "first" / name, copy_function=os.link)
@@ -233,7 +236,6 @@ def test_scheduled_retraining_submitted_to_the_cluster_promotes_skips_and_judges
     first = night()
     champion = storage.latest_version("s3://nightly/registry/champion")["version"]
     assert first[-1].startswith(f"decision: promoted {champion} (first champion")
-    assert night()[-1].startswith(f"decision: no-op (champion {champion} was trained on this manifest")
 
     shutil.copytree(synthetic_raw / "volcanic-arc", tmp_path / "second" / "volcanic-arc", copy_function=os.link)
     ingest(str(tmp_path / "second"), "s3://nightly/shards")
