@@ -160,9 +160,10 @@ def init_local_ray(training_workers: int = 1, num_cpus: int | None = None, **kwa
         ray.init(log_to_driver=log_to_driver, **kwargs)
         return
     kwargs.pop("address", None)
-    # Ray Train's controller polls its workers every 2 s by default, and a fit's end and its
-    # phase-end reports wait for that poll: seconds per fit where local epochs take seconds
-    # (benchmarks/fit_startup.py). A value the user exported wins; a cluster keeps Ray's default.
+    # Ray Train's controller polls its workers every 2 s by default; a worker holds one report
+    # until a poll takes it (a queue of one), so epochs shorter than the poll wait for it, and so
+    # does a fit's end: seconds per fit where local epochs take seconds (benchmarks/fit_startup.py).
+    # A value the user exported wins; a cluster keeps Ray's default.
     os.environ.setdefault(TRAIN_POLL_ENV, LOCAL_TRAIN_POLL_S)
     # Ray 2.60 turns token authentication on for a new local instance and warns, every start,
     # that it did; it stays on, and the README says so once
