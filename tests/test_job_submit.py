@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from swinls import storage
-from swinls.data.ray_data import LOCAL_TRAIN_POLL_S
+from swinls.data.ray_data import LOCAL_TRAIN_POLL_S, TRAIN_POLL_ENV
 from swinls.registry import load_best
 from swinls.shards import ingest
 from tests.helpers import upload_tree
@@ -64,9 +64,8 @@ def head(s3_endpoint, tmp_path_factory):
     token.write_text(secrets.token_hex(32))
     env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "AWS_ENDPOINT_URL")}
     env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(token), RAY_USAGE_STATS_ENABLED="0",
-               PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}", SWINLS_STUDY_CACHE=str(home / "studies"),
-               # a local instance's poll (init_local_ray): these epochs are shorter than Ray's 2 s
-               RAY_TRAIN_HEALTH_CHECK_INTERVAL_S=LOCAL_TRAIN_POLL_S)
+               PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}", SWINLS_STUDY_CACHE=str(home / "studies"))
+    env[TRAIN_POLL_ENV] = LOCAL_TRAIN_POLL_S  # as init_local_ray sets it: these epochs are shorter than 2 s
     dashboard = free_port()
     ports = {"--port": free_port(), "--dashboard-port": dashboard, "--dashboard-agent-listen-port": free_port(),
              "--dashboard-agent-grpc-port": free_port(), "--metrics-export-port": free_port(),
