@@ -8,6 +8,11 @@ hands to `on_trial_complete` only.
 
 Intermediate values are keyed by the run's own epoch rather than Tune's training_iteration, so a
 trial restarted by `--resume` continues its curve instead of reporting step 1 again.
+
+The study (SQLite) is written as trials finish, Tune's copy of this searcher only at experiment
+checkpoints, so a stopped search can leave the study ahead: a trial finished in the study that
+Tune restarts on `--resume`. Restoring takes the study's word for it — that trial counts as
+finished here too — instead of reporting to a finished Optuna trial, which Optuna refuses.
 """
 
 from __future__ import annotations
@@ -32,6 +37,12 @@ class PruneAwareOptunaSearch(OptunaSearch):
             return
         self._ot_trials[trial_id].report(value, step)
         steps.add(step)
+
+    def restore(self, checkpoint_path: str) -> None:
+        super().restore(checkpoint_path)
+        finished = {t.number for t in self._ot_study.get_trials(deepcopy=False) if t.state.is_finished()}
+        self._completed_trials.update(trial_id for trial_id, ot_trial in self._ot_trials.items()
+                                      if ot_trial.number in finished)
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         if isinstance(self.metric, list) or trial_id in self._completed_trials:
