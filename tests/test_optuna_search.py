@@ -17,7 +17,7 @@ def searcher(db):
                                   sampler=optuna.samplers.RandomSampler(seed=0))
 
 
-def test_a_trial_the_study_finished_after_tunes_last_checkpoint_is_finished_on_restore(tmp_path):
+def test_a_trial_the_study_finished_after_tunes_last_checkpoint_is_finished_on_restore(tmp_path, caplog):
     db = tmp_path / "study.db"
     first = searcher(db)
     assert first.suggest("t1") is not None
@@ -31,6 +31,7 @@ def test_a_trial_the_study_finished_after_tunes_last_checkpoint_is_finished_on_r
     # Tune restarts t1, whose finished run reports its last epochs again
     resumed.on_trial_result("t1", {"score": 0.6, "epoch": 2})
     resumed.on_trial_complete("t1", {"score": 0.6, "epoch": 2, "run_complete": True})
+    assert not [r for r in caplog.records if "already finished" in r.getMessage()]  # no warning per result
 
     (trial,) = optuna.load_study(study_name="study", storage=f"sqlite:///{db}").trials
     assert trial.state is TrialState.COMPLETE and trial.value == pytest.approx(0.6)

@@ -91,8 +91,14 @@ def test_a_trial_is_scored_by_the_mean_of_its_last_two_epochs_in_the_table_the_s
     expected = {}
     for row in search.trials:
         history = RunStore(f"{search.experiment_uri}/trials/{row['trial']}").latest()["history"]
-        # a stopped trial may have saved one more epoch before the stop reached it; Tune scored what it saw
-        assert len(history) >= row["epochs"] and (row["status"] == "pruned" or len(history) == row["epochs"])
+        # a complete run waits for its last checkpoint; a stopped one may have saved one more epoch
+        # before the stop reached it, or lost the epoch whose upload the stop cut short
+        if row["status"] == "complete":
+            assert len(history) == row["epochs"]
+        else:
+            assert abs(len(history) - row["epochs"]) <= 1
+            if len(history) < row["epochs"]:
+                continue
         losses = [h["train_loss"] for h in history[:row["epochs"]]]
         assert row["final"] == pytest.approx(losses[-1])
         assert row["value"] == pytest.approx(sum(losses[-2:]) / len(losses[-2:]))

@@ -29,6 +29,7 @@ class PruneAwareOptunaSearch(OptunaSearch):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self._reported_steps: dict[str, set[int]] = {}  # saved and restored with the searcher
+        self._finished_in_study: set[str] = set()  # finished in the study after the searcher was saved
 
     def _report(self, trial_id: str, result: dict) -> None:
         value, step = result.get(self.metric), result.get(STEP, result.get(TRAINING_ITERATION))
@@ -41,15 +42,20 @@ class PruneAwareOptunaSearch(OptunaSearch):
     def restore(self, checkpoint_path: str) -> None:
         super().restore(checkpoint_path)
         finished = {t.number for t in self._ot_study.get_trials(deepcopy=False) if t.state.is_finished()}
-        self._completed_trials.update(trial_id for trial_id, ot_trial in self._ot_trials.items()
-                                      if ot_trial.number in finished)
+        self._finished_in_study = {trial_id for trial_id, ot_trial in self._ot_trials.items()
+                                   if ot_trial.number in finished and trial_id not in self._completed_trials}
+        self._completed_trials.update(self._finished_in_study)
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
+        if trial_id in self._finished_in_study:
+            return  # expected after a restore, not worth Ray's warning per result
         if isinstance(self.metric, list) or trial_id in self._completed_trials:
             return super().on_trial_result(trial_id, result)
         self._report(trial_id, result)
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        if trial_id in self._finished_in_study:
+            return
         if error or not result or result.get(COMPLETE_FLAG) or trial_id in self._completed_trials:
             return super().on_trial_complete(trial_id, result, error)
         self._report(trial_id, result)
