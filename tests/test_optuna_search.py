@@ -52,3 +52,20 @@ def test_a_trial_still_running_in_the_study_goes_on_reporting_after_restore(tmp_
 
     (trial,) = optuna.load_study(study_name="study", storage=f"sqlite:///{db}").trials
     assert trial.state is TrialState.PRUNED and trial.intermediate_values == {1: 0.4, 2: 0.5}
+
+
+def test_a_trial_suggested_after_tunes_last_checkpoint_fails_on_restore_and_the_rest_go_on(tmp_path):
+    db = tmp_path / "study.db"
+    first = searcher(db)
+    first.suggest("t1")
+    first.on_trial_result("t1", {"score": 0.4, "epoch": 1})
+    first.save(str(tmp_path / "searcher.pkl"))
+    first.suggest("t2")  # Tune never saved it, so it never restarts it
+
+    resumed = searcher(db)
+    resumed.restore(str(tmp_path / "searcher.pkl"))
+    assert resumed.suggest("t3") is not None  # the search goes on with a fresh trial
+    resumed.on_trial_complete("t1", {"score": 0.5, "epoch": 2, "run_complete": True})
+
+    states = {t.number: t.state for t in optuna.load_study(study_name="study", storage=f"sqlite:///{db}").trials}
+    assert states == {0: TrialState.COMPLETE, 1: TrialState.FAIL, 2: TrialState.RUNNING}

@@ -13,6 +13,9 @@ The study (SQLite) is written as trials finish, Tune's copy of this searcher onl
 checkpoints, so a stopped search can leave the study ahead: a trial finished in the study that
 Tune restarts on `--resume`. Restoring takes the study's word for it — that trial counts as
 finished here too — instead of reporting to a finished Optuna trial, which Optuna refuses.
+The study can also hold trials suggested after Tune's last save, which Tune never restarts: they
+would stay RUNNING forever, so restoring marks them FAIL (the study belongs to this experiment
+alone, so no other search is running them).
 """
 
 from __future__ import annotations
@@ -45,6 +48,10 @@ class PruneAwareOptunaSearch(OptunaSearch):
         self._finished_in_study = {trial_id for trial_id, ot_trial in self._ot_trials.items()
                                    if ot_trial.number in finished and trial_id not in self._completed_trials}
         self._completed_trials.update(self._finished_in_study)
+        known = {ot_trial.number for ot_trial in self._ot_trials.values()}
+        for orphan in self._ot_study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            if orphan.number not in known:
+                self._ot_study.tell(orphan.number, state=TrialState.FAIL)
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         if trial_id in self._finished_in_study:
