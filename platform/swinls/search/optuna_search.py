@@ -44,13 +44,14 @@ class PruneAwareOptunaSearch(OptunaSearch):
 
     def restore(self, checkpoint_path: str) -> None:
         super().restore(checkpoint_path)
-        finished = {t.number for t in self._ot_study.get_trials(deepcopy=False) if t.state.is_finished()}
+        study_trials = self._ot_study.get_trials(deepcopy=False)
+        finished = {t.number for t in study_trials if t.state.is_finished()}
         self._finished_in_study = {trial_id for trial_id, ot_trial in self._ot_trials.items()
                                    if ot_trial.number in finished and trial_id not in self._completed_trials}
         self._completed_trials.update(self._finished_in_study)
         known = {ot_trial.number for ot_trial in self._ot_trials.values()}
-        for orphan in self._ot_study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            if orphan.number not in known:
+        for orphan in study_trials:
+            if orphan.state is TrialState.RUNNING and orphan.number not in known:
                 self._ot_study.tell(orphan.number, state=TrialState.FAIL)
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
