@@ -127,12 +127,13 @@ def test_every_loss_is_finite_with_all_ignored_and_no_positive_images():
     all_ignored = torch.full((2, 8, 8), IGNORE)
     background = torch.zeros(2, 8, 8, dtype=torch.long)
     outputs = {"logits": logits, "image_logit": torch.randn(2, requires_grad=True)}
-    weights = LossWeights(ce=1, wce=1, lovasz=1, lovasz_softmax=1, focal=1, image=1)
-    for mask in (all_ignored, background):
-        total, parts = composite(outputs, mask, weights)
-        assert torch.isfinite(total) and set(parts) == {"ce", "wce", "lovasz", "lovasz_softmax", "focal", "image"}
-        total.backward()
-    assert composite(outputs, all_ignored, weights)[0].item() == 0.0
+    for kind in ("softmax", "hinge"):
+        weights = LossWeights(ce=1, wce=1, lovasz=1, lovasz_kind=kind, focal=1, image=1)
+        for mask in (all_ignored, background):
+            total, parts = composite(outputs, mask, weights)
+            assert torch.isfinite(total) and set(parts) == {"ce", "wce", "lovasz", "focal", "image"}
+            total.backward()
+        assert composite(outputs, all_ignored, weights)[0].item() == 0.0
 
 
 def test_composite_is_the_weighted_sum_of_its_terms():
@@ -186,10 +187,11 @@ def test_sync_free_losses_equal_the_previous_implementations(seed):
         assert (x.grad.abs().sum(1)[mask == IGNORE] == 0).all()
 
 
-def test_a_loss_step_never_reads_the_device():
+@pytest.mark.parametrize("lovasz_kind", ["softmax", "hinge"])
+def test_a_loss_step_never_reads_the_device(lovasz_kind):
     """No term converts to a Python number or branches on the data (which would wait for a GPU)."""
     logits, image_logit, mask = random_case(0)
-    weights = LossWeights(ce=1, wce=1, lovasz=1, lovasz_softmax=1, focal=1, image=1)
+    weights = LossWeights(ce=1, wce=1, lovasz=1, lovasz_kind=lovasz_kind, focal=1, image=1)
     from torch.overrides import TorchFunctionMode
 
     class NoHostReads(TorchFunctionMode):
@@ -218,3 +220,40 @@ def test_model_and_loss_compiled_together_give_the_plain_loss():
     plain = forward_loss(model, LossWeights(), gpu)(image, mask)
     compiled = compiled_forward_loss(model, LossWeights(), gpu, backend="eager")(image, mask)
     assert compiled.item() == pytest.approx(plain.item(), rel=1e-5)
+
+
+def _argmin_shared_margin(lovasz_kind: str, ambiguous_pos: int, ambiguous_neg: int) -> float:
+    """Where weighted CE + Lovász puts one margin shared by a group of pixels a model cannot tell
+    apart, in an image whose other pixels are confidently right (3 % landslide, 64×64)."""
+    pos, neg = 123, 4096 - 123
+    margins = torch.linspace(-4, 4, 161)
+    truth = torch.cat([torch.ones(pos - ambiguous_pos), torch.zeros(neg - ambiguous_neg),
+                       torch.ones(ambiguous_pos), torch.zeros(ambiguous_neg)]).long().view(1, 64, 64)
+    weights = LossWeights(wce=1, lovasz=1, lovasz_kind=lovasz_kind, image=0)
+    values = []
+    for shared in margins:
+        margin = torch.cat([torch.full((pos - ambiguous_pos,), 3.0), torch.full((neg - ambiguous_neg,), -3.0),
+                            torch.full((ambiguous_pos + ambiguous_neg,), float(shared))])
+        logits = torch.stack([torch.zeros_like(margin), margin]).view(1, 2, 64, 64)
+        values.append(composite({"logits": logits}, truth, weights)[0].item())
+    return round(margins[int(np.argmin(values))].item(), 3)
+
+
+def test_the_lovasz_hinge_pins_inseparable_pixels_at_a_breakpoint_and_softmax_follows_their_odds():
+    """Why `lovasz_kind` defaults to softmax: the hinge is piecewise linear in the margin, so a group
+    of pixels the model cannot separate settles on one of its breakpoints whatever the group's mix
+    of classes; with Lovász-softmax the margin falls as the group's share of landslide pixels falls."""
+    mixes = [(25, 100), (25, 400), (25, 800), (25, 1600)]  # ever fewer landslide pixels in the group
+    hinge = [_argmin_shared_margin("hinge", p, n) for p, n in mixes]
+    softmax = [_argmin_shared_margin("softmax", p, n) for p, n in mixes]
+    assert len(set(hinge)) == 1 and hinge[0] in (-1.0, 0.0, 1.0), hinge
+    assert all(a > b for a, b in zip(softmax, softmax[1:])), softmax
+
+
+def test_lovasz_kind_chooses_the_surrogate_and_per_image_is_the_hinges_alone():
+    logits, _, mask = random_case(1)
+    for kind, expected in (("hinge", lovasz_hinge(logits, mask, per_image=False)), ("softmax", lovasz_softmax(logits, mask))):
+        _, parts = composite({"logits": logits}, mask, LossWeights(wce=0, lovasz=1, lovasz_kind=kind, image=0))
+        assert parts["lovasz"].item() == pytest.approx(expected.item(), rel=1e-6)
+    with pytest.raises(ValueError, match="lovasz_per_image applies to lovasz_kind 'hinge' only"):
+        LossWeights(lovasz_per_image=True)

@@ -46,6 +46,8 @@ def test_shipped_spaces_are_valid():
     assert smoke.experiment({}).model.size == "nano"
     bands = next(p for p in paper.parameters if p.key == "data.bands").choices
     assert set(bands) == {"RGB", "SWIR", "NGB", "PCA-3", "RGB+NIR", "RGB+SWIR", "RGB+NIR+SWIR", "ALL"}  # Table 1
+    kinds = next(p for p in paper.parameters if p.key == "stage1.loss.lovasz_kind").choices
+    assert [paper.experiment({"stage1.loss.lovasz_kind": k}).stage1.loss.lovasz_kind for k in kinds] == ["softmax", "hinge"]
 
 
 @pytest.mark.parametrize("line, message", [

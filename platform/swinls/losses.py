@@ -4,8 +4,8 @@ Logits are N×2×H×W (background, landslide); masks N×H×W int64 in {0, 1, 255
 
 - weighted CE: per image, landslide pixels weigh N_neg/N_pos (background 1), so both classes
   carry the same total weight; the per-image losses are averaged over images with labels.
-- Lovász hinge (binary, on the landslide margin) and Lovász-softmax: surrogates of the IoU
-  (Berman et al., 2018).
+- Lovász: a surrogate of the landslide IoU (Berman et al., 2018), as the hinge on the landslide
+  margin or as Lovász-softmax on the class probabilities (`LossWeights.lovasz_kind`).
 - focal, plain CE, and the image-level loss: BCE of the image head against "the patch holds a
   landslide pixel".
 """
@@ -13,6 +13,7 @@ Logits are N×2×H×W (background, landslide); masks N×H×W int64 in {0, 1, 255
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -123,20 +124,29 @@ class LossWeights:
     ce: float = 0.0
     wce: float = 1.0
     lovasz: float = 1.0
-    lovasz_softmax: float = 0.0
+    # which Lovász surrogate the `lovasz` weight applies to. The hinge is piecewise linear in the
+    # margin: pixels a model cannot tell apart settle on one of its breakpoints (margin -1, 0, +1)
+    # whatever their mix of classes, and on the synthetic data stage 1 ends with the landslide
+    # pixels at 0, where stage 2's plain CE tips them to background (README, Table 3). With
+    # Lovász-softmax, on the probabilities of the two-class head, their margin follows the mix.
+    lovasz_kind: Literal["softmax", "hinge"] = "softmax"
     focal: float = 0.0
     image: float = 1.0
-    # Lovász over the whole batch: per image, the many patches without a landslide pixel each
+    # the hinge over the whole batch: per image, the many patches without a landslide pixel each
     # add their largest error, which drives every margin down and the model to predict nothing
     lovasz_per_image: bool = False
 
     def __post_init__(self) -> None:
-        weights = {k: v for k, v in vars(self).items() if k != "lovasz_per_image"}
+        weights = {k: v for k, v in vars(self).items() if k not in ("lovasz_per_image", "lovasz_kind")}
         for name, value in weights.items():
             if value < 0:
                 raise ValueError(f"loss weight {name} must not be negative, got {value}")
         if not any(weights.values()):
             raise ValueError("every loss weight is zero: nothing would be trained")
+        if self.lovasz_kind not in ("softmax", "hinge"):
+            raise ValueError(f"loss lovasz_kind must be 'softmax' or 'hinge', got {self.lovasz_kind!r}")
+        if self.lovasz_per_image and self.lovasz_kind != "hinge":
+            raise ValueError("loss lovasz_per_image applies to lovasz_kind 'hinge' only")
 
 
 PAPER_STAGE1 = LossWeights()
@@ -150,8 +160,8 @@ def composite(outputs: dict[str, torch.Tensor], mask: torch.Tensor, weights: Los
     terms = {
         "ce": lambda: cross_entropy(logits, mask),
         "wce": lambda: weighted_cross_entropy(logits, mask),
-        "lovasz": lambda: lovasz_hinge(logits, mask, per_image=weights.lovasz_per_image),
-        "lovasz_softmax": lambda: lovasz_softmax(logits, mask),
+        "lovasz": lambda: (lovasz_hinge(logits, mask, per_image=weights.lovasz_per_image)
+                           if weights.lovasz_kind == "hinge" else lovasz_softmax(logits, mask)),
         "focal": lambda: focal(logits, mask),
     }
     total = logits.sum() * 0.0
