@@ -58,6 +58,10 @@ def test_a_trials_config_is_the_settings_then_the_table_row_model_and_seed():
     changed = trial_config(TABLES["bands"], shared, "/exp", "rgb", "unet", 0, user)
     assert changed.stage2.epochs == 2 and changed.data.bands == "RGB"
     assert trial_config(TABLES["selftrain"], shared, "/exp", "a90", "swinls", 0, user).stage1.loss.lovasz == 0
+    # the Lovász rows set the term's weight, not its kind: --set chooses the surrogate they test
+    assert balanced.stage1.loss.lovasz_kind == "softmax"
+    hinge = trial_config(TABLES["balance"], shared, "/exp", "lovasz", "swinls", 0, ["stage1.loss.lovasz_kind=hinge"])
+    assert (hinge.stage1.loss.ce, hinge.stage1.loss.lovasz, hinge.stage1.loss.lovasz_kind) == (1, 1, "hinge")
 
 
 def test_an_unknown_table_row_or_model_is_an_error_listing_the_valid_ones():
