@@ -19,6 +19,7 @@ device-resident split makes kernels on the same stream rather than a wait for th
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -115,15 +116,16 @@ def reference_batches(rows, device, batch: int, epoch: int):
         yield b
 
 
-def reference_step(net, optimizer, batch, gpu: GpuSettings) -> torch.Tensor:
+def reference_step(net, optimizer, batch, gpu: GpuSettings, lovasz_kind: str) -> torch.Tensor:
     from swinls.accel import autocast, to_memory_format
     from tests import reference_losses as ref
 
     with autocast(batch.image.device, gpu.bf16):
         outputs = net(to_memory_format(batch.image, gpu.channels_last))
     logits, mask = outputs["logits"], batch.mask
-    terms = [ref.weighted_cross_entropy(logits, mask), ref.lovasz_hinge(logits, mask, per_image=False),
-             ref.image_level(outputs["image_logit"], mask)]
+    # the new step's loss (PAPER_STAGE1 with --lovasz-kind), in the old code
+    lovasz = ref.lovasz_softmax(logits, mask) if lovasz_kind == "softmax" else ref.lovasz_hinge(logits, mask, per_image=False)
+    terms = [ref.weighted_cross_entropy(logits, mask), lovasz, ref.image_level(outputs["image_logit"], mask)]
     loss = sum(terms)
     _ = [float(t.detach()) for t in terms]  # the per-term logging of the old composite
     optimizer.zero_grad(set_to_none=True)
@@ -143,6 +145,7 @@ def measure(size: str, batch: int, args, split: ResidentSplit, rows, device: tor
     optimizer = make_optimizer("adamw", model.parameters(), 1e-4, 0.01, fused=gpu.fused_optimizer)
     net = torch.compile(model) if args.compile else model
     augmenter = Augmenter(PAPER_RECIPE)
+    loss = dataclasses.replace(PAPER_STAGE1, lovasz_kind=args.lovasz_kind)
     clock, marks, total = Clock(device), [], torch.zeros((), device=device)
     epoch, steps, started = 0, 0, time.perf_counter()
     while steps < args.warmup + args.steps:
@@ -155,9 +158,9 @@ def measure(size: str, batch: int, args, split: ResidentSplit, rows, device: tor
                 break
             ready = clock.now()
             if reference:
-                total += reference_step(net, optimizer, b, gpu)
+                total += reference_step(net, optimizer, b, gpu, args.lovasz_kind)
             else:
-                total += train_step(net, optimizer, b, PAPER_STAGE1, gpu)
+                total += train_step(net, optimizer, b, loss, gpu)
             done = clock.now()
             steps += 1
             if steps > args.warmup:
@@ -185,6 +188,8 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true", help="torch.compile the model")
     parser.add_argument("--fp32", action="store_true", help="no bf16 autocast")
     parser.add_argument("--reference", action="store_true", help="also time the old step, side by side")
+    parser.add_argument("--lovasz-kind", choices=("softmax", "hinge"), default=PAPER_STAGE1.lovasz_kind,
+                        help="stage 1's Lovász term (default: the recipe's)")
     parser.add_argument("--peak-tflops", type=float, help="the device's bf16 peak, when it is not in the table")
     args = parser.parse_args()
     device = torch.device(args.device)
@@ -195,7 +200,7 @@ def main() -> None:
     split = ResidentSplit(rows, device)
     print(f"device {device} · torch {torch.__version__} · {args.patches} patches on the device ({split.nbytes / 2**20:.0f} MiB) · "
           f"peak {peak_text} · bf16 {'off' if args.fp32 else 'on' if device.type == 'cuda' else 'off (CPU)'}"
-          f"{' · compiled' if args.compile else ''}")
+          f"{' · compiled' if args.compile else ''} · Lovász {args.lovasz_kind}")
     for size in args.sizes.split(","):
         for batch in (int(b) for b in args.batches.split(",")):
             for reference in ((False, True) if args.reference else (False,)):
