@@ -8,12 +8,13 @@ seed) that spreads over a cluster; outputs trials.csv, table.md and table.png.
         --set model.size=tiny --set run.use_gpu=true --set run.gpus_per_worker=0.25 --storage s3://my-bucket/ablations
 
 Tables: bands (Table 1), augment (Table 2), balance (Table 3), selftrain (Table 4), scaling
-(throughput and time to --target-f1 against Ray Train workers and Swin size). Shared settings
+(throughput and time to each --target-f1 against Ray Train workers and Swin size). Shared settings
 come from --config (default search_spaces/ablation.yaml); each table's recipe (e.g. one-stage CE
 for Tables 1 and 2) comes next, then --set overrides (which may change the recipe: --set
 stage1.loss.lovasz=0), then what the row varies. A rerun with the same --name keeps the trials
 that finished; with the same settings it may add rows, models or seeds to the table
 (--models unet after a SwinLS-only run), and the outputs cover everything asked under that name.
+--target-f1 only chooses what the outputs report, so a rerun may change it freely.
 """
 
 from __future__ import annotations
@@ -27,8 +28,20 @@ SMOKE = ["stage1.epochs=1", "stage1.warmup_epochs=0", "stage2.epochs=1", "selftr
          "selftrain.stage2.epochs=1", "data.train_regions=[steep-forest, terraced-farmland]", "run.checkpoint_every=1"]
 
 
+def target_f1s(text: str) -> tuple[float, ...]:
+    import argparse
+
+    try:
+        values = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of F1 values") from None
+    if not values or any(not 0 < v <= 1 for v in values):
+        raise argparse.ArgumentTypeError(f"{text!r}: each target F1 must be in (0, 1]")
+    return tuple(sorted(set(values)))
+
+
 def parse_args(argv=None):
-    from swinls.ablation.tables import TABLES
+    from swinls.ablation.tables import DEFAULT_TARGET_F1S, TABLES
     from swinls.cli import JobParser
 
     parser = JobParser(__doc__)
@@ -43,7 +56,9 @@ def parse_args(argv=None):
     data.add_argument("--data", help="a shard dataset URI (default: the built-in synthetic data)")
     parser.add_argument("--storage", default=str(ROOT / "runs"), help="a folder or s3://bucket/prefix")
     parser.add_argument("--name", help="default: ablate-<table>-<time>; the same name resumes")
-    parser.add_argument("--target-f1", type=float, default=0.3, help="scaling: the valid F1 the time is measured to")
+    parser.add_argument("--target-f1", type=target_f1s, default=DEFAULT_TARGET_F1S, metavar="F1[,F1...]",
+                        help="scaling: the valid F1s the time is measured to, a column each "
+                             f"(default: {','.join(f'{t:g}' for t in DEFAULT_TARGET_F1S)})")
     parser.add_argument("--max-concurrent", type=int, default=0, help="trials at once (default: what fits)")
     parser.add_argument("--smoke-test", action="store_true", help="one epoch per stage on two training regions")
     parser.add_argument("--cache", default=str(ROOT / ".cache"))
@@ -76,7 +91,7 @@ def main(argv=None) -> int:
     request = AblationRequest(args.table, settings, overrides, seeds=args.seeds,
                               rows=[r.strip() for r in (args.rows or "").split(",") if r.strip()],
                               models=[m.strip() for m in (args.models or "").split(",") if m.strip()],
-                              target_f1=args.target_f1, max_concurrent=args.max_concurrent)
+                              target_f1s=args.target_f1, max_concurrent=args.max_concurrent)
     name = args.name or f"ablate-{args.table}-{time.strftime('%Y%m%d-%H%M%S')}"
     storage_uri = args.storage if storage.is_s3(args.storage) else str(Path(args.storage).absolute())
 

@@ -73,6 +73,9 @@ def test_an_unknown_table_row_or_model_is_an_error_listing_the_valid_ones():
         grid(TABLES["balance"], TABLES["balance"].rows, 1, ("deeplabv3",))
     out = subprocess.run([sys.executable, str(ROOT / "jobs" / "ablate.py"), "balanse"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and out.stderr.strip().splitlines()[-1].startswith("error: jobs/ablate.py has no table 'balanse'")
+    bad = subprocess.run([sys.executable, str(ROOT / "jobs" / "ablate.py"), "scaling", "--target-f1", "0.3,65"],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "argument --target-f1: '0.3,65': each target F1 must be in (0, 1]" in bad.stderr
 
 
 def test_the_presets_have_the_benchmarks_sizes_over_six_regions():
@@ -146,6 +149,10 @@ def test_a_tiny_table_writes_csv_markdown_and_png_from_its_trials(tiny_ablation)
 
 
 def test_a_rerun_keeps_the_finished_trials_and_refuses_a_different_request(tiny_ablation):
+    from dataclasses import replace
+
+    import yaml
+
     from swinls.ablation.run import AblationRequest, run_ablation
     from swinls.checkpoints import RunStore
 
@@ -163,6 +170,21 @@ def test_a_rerun_keeps_the_finished_trials_and_refuses_a_different_request(tiny_
         with pytest.raises(AblationError, match="other shared settings"):
             run_ablation(other, storage_uri=storage_uri, name="tiny", verbose=0, local_cores=2)
     assert sorted(p.name for p in trials.iterdir()) == sorted(before)  # a refused request starts nothing
+    # the target F1s are the report's: other targets rewrite the outputs and train nothing, and a record
+    # from when the target was part of the request still matches
+    record = Path(storage_uri) / "tiny" / "ablation.yaml"
+    saved = yaml.safe_load(record.read_text())
+    record.write_text(yaml.safe_dump({**saved, "target_f1": 0.3}, sort_keys=False))
+    other_targets = run_ablation(replace(request, target_f1s=(0.05, 0.99)), storage_uri=storage_uri, name="tiny",
+                                 verbose=0, local_cores=2)
+    assert {p.name: RunStore(str(p)).latest()["history"] for p in trials.iterdir()} == before
+    times = {r["trial"]: (r["time_to_f1_0.05"], r["time_to_f1_0.99"]) for r in other_targets.records}
+    for name, history in before.items():
+        reached = [i for i, h in enumerate(history) if h["valid_f1"] >= 0.05]
+        expected = sum(h["seconds"] for h in history[:reached[0] + 1]) if reached else math.nan
+        assert times[name][0] == pytest.approx(expected, nan_ok=True) and math.isnan(times[name][1])
+    with open(Path(storage_uri) / "tiny" / "trials.csv") as f:
+        assert {"time_to_f1_0.05", "time_to_f1_0.99"} <= set(next(csv.reader(f)))
 
 
 def test_a_rerun_asking_for_more_seeds_or_rows_grows_the_table(tiny_ablation, tmp_path):
@@ -197,6 +219,41 @@ def test_a_rerun_asking_for_more_seeds_or_rows_grows_the_table(tiny_ablation, tm
     record = yaml.safe_load((tmp_path / "grown" / "ablation.yaml").read_text())
     assert record["grids"] == [{"rows": ["ce"], "models": ["swinls"], "seeds": 1},  # a grid asked again is not added
                                {"rows": ["ce", "wce"], "models": ["swinls"], "seeds": 2}]
+
+
+def test_the_scaling_table_reads_throughput_and_a_time_per_target_f1_off_each_history():
+    from swinls.ablation.report import history_figures, markdown, summarise
+
+    def epoch(valid_f1, seconds, train_seconds, patches=100):
+        return {"valid_f1": valid_f1, "seconds": seconds, "train_seconds": train_seconds, "train_patches": patches}
+
+    # the first epoch pays the start-up and is left out of the throughput; times add whole epochs
+    history = [epoch(0.2, 30.0, 25.0), epoch(0.5, 10.0, 4.0), epoch(0.4, 11.0, 6.0), epoch(0.7, 12.0, 5.0)]
+    figures = history_figures(history, (0.3, 0.65, 0.9))
+    assert figures["throughput"] == pytest.approx(300 / 15)
+    assert figures["time_to_f1_0.3"] == 40.0 and figures["time_to_f1_0.65"] == 63.0
+    assert math.isnan(figures["time_to_f1_0.9"])  # never reached: no time, not the run's length
+    assert set(history_figures(history)) == {"throughput"}
+
+    table = get_table("scaling")
+    rows = select_rows(table, ["workers-1", "workers-2"])
+    records = []
+    for row, scale in (("workers-1", 1.0), ("workers-2", 0.5)):
+        for seed, jitter in ((0, 1.0), (1, 1.2)):
+            timed = [dict(h, seconds=h["seconds"] * scale * jitter, train_seconds=h["train_seconds"] * scale * jitter)
+                     for h in history]
+            records.append({"row": row, "model": "swinls", "seed": seed, "status": "complete", "valid_f1": 0.7,
+                            "holdout_f1": 0.2, **history_figures(timed, (0.3, 0.65))})
+    summary = summarise(table, rows, records, ("swinls",), (0.3, 0.65))
+    text = markdown(table, summary, (0.3, 0.65))
+    header = next(line for line in text.splitlines() if line.startswith("| row |"))
+    assert header == ("| row | model | patches/s | s to valid F1 0.3 | s to valid F1 0.65 | valid F1 | held-out F1 "
+                      "| seeds |")
+    two = next(line for line in text.splitlines() if line.startswith("| 2 Ray Train workers |")).split(" | ")
+    times = [63.0 * 0.5, 63.0 * 0.5 * 1.2]
+    assert two[4] == f"{statistics.fmean(times):.1f} ± {statistics.stdev(times):.1f}"
+    rates = [20.0 / 0.5, 20.0 / 0.5 / 1.2]
+    assert two[2] == f"{statistics.fmean(rates):.1f} ± {statistics.stdev(rates):.1f}"
 
 
 def test_rank_agreement_is_spearmans_rho_of_the_row_means_against_the_paper():

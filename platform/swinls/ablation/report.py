@@ -1,7 +1,7 @@
 """An ablation's outputs, computed from its trials' runs in storage:
 
     trials.csv   every trial (row, model, seed, status) with every metric of its last epoch,
-                 and `throughput` and `time_to_f1` from its history
+                 and `throughput` and `time_to_f1_<target>` (one per target F1) from its history
     table.md     per row and model: mean ± standard deviation over seeds of each of the table's
                  metrics (held-out regions beside the validation split), and the paper's figure
     table.png    bars of the mean validation F1 with the seed standard deviation as error bars,
@@ -12,6 +12,9 @@ seed shows none. Figures are fractions (0–1) as the training loop reports them
 per cent there, are divided by 100 to sit beside them. Under the table, per model, Spearman's
 rank correlation between the rows' mean F1 and the paper's: whether the paper's ordering holds
 (1: the same order, 0: none, −1: reversed), which a 0.05 difference cannot show alone.
+
+The target F1s are the report's, not the trials': every trial keeps its whole history, so a rerun
+with other targets reports the times to them without training anything.
 """
 
 from __future__ import annotations
@@ -30,27 +33,49 @@ from swinls.ablation.trial import trial_name
 from swinls.checkpoints import RunStore
 
 LABELS = {"valid_f1": "valid F1", "valid_best_f1": "valid F1, best threshold", "holdout_f1": "held-out F1", "valid_precision": "valid P", "valid_recall": "valid R",
-          "throughput": "patches/s", "time_to_f1": "s to target F1"}
+          "throughput": "patches/s"}
 MODEL_LABELS = {"swinls": "SwinLS", "unet": "U-Net", "deeplabv3": "DeepLabv3"}
+TIME_TO_F1 = "time_to_f1"  # a table's metric that stands for one column per target F1
 
 
-def history_figures(history: list[dict], target_f1: float) -> dict:
+def time_key(target: float) -> str:
+    return f"{TIME_TO_F1}_{target:g}"
+
+
+def label(metric: str) -> str:
+    if metric.startswith(TIME_TO_F1 + "_"):
+        return f"s to valid F1 {metric[len(TIME_TO_F1) + 1:]}"
+    return LABELS[metric]
+
+
+def report_metrics(table: Table, targets: tuple[float, ...]) -> tuple[str, ...]:
+    """The table's metrics with its time to F1 as one metric per target."""
+    out = []
+    for metric in table.metrics:
+        out += [time_key(t) for t in targets] if metric == TIME_TO_F1 else [metric]
+    return tuple(out)
+
+
+def history_figures(history: list[dict], targets: tuple[float, ...] = ()) -> dict:
     """Throughput (training patches/s over the epochs after the first, which pays the start-up)
-    and the seconds of training and evaluation until valid F1 first reached the target."""
+    and, per target, the seconds of training and evaluation until valid F1 first reached it
+    (NaN if it never did)."""
     timed = history[1:] or history
     seconds = sum(h.get("train_seconds", 0.0) for h in timed)
-    out = {"throughput": sum(h.get("train_patches", 0) for h in timed) / seconds if seconds else math.nan,
-           "time_to_f1": math.nan}
-    elapsed = 0.0
-    for h in history:
-        elapsed += h.get("seconds", 0.0)
-        if h.get("valid_f1", -1.0) >= target_f1:
-            out["time_to_f1"] = elapsed
-            break
+    out = {"throughput": sum(h.get("train_patches", 0) for h in timed) / seconds if seconds else math.nan}
+    for target in targets:
+        out[time_key(target)] = math.nan
+        elapsed = 0.0
+        for h in history:
+            elapsed += h.get("seconds", 0.0)
+            if h.get("valid_f1", -1.0) >= target:
+                out[time_key(target)] = elapsed
+                break
     return out
 
 
-def collect(table: Table, rows: tuple[Row, ...], trials: list[dict], exp_uri: str, target_f1: float) -> list[dict]:
+def collect(table: Table, rows: tuple[Row, ...], trials: list[dict], exp_uri: str,
+            targets: tuple[float, ...] = ()) -> list[dict]:
     """One record per trial of the grid, from its run's checkpoint pointer."""
     records = []
     for trial in trials:
@@ -59,7 +84,7 @@ def collect(table: Table, rows: tuple[Row, ...], trials: list[dict], exp_uri: st
         history = pointer.get("history", [])
         last = history[-1] if history else {}
         status = "complete" if last.get("run_complete") else ("incomplete" if history else "missing")
-        figures = history_figures(history, target_f1) if history else {}
+        figures = history_figures(history, targets) if history else {}
         records.append({**trial, "trial": name, "status": status, "epochs": len(history),
                         **{k: v for k, v in last.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}, **figures})
     return records
@@ -72,7 +97,8 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else math.nan)
 
 
-def summarise(table: Table, rows: tuple[Row, ...], records: list[dict], models: tuple[str, ...]) -> list[dict]:
+def summarise(table: Table, rows: tuple[Row, ...], records: list[dict], models: tuple[str, ...],
+              targets: tuple[float, ...] = ()) -> list[dict]:
     """Per row and model: mean and std of each metric over the complete trials."""
     out = []
     for row in rows:
@@ -82,7 +108,7 @@ def summarise(table: Table, rows: tuple[Row, ...], records: list[dict], models: 
                 continue
             done = [r for r in asked if r["status"] == "complete"]
             entry = {"row": row.name, "label": row.label, "model": model, "seeds": len(done), "of": len(asked)}
-            for metric in table.metrics:
+            for metric in report_metrics(table, targets):
                 entry[metric] = _mean_std([r.get(metric) for r in done])
             entry["paper"] = {k: v / 100 for k, v in row.paper.items()} if table.name == "selftrain" else (
                 row.paper[model] / 100 if model in row.paper else None)
@@ -93,18 +119,19 @@ def summarise(table: Table, rows: tuple[Row, ...], records: list[dict], models: 
 def _cell(mean: float, std: float, metric: str) -> str:
     if math.isnan(mean):
         return "–"
-    digits = 1 if metric in ("throughput", "time_to_f1") else 3
+    digits = 1 if metric == "throughput" or metric.startswith(TIME_TO_F1) else 3
     return f"{mean:.{digits}f}" + ("" if math.isnan(std) else f" ± {std:.{digits}f}")
 
 
-def markdown(table: Table, summary: list[dict]) -> str:
+def markdown(table: Table, summary: list[dict], targets: tuple[float, ...] = ()) -> str:
+    metrics = report_metrics(table, targets)
     paper_cols = ["paper P", "paper R", "paper F1"] if table.name == "selftrain" else (["paper F1"] if table.name != "scaling" else [])
-    header = ["row", "model", *(LABELS[m] for m in table.metrics), *paper_cols, "seeds"]
+    header = ["row", "model", *(label(m) for m in metrics), *paper_cols, "seeds"]
     lines = [f"**{table.title}** (mean ± std over seeds)", "", "| " + " | ".join(header) + " |",
              "| " + " | ".join(["---", "---"] + ["---:"] * (len(header) - 2)) + " |"]
     for entry in summary:
         cells = [entry["label"], MODEL_LABELS.get(entry["model"], entry["model"])]
-        cells += [_cell(*entry[m], m) for m in table.metrics]
+        cells += [_cell(*entry[m], m) for m in metrics]
         paper = entry["paper"]
         if table.name == "selftrain":
             cells += [f"{paper[k]:.3f}" if k in paper else "–" for k in ("valid_precision", "valid_recall", "valid_f1")]
@@ -224,10 +251,11 @@ class Outputs:
 
 
 def write_outputs(table: Table, rows: tuple[Row, ...], trials: list[dict], models: tuple[str, ...], exp_uri: str,
-                  target_f1: float) -> Outputs:
-    records = collect(table, rows, trials, exp_uri, target_f1)
-    summary = summarise(table, rows, records, models)
-    text = markdown(table, summary)
+                  targets: tuple[float, ...] = ()) -> Outputs:
+    """`targets`: the valid F1s whose time a table with `time_to_f1` reports."""
+    records = collect(table, rows, trials, exp_uri, targets)
+    summary = summarise(table, rows, records, models, targets)
+    text = markdown(table, summary, targets)
     uris = {name: storage.join(exp_uri, name) for name in ("trials.csv", "table.md", "table.png")}
     storage.write_bytes_atomic(uris["trials.csv"], csv_text(records).encode())
     storage.write_bytes_atomic(uris["table.md"], text.encode())

@@ -5,11 +5,13 @@
     <storage>/<name>/tune/             Tune's own state
     <storage>/<name>/trials.csv, table.md, table.png
 
-An ablation is its shared part — table, settings, `--set` overrides, target F1 — and the grids
-asked under its name. A rerun with the same name must have the same shared part (else it is
+An ablation is its shared part — table, settings, `--set` overrides — and the grids asked under
+its name. A rerun with the same name must have the same shared part (else it is
 refused, naming the difference); it may ask for more rows, models or seeds, which add to the
 grid (SwinLS today, U-Net tomorrow, one table). Every run trains the whole grid, where each
-finished trial reports its saved last epoch without training, and writes the outputs for it.
+finished trial reports its saved last epoch without training, and writes the outputs for it. The
+scaling table's target F1s are not part of it: they are read off the trials' histories, so a rerun
+with other targets only rewrites the outputs.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from ray.tune import Callback
 
 from swinls import storage
 from swinls.ablation.report import Outputs, write_outputs
-from swinls.ablation.tables import AblationError, get_table, grid, select_rows
+from swinls.ablation.tables import DEFAULT_TARGET_F1S, AblationError, get_table, grid, select_rows
 from swinls.ablation.trial import run_ablation_trial, trains_in_actor, trial_config, trial_name
 from swinls.config import ConfigError
 from swinls.search.experiment import tune_storage
@@ -37,13 +39,12 @@ class AblationRequest:
     seeds: int = 3
     rows: list[str] = field(default_factory=list)  # empty: every row
     models: list[str] = field(default_factory=list)  # empty: the table's models
-    target_f1: float = 0.3  # the scaling table's "time to a fixed valid F1"
+    target_f1s: tuple[float, ...] = DEFAULT_TARGET_F1S  # the scaling table's "time to a fixed valid F1", a column each
     max_concurrent: int = 0  # 0: as many as the cluster fits
 
     def shared(self) -> dict:
         """What every trial under one name must agree on."""
-        return {"table": self.table, "target_f1": self.target_f1, "settings": self.settings,
-                "overrides": list(self.overrides)}
+        return {"table": self.table, "settings": self.settings, "overrides": list(self.overrides)}
 
     def asked(self, rows, models) -> dict:
         return {"rows": [r.name for r in rows], "models": list(models), "seeds": self.seeds}
@@ -61,11 +62,12 @@ def merge_request(uri: str, shared: dict, asked: dict) -> list[dict]:
         # records written before grids could grow hold one grid at the top level
         saved_grids = saved.pop("grids", None) or [{k: saved.pop(k) for k in GRID_KEYS if k in saved}]
         saved.setdefault("overrides", [])
+        saved.pop("target_f1", None)  # records from when the target was part of the request; it is the report's now
         if saved != shared:
             old, new = (yaml.safe_dump(d, sort_keys=True).splitlines() for d in (saved, shared))
             diff = "\n".join(difflib.unified_diff(old, new, "saved", "given", lineterm="", n=0))
             raise AblationError(f"{uri} holds an ablation with other shared settings; rerun it with the same "
-                                f"table, --config, --set and --target-f1 (rows, models and seeds may grow), "
+                                f"table, --config and --set (rows, models and seeds may grow), "
                                 f"or choose another --name:\n{diff}")
         if asked in saved_grids:
             return saved_grids
@@ -162,7 +164,7 @@ def run_ablation(request: AblationRequest, *, storage_uri: str, name: str, verbo
                                       failure_config=ray.tune.FailureConfig(max_failures=1)),
     )
     tuner.fit()
-    return write_outputs(table, rows, trials, models, exp_uri, request.target_f1)
+    return write_outputs(table, rows, trials, models, exp_uri, tuple(request.target_f1s))
 
 
 class Progress(Callback):
