@@ -187,6 +187,29 @@ def test_sync_free_losses_equal_the_previous_implementations(seed):
         assert (x.grad.abs().sum(1)[mask == IGNORE] == 0).all()
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_two_class_lovasz_softmax_sorts_once_and_is_the_same_function_as_a_sort_per_class(seed):
+    from tests import reference_losses as ref
+
+    logits, _, mask = random_case(seed)
+    ties = torch.zeros_like(logits)  # every error equal: the order among ties must not matter
+    for x in (logits, ties, logits.round()):
+        for m in (mask, torch.zeros_like(mask), torch.ones_like(mask), torch.full_like(mask, IGNORE)):
+            grads = []
+            for loss in (lambda a: lovasz_softmax(a, m), lambda a: lovasz_softmax(a, m, one_sort=False),
+                         lambda a: ref.lovasz_softmax(a, m)):
+                a = x.clone().requires_grad_()
+                value = loss(a)
+                value.backward()
+                grads.append((value.item(), a.grad))
+            (one, g_one), (per_class, g_per_class), (reference, g_ref) = grads
+            assert one == pytest.approx(per_class, rel=1e-5, abs=1e-6) and one == pytest.approx(reference, rel=1e-5, abs=1e-6)
+            if x is logits:  # at ties (equal or rounded logits) the subgradient depends on the sort's order
+                torch.testing.assert_close(g_one, g_per_class, rtol=1e-4, atol=1e-6)
+                torch.testing.assert_close(g_one, g_ref, rtol=1e-4, atol=1e-6)
+            assert (g_one.abs().sum(1)[m == IGNORE] == 0).all()
+
+
 @pytest.mark.parametrize("lovasz_kind", ["softmax", "hinge"])
 def test_a_loss_step_never_reads_the_device(lovasz_kind):
     """No term converts to a Python number or branches on the data (which would wait for a GPU)."""

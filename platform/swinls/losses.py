@@ -70,14 +70,15 @@ def lovasz_grad(sorted_truth: torch.Tensor) -> torch.Tensor:
 
 
 def _lovasz_rows(errors: torch.Tensor, truth: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    """The Lovász extension of the Jaccard loss per row (R×P errors, truth in {0,1}, valid).
+    """The Lovász extension of the Jaccard loss per row (R×P truth in {0,1}; errors and valid
+    R×P, or 1×P when every row has the same errors, which are then sorted once).
 
     Ignored entries sort last with zero truth and contribute relu(-inf) = 0: the cumulative
     sums over the valid entries before them are exactly those of the valid entries alone.
     """
     errors = torch.where(valid, errors, torch.full_like(errors, -torch.inf))
     errors_sorted, order = torch.sort(errors, dim=-1, descending=True)
-    grad = lovasz_grad(torch.gather(truth, -1, order))
+    grad = lovasz_grad(torch.gather(truth, -1, order.expand_as(truth)))
     return (F.relu(errors_sorted) * grad).sum(-1)
 
 
@@ -96,15 +97,24 @@ def lovasz_hinge(logits: torch.Tensor, mask: torch.Tensor, per_image: bool = Tru
     return _safe_mean(torch.where(labelled, losses, torch.zeros_like(losses)).sum(), labelled.sum())
 
 
-def lovasz_softmax(logits: torch.Tensor, mask: torch.Tensor, classes: str = "present") -> torch.Tensor:
+def lovasz_softmax(logits: torch.Tensor, mask: torch.Tensor, classes: str = "present",
+                   one_sort: bool = True) -> torch.Tensor:
     """Lovász-softmax over both classes (all pixels of the batch; ignored ones left out); with
-    "present", a class without a labelled pixel in the batch is left out of the mean."""
+    "present", a class without a labelled pixel in the batch is left out of the mean.
+
+    With two classes p₀ = 1 − p₁ and, on labelled pixels, t₀ = 1 − t₁, so both classes' errors
+    are |t₁ − p₁|: one sort orders both, the same function of the logits as a sort per class
+    (`one_sort=False`, the general path, which benchmarks/losses.py times beside it) at half
+    the sorting, the step's costliest part of the loss."""
     num_classes = logits.shape[1]
     probs = F.softmax(logits.float(), dim=1).permute(1, 0, 2, 3).reshape(num_classes, -1)  # C×P
     labels = mask.reshape(1, -1)
-    valid = (labels != IGNORE).expand(num_classes, -1)
+    valid = labels != IGNORE
     truth = (labels == torch.arange(num_classes, device=labels.device).view(-1, 1)).float() * valid
-    losses = _lovasz_rows((truth - probs).abs(), truth, valid)
+    if num_classes == 2 and one_sort:
+        losses = _lovasz_rows((truth[1:] - probs[1:]).abs(), truth, valid)
+    else:
+        losses = _lovasz_rows((truth - probs).abs(), truth, valid.expand(num_classes, -1))
     counted = truth.sum(-1) > 0 if classes == "present" else valid.any(-1)
     return _safe_mean(torch.where(counted, losses, torch.zeros_like(losses)).sum(), counted.sum())
 
