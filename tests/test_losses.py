@@ -197,7 +197,7 @@ def test_two_class_lovasz_softmax_sorts_once_and_is_the_same_function_as_a_sort_
         for m in (mask, torch.zeros_like(mask), torch.ones_like(mask), torch.full_like(mask, IGNORE)):
             grads = []
             for loss in (lambda a: lovasz_softmax(a, m), lambda a: lovasz_softmax(a, m, one_sort=False),
-                         lambda a: ref.lovasz_softmax(a, m)):
+                         lambda a: ref.lovasz_softmax(a, m)):  # "present": a class absent from the batch is left out
                 a = x.clone().requires_grad_()
                 value = loss(a)
                 value.backward()
@@ -208,6 +208,11 @@ def test_two_class_lovasz_softmax_sorts_once_and_is_the_same_function_as_a_sort_
                 torch.testing.assert_close(g_one, g_per_class, rtol=1e-4, atol=1e-6)
                 torch.testing.assert_close(g_one, g_ref, rtol=1e-4, atol=1e-6)
             assert (g_one.abs().sum(1)[m == IGNORE] == 0).all()
+            # "all": both classes counted, absent or not (only a batch with no labelled pixel counts none)
+            expected = ref.lovasz_softmax(x, m, classes="all").item()
+            for one_sort in (True, False):
+                got = lovasz_softmax(x, m, classes="all", one_sort=one_sort).item()
+                assert got == pytest.approx(expected, rel=1e-5, abs=1e-6)
 
 
 @pytest.mark.parametrize("lovasz_kind", ["softmax", "hinge"])

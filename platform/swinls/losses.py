@@ -115,7 +115,7 @@ def lovasz_softmax(logits: torch.Tensor, mask: torch.Tensor, classes: str = "pre
         losses = _lovasz_rows((truth[1:] - probs[1:]).abs(), truth, valid)
     else:
         losses = _lovasz_rows((truth - probs).abs(), truth, valid.expand(num_classes, -1))
-    counted = truth.sum(-1) > 0 if classes == "present" else valid.any(-1)
+    counted = truth.sum(-1) > 0 if classes == "present" else valid.any(-1).expand(num_classes)
     return _safe_mean(torch.where(counted, losses, torch.zeros_like(losses)).sum(), counted.sum())
 
 
