@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import math
 import statistics
 import tempfile
@@ -63,14 +64,9 @@ def history_figures(history: list[dict], targets: tuple[float, ...] = ()) -> dic
     timed = history[1:] or history
     seconds = sum(h.get("train_seconds", 0.0) for h in timed)
     out = {"throughput": sum(h.get("train_patches", 0) for h in timed) / seconds if seconds else math.nan}
+    elapsed = list(itertools.accumulate(h.get("seconds", 0.0) for h in history))
     for target in targets:
-        out[time_key(target)] = math.nan
-        elapsed = 0.0
-        for h in history:
-            elapsed += h.get("seconds", 0.0)
-            if h.get("valid_f1", -1.0) >= target:
-                out[time_key(target)] = elapsed
-                break
+        out[time_key(target)] = next((t for h, t in zip(history, elapsed) if h.get("valid_f1", -1.0) >= target), math.nan)
     return out
 
 
