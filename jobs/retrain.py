@@ -56,19 +56,21 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     args = parse_args(argv)
     from swinls.cli import quiet_bookkeeping
-    from swinls.retraining import Recipe, RetrainError, RetrainOptions, retrain, rollback
+    from swinls.errors import SwinLSError
+    from swinls.retraining import Recipe, RetrainOptions, retrain, rollback
 
     quiet_bookkeeping()
+    log = lambda line: print(line, flush=True)  # noqa: E731
 
     try:
         if args.rollback:
-            print(rollback(args.registry, args.rollback))
+            print(rollback(args.registry, args.rollback, log=log))
             return 0
         recipe = Recipe(config=args.config, overrides=tuple(args.overrides), space=args.space, samples=args.samples,
                         workers=args.workers, use_gpu=args.use_gpu)
         options = RetrainOptions(min_gain=args.min_gain, max_region_drop=args.max_region_drop, local=args.local)
-        outcome = retrain(args.data, args.registry, recipe, options, log=lambda line: print(line, flush=True))
-    except RetrainError as exc:
+        outcome = retrain(args.data, args.registry, recipe, options, log=log)
+    except (SwinLSError, OSError) as exc:  # a storage failure or a bad input: one line, no traceback
         print(f"error: {exc}", file=sys.stderr)
         return 2
     record = outcome.record

@@ -11,11 +11,34 @@ FAKE_KEY_ID = "AKIDTESTONLY0000"
 FAKE_SECRET = "test-secret-that-must-never-be-written-anywhere"
 
 
+def _atomic_conditional_writes() -> None:
+    """S3 applies a conditional PUT or DELETE atomically; moto's threaded server checks the condition
+    and then writes, so two requests at once can both pass. Serialise its writes, as S3 does,
+    so that a race the platform handles correctly is never reported as a violation."""
+    import threading
+
+    from moto.s3.responses import S3Response
+
+    if getattr(S3Response, "_swinls_atomic", False):
+        return
+    lock = threading.Lock()
+    for name in ("put_object", "delete_object"):
+        original = getattr(S3Response, name)
+
+        def serialised(self, *args, _original=original, **kwargs):
+            with lock:
+                return _original(self, *args, **kwargs)
+
+        setattr(S3Response, name, serialised)
+    S3Response._swinls_atomic = True
+
+
 @pytest.fixture(scope="session")
 def s3_endpoint():
     """moto's server, the endpoint exported as AWS_ENDPOINT_URL like any real deployment would."""
     from moto.server import ThreadedMotoServer
 
+    _atomic_conditional_writes()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()

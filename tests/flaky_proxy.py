@@ -1,26 +1,73 @@
-"""A real HTTP proxy in front of the S3 endpoint that answers some requests with 503 SlowDown.
+"""A real HTTP proxy in front of the S3 endpoint that misbehaves the way networks and S3 do.
 
-Used to show that transient S3 errors are retried: nothing is mocked, the client really gets
-the error responses an overloaded S3 sends.
+Nothing is mocked: the client really gets the error responses, or really loses a response. A
+`rule(request)` decides per request: forward it (None), answer an S3 error instead (`Answer`), or
+forward it and drop the reply (`DROP`: the write lands, the client sees a dropped connection and
+retries). `FlakyProxy(endpoint, fail_every=3)` answers every third request with 503 SlowDown.
 """
 
 from __future__ import annotations
 
 import http.client
 import threading
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlparse
 
-SLOW_DOWN = (b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code>'
-             b"<Message>Please reduce your request rate.</Message></Error>")
+DROP = "drop"
+
+
+@dataclass(frozen=True)
+class Request:
+    number: int  # 1-based, over all requests the proxy saw
+    method: str
+    path: str
+    headers: dict
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    code: str
+    message: str = "injected by the test proxy"
+
+    def body(self) -> bytes:
+        return (f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{self.code}</Code>'
+                f"<Message>{self.message}</Message></Error>").encode()
+
+
+SLOW_DOWN = Answer(503, "SlowDown", "Please reduce your request rate.")
+
+
+def every(n: int, answer: Answer = SLOW_DOWN):
+    return lambda request: answer if request.number % n == 0 else None
+
+
+def first_matching(predicate, action, times: int = 1):
+    """`action` for the first `times` requests that match, then forward everything."""
+    left = [times]
+
+    def rule(request: Request):
+        if left[0] > 0 and predicate(request):
+            left[0] -= 1
+            return action
+        return None
+
+    return rule
+
+
+def conditional_put(request: Request) -> bool:
+    return request.method == "PUT" and any(k.lower() in ("if-match", "if-none-match") for k in request.headers)
 
 
 class FlakyProxy:
-    def __init__(self, upstream: str, fail_every: int = 3) -> None:
+    def __init__(self, upstream: str, fail_every: int = 3, rule=None) -> None:
         self.upstream = urlparse(upstream)
-        self.fail_every = fail_every
+        self.rule = rule or every(fail_every)
         self.requests = 0
         self.failures = 0
+        self.dropped = 0
+        self.seen: list[Request] = []
         self._lock = threading.Lock()
         proxy = self
 
@@ -46,20 +93,7 @@ class FlakyProxy:
                         raw += self.rfile.read(size + 2)
                 return self.rfile.read(int(self.headers.get("Content-Length", 0) or 0))
 
-            def _handle(self):
-                body = self._body()
-                with proxy._lock:
-                    proxy.requests += 1
-                    fail = proxy.requests % proxy.fail_every == 0
-                    proxy.failures += fail
-                if fail:
-                    self.send_response(503)
-                    self.send_header("Content-Type", "application/xml")
-                    self.send_header("Content-Length", str(len(SLOW_DOWN)))
-                    self.end_headers()
-                    if self.command != "HEAD":
-                        self.wfile.write(SLOW_DOWN)
-                    return
+            def _forward(self, body: bytes):
                 conn = http.client.HTTPConnection(proxy.upstream.hostname, proxy.upstream.port, timeout=60)
                 conn.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
                 for key, value in self.headers.items():
@@ -69,6 +103,32 @@ class FlakyProxy:
                     conn.send(body)
                 response = conn.getresponse()
                 data = response.read()
+                conn.close()
+                return response, data
+
+            def _handle(self):
+                body = self._body()
+                with proxy._lock:
+                    proxy.requests += 1
+                    request = Request(proxy.requests, self.command, self.path, dict(self.headers.items()))
+                    proxy.seen.append(request)
+                    action = proxy.rule(request)
+                    proxy.failures += isinstance(action, Answer)
+                    proxy.dropped += action == DROP
+                if isinstance(action, Answer):
+                    error = action.body()
+                    self.send_response(action.status)
+                    self.send_header("Content-Type", "application/xml")
+                    self.send_header("Content-Length", str(len(error)))
+                    self.end_headers()
+                    if self.command != "HEAD":
+                        self.wfile.write(error)
+                    return
+                response, data = self._forward(body)
+                if action == DROP:  # the request took effect; its reply never arrives
+                    self.close_connection = True
+                    self.connection.shutdown(2)
+                    return
                 self.send_response(response.status)
                 for key, value in response.getheaders():
                     if key.lower() not in ("transfer-encoding", "content-length", "connection"):
@@ -77,7 +137,6 @@ class FlakyProxy:
                 self.end_headers()
                 if self.command != "HEAD":
                     self.wfile.write(data)
-                conn.close()
 
             do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle
 

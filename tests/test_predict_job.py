@@ -1,6 +1,5 @@
 """jobs/predict.py as users run it, and the lines jobs/tune.py ends with that lead to it."""
 
-import importlib.util
 import json
 import os
 import shlex
@@ -8,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 from types import SimpleNamespace
+
+from tests.jobs import load_job
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,13 +31,6 @@ def test_the_command_line_writes_a_submission_and_prints_its_metrics(prediction_
     assert again.returncode == 2 and again.stdout == ""
     assert again.stderr.strip() == (f"error: {tmp_path / 'out'}: already exists; choose another OUTPUT or pass "
                                     "--overwrite to replace it")
-
-
-def load_job(name):
-    spec = importlib.util.spec_from_file_location(f"{name}_job", ROOT / "jobs" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_a_search_ends_with_prediction_commands_that_run_on_the_built_in_data(published_model, tmp_path):

@@ -8,7 +8,6 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -17,8 +16,8 @@ import yaml
 
 from swinls import storage
 from swinls.registry import load_published
-from swinls.retraining import (ModelRegistry, Recipe, RetrainError, RetrainOptions, labelled_regions, retrain,
-                               rollback)
+from swinls.retraining import (DecisionLog, ModelRegistry, Recipe, RetrainError, RetrainOptions, labelled_regions,
+                               retrain, rollback)
 from swinls.shards import Manifest, ingest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -90,7 +89,7 @@ def test_a_new_region_trains_a_challenger_and_a_worse_one_is_kept_out(world):
     kept = run(world, SABOTAGED)
     assert kept.decision == "kept" and kept.line.startswith(f"decision: kept {before.version} (F1 ")
     assert ModelRegistry(world["registry"]).champion().version == before.version
-    record, uri = ModelRegistry(world["registry"]).decision(kept.record["key"])
+    record, uri = DecisionLog(ModelRegistry(world["registry"])).find(kept.record["key"])
     assert record == kept.record and uri == kept.record_uri
     for model in ("champion", "challenger"):  # both scored on every region, the new one included
         assert set(record["scores"][model]["regions"]) == {"steep-forest", "terraced-farmland", "volcanic-arc"}
@@ -143,7 +142,7 @@ def test_of_two_promotions_racing_for_the_pointer_exactly_one_wins(world, tmp_pa
     assert registry.champion().version == b.record["champion"]["after"]
     assert len(registry.versions()) == 2  # A's upload stays, unreferenced
     assert "the champion changed while this run evaluated it" in a.record["reason"]
-    assert registry.decision(a.record["key"])[0]["verdict"] == "kept"
+    assert DecisionLog(registry).find(a.record["key"])[0]["verdict"] == "kept"
     assert a.line.startswith("decision: kept (the challenger won")
 
 
@@ -156,41 +155,6 @@ def test_rollback_points_the_champion_at_an_earlier_version(world):
     with pytest.raises(RetrainError, match=r"no version 'nope' \(versions: "):
         rollback(world["registry"], "nope")
     assert registry.champion().version == target
-
-
-def test_pointer_swaps_racing_on_one_machine_let_exactly_one_through(tmp_path):
-    base = str(tmp_path / "champion")
-    storage.publish_version(base, {"a.txt": b"a"})
-    expected = storage.latest_version(base)["version"]
-    wins, moved = [], []
-
-    def swap(i):
-        try:
-            storage.swap_pointer(base, storage.make_pointer(f"v{i}", {}), expected)
-            wins.append(i)
-        except storage.PointerMoved:
-            moved.append(i)
-
-    threads = [threading.Thread(target=swap, args=(i,)) for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert len(wins) == 1 and len(moved) == 7
-    assert storage.latest_version(base)["version"] == f"v{wins[0]}"
-
-
-def test_on_s3_a_swap_against_a_stale_version_is_refused(bucket):
-    base = f"{bucket}/champion"
-    with pytest.raises(storage.PointerMoved):
-        storage.swap_pointer(base, storage.make_pointer("v1", {}), "v0")  # there is none yet
-    storage.swap_pointer(base, storage.make_pointer("v1", {}), None)
-    with pytest.raises(storage.PointerMoved):
-        storage.swap_pointer(base, storage.make_pointer("v2", {}), None)
-    storage.swap_pointer(base, storage.make_pointer("v2", {}), "v1")
-    with pytest.raises(storage.PointerMoved, match="names version v2, not v1"):
-        storage.swap_pointer(base, storage.make_pointer("v3", {}), "v1")
-    assert storage.latest_version(base)["version"] == "v2"
 
 
 def test_bad_inputs_are_clear_errors_and_leave_the_champion_untouched(world, tmp_path):

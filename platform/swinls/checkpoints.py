@@ -7,6 +7,12 @@
 A checkpoint file is complete before the pointer names it (atomic upload, then pointer), and it
 loads with `torch.load(weights_only=True)`: nothing in it can run code. A corrupt, truncated or
 foreign file is a `CheckpointError` naming it, not a crash deep inside torch.
+
+One writer per run: the pointer is moved by compare-and-swap against the pointer this store last
+read or wrote, so a second process saving into the same run (two jobs given one `--name`, a
+stalled worker that was replaced) fails with a CheckpointError at its next save instead of
+interleaving its checkpoints with the other's. A pointer that names a file outside
+`checkpoints/` is refused.
 """
 
 from __future__ import annotations
@@ -18,25 +24,28 @@ import os
 import pickle
 import tempfile
 import threading
+import uuid
 import zipfile
 from typing import Any
 
 import torch
 import yaml
 
-from swinls import storage
+from swinls import cas, storage
+from swinls.errors import SwinLSError
 
 FORMAT = "swinls-checkpoint/1"
 POINTER = "latest.json"
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(SwinLSError, RuntimeError):
     pass
 
 
 class RunStore:
     def __init__(self, uri: str) -> None:
         self.uri = str(uri).rstrip("/")
+        self._seen: cas.Snapshot | None = None  # the pointer as this store last read or wrote it
 
     @property
     def config_uri(self) -> str:
@@ -65,8 +74,13 @@ class RunStore:
 
     # -- checkpoints ------------------------------------------------------------------------
     def latest(self) -> dict | None:
-        uri = self.checkpoint_uri(POINTER)
-        return storage.read_json(uri) if storage.exists(uri) else None
+        self._seen = cas.read(self.checkpoint_uri(POINTER))
+        pointer = self._seen.json()
+        if pointer is not None:
+            name = pointer.get("checkpoint") if isinstance(pointer, dict) else None
+            if not isinstance(name, str) or not storage.SAFE_NAME.match(name):
+                raise CheckpointError(f"{self._seen.uri}: names {name!r}, not a checkpoint file of this run; refused")
+        return pointer
 
     def save(self, state: dict[str, Any], *, phase: str, epoch: int, phase_done: bool, history: list[dict],
              keep: int = 2) -> str:
@@ -78,14 +92,19 @@ class RunStore:
             torch.save(payload, local)
             digest = storage.sha256_file(local)
             storage.put_file_atomic(local, self.checkpoint_uri(name))
-        previous = self.latest() or {}
+        seen = self._seen if self._seen is not None else cas.read(self.checkpoint_uri(POINTER))
+        previous = seen.json() or {}
         finals = dict(previous.get("phase_finals", {}))
         if phase_done:
             finals[phase] = name
         recent = [n for n in previous.get("recent", []) if n != name] + [name]
         pointer = {"checkpoint": name, "sha256": digest, "phase": phase, "epoch": epoch, "phase_done": phase_done,
-                   "phase_finals": finals, "recent": recent[-keep:], "history": history}
-        storage.write_json_atomic(self.checkpoint_uri(POINTER), pointer)
+                   "phase_finals": finals, "recent": recent[-keep:], "history": history, "write": uuid.uuid4().hex}
+        try:
+            self._seen = cas.swap(self.checkpoint_uri(POINTER), cas.encode(pointer), seen.digest)
+        except cas.Conflict as exc:
+            raise CheckpointError(f"{self.uri}: another process saved a checkpoint of this run since this one last did "
+                                  f"({exc}); one process per run: give this one another name") from exc
         for stale in recent[:-keep]:
             if stale not in finals.values():
                 storage.remove(self.checkpoint_uri(stale))

@@ -1,10 +1,18 @@
-"""The shape of every user-facing error about one thing: it names the file, key or option, then
-says what is wrong with it."""
+"""User-facing errors. `SwinLSError` is their root: a job prints one of them as one line and exits
+non-zero; anything else is a bug and keeps its traceback."""
 
 from __future__ import annotations
 
 
-class SourceError(ValueError):
+class SwinLSError(Exception):
+    """Something the user gave or the world did (a file, a key, a URI, a rival process), said in
+    one line that names it."""
+
+
+class SourceError(SwinLSError, ValueError):
+    """The shape of every error about one thing: it names the file, key or option, then says what
+    is wrong with it."""
+
     def __init__(self, source: str, reason: str) -> None:
         super().__init__(f"{source}: {reason}")
         self.source = source

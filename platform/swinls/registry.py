@@ -145,10 +145,15 @@ def read_card(uri: str) -> tuple[dict, str]:
 def load_published(uri: str):
     """(model in eval mode, model card, the version's URI) of a published model named any way
     `resolve_published` accepts."""
+    return load_version(*resolve_published(uri))
+
+
+def load_version(version_uri: str, digests: dict[str, str] | None):
+    """(model in eval mode, model card, the version's URI) of one version folder, its files checked
+    against `digests` (from the pointer that named it) when given."""
     from swinls.config import from_dict
     from swinls.models import ModelConfig, build_model
 
-    version_uri, digests = resolve_published(uri)
     card = _card(version_uri, digests)
     weights_uri = storage.join(version_uri, WEIGHTS_NAME)
     try:

@@ -17,15 +17,17 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
-import time
 import uuid
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
+
+from swinls.errors import SwinLSError
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -34,12 +36,44 @@ S3_MAX_ATTEMPTS = 10  # botocore "standard" mode: exponential backoff with jitte
 POINTER_NAME = "LATEST.json"
 
 
-class StorageError(RuntimeError):
+class StorageError(SwinLSError, RuntimeError):
     pass
+
+
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")  # S3's rule for bucket names, less the IP-address one
+SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")  # a version id or file name a pointer may name
+
+
+def check_uri(uri: str) -> str:
+    """The URI as given, if it is one this platform can use: a local path, `file://…` or
+    `s3://bucket[/key]`. Anything else (`s3://` with no bucket, `s3:///key`, `gs://…`) is a
+    StorageError naming it, not a local folder called `s3:` or `gs:`."""
+    text = str(uri)
+    match = _SCHEME.match(text)
+    if not text.strip():
+        raise StorageError("an empty path or URI was given")
+    if match is None:
+        return text
+    scheme, rest = match.group(1), text[match.end():]
+    if scheme in ("s3", "s3a"):
+        bucket = rest.split("/", 1)[0]
+        if not bucket:
+            raise StorageError(f"{text}: no bucket name (expected s3://bucket/prefix)")
+        if not _BUCKET.match(bucket) or ".." in bucket:
+            raise StorageError(f"{text}: {bucket!r} is not a valid S3 bucket name")
+        return text
+    if scheme == "file":
+        return text
+    raise StorageError(f"{text}: unsupported scheme {scheme}:// (local paths, file:// and s3:// are supported)")
 
 
 def is_s3(uri: str) -> bool:
     return str(uri).startswith(("s3://", "s3a://"))
+
+
+def is_bucket_root(uri: str) -> bool:
+    return is_s3(uri) and "/" not in str(uri).split("://", 1)[1].strip("/")
 
 
 def s3_endpoint() -> str | None:
@@ -48,7 +82,7 @@ def s3_endpoint() -> str | None:
 
 def filesystem(uri: str) -> tuple[fsspec.AbstractFileSystem, str]:
     """The filesystem for a URI and the path within it (no protocol)."""
-    uri = str(uri)
+    uri = check_uri(str(uri))
     if is_s3(uri):
         import s3fs
 
@@ -221,85 +255,6 @@ def publish_version(
     return version
 
 
-LOCK_EXPIRY_S = 60.0  # a local pointer lock older than this was left by a crashed writer
-
-
-class PointerMoved(StorageError):
-    """A compare-and-swap found the pointer at another version than the one expected."""
-
-
-def _precondition_failed(exc: BaseException) -> bool:
-    if isinstance(exc, FileExistsError):  # s3fs's name for a failed If-None-Match
-        return True
-    response = getattr(exc.__cause__, "response", None) or getattr(exc, "response", None) or {}
-    return response.get("Error", {}).get("Code") in ("PreconditionFailed", "412")
-
-
-@contextlib.contextmanager
-def _local_lock(path: str):
-    """An exclusive lock file (O_EXCL), broken when older than LOCK_EXPIRY_S."""
-    lock = f"{path}.lock"
-    os.makedirs(os.path.dirname(lock), exist_ok=True)
-    deadline = time.monotonic() + 2 * LOCK_EXPIRY_S
-    while True:
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-            break
-        except FileExistsError:
-            try:
-                if time.time() - os.path.getmtime(lock) > LOCK_EXPIRY_S:
-                    os.unlink(lock)
-                    continue
-            except FileNotFoundError:
-                continue
-            if time.monotonic() > deadline:
-                raise StorageError(f"{lock}: held by another writer for too long") from None
-            time.sleep(0.05)
-    try:
-        os.write(fd, str(os.getpid()).encode())
-        os.close(fd)
-        yield
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(lock)
-
-
-def swap_pointer(base_uri: str, pointer: Mapping[str, Any], expected_version: str | None) -> None:
-    """Write `<base>/LATEST.json` only if it still names `expected_version` (None: only if there is
-    no pointer yet); raises PointerMoved otherwise. Atomic against other writers: locally under an
-    exclusive lock file, on S3 by a conditional PUT (If-Match on the pointer's ETag, or
-    If-None-Match for the first one)."""
-    uri = join(base_uri, POINTER_NAME)
-    fs, path = filesystem(uri)
-    data = (json.dumps(dict(pointer), indent=2, sort_keys=True) + "\n").encode()
-
-    def current() -> str | None:
-        return read_json(uri)["version"] if fs.exists(path) else None
-
-    if isinstance(fs, LocalFileSystem):
-        with _local_lock(path):
-            found = current()
-            if found != expected_version:
-                raise PointerMoved(f"{uri}: names version {found}, not {expected_version} as expected")
-            write_bytes_atomic(uri, data)
-        return
-    condition = {"IfNoneMatch": "*"}
-    if fs.exists(path):
-        info = fs.info(path)
-        found = json.loads(fs.cat_file(path))["version"]
-        if found != expected_version:
-            raise PointerMoved(f"{uri}: names version {found}, not {expected_version} as expected")
-        condition = {"IfMatch": info["ETag"]}  # the object just read: a write in between fails the PUT
-    elif expected_version is not None:
-        raise PointerMoved(f"{uri}: gone, not at version {expected_version} as expected")
-    try:
-        fs.pipe_file(path, data, **condition)
-    except OSError as exc:
-        if _precondition_failed(exc):
-            raise PointerMoved(f"{uri}: changed by another writer while this one swapped it") from exc
-        raise
-
-
 def pointer_for(base_uri: str, version: str, metadata: Mapping[str, Any] | None = None) -> dict:
     """The pointer to an existing version, its files' digests computed from what is stored."""
     prefix = join(base_uri, "versions", version)
@@ -311,12 +266,27 @@ def pointer_for(base_uri: str, version: str, metadata: Mapping[str, Any] | None 
     return make_pointer(version, digests, metadata)
 
 
+def check_pointer(pointer: Any, uri: str) -> dict:
+    """A version pointer as read from `uri`, refused unless it names a version inside its own
+    folder: a pointer is data anyone with write access can change, and `../` in it would make
+    readers load a model from elsewhere."""
+    if not isinstance(pointer, dict) or not isinstance(pointer.get("version"), str):
+        raise StorageError(f"{uri}: not a version pointer (no version)")
+    version = pointer["version"]
+    if not SAFE_NAME.match(version) or pointer.get("prefix") != f"versions/{version}":
+        raise StorageError(f"{uri}: names {pointer.get('prefix')!r}, not a version inside its own folder "
+                           f"(versions/<id>); refused")
+    if not isinstance(pointer.get("files"), dict) or not all(SAFE_NAME.match(str(n)) for n in pointer["files"]):
+        raise StorageError(f"{uri}: its file list names something other than files of the version; refused")
+    return pointer
+
+
 def latest_version(base_uri: str) -> dict:
     """The pointer of the current version, with `uri` set to its prefix."""
     pointer_uri = join(base_uri, POINTER_NAME)
     if not exists(pointer_uri):
         raise FileNotFoundError(f"{pointer_uri}: nothing has been published at {base_uri}")
-    pointer = read_json(pointer_uri)
+    pointer = check_pointer(read_json(pointer_uri), pointer_uri)
     pointer["uri"] = join(base_uri, pointer["prefix"])
     return pointer
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from swinls import storage
 from swinls.config import load_experiment, to_dict
 from swinls.registry import publish_best
-from swinls.retraining.registry import ModelRegistry
+from swinls.retraining.registry import ModelRegistry, RegistryError
 from swinls.training.report import epoch_row, epoch_table_header
 
 # where the run lives and what it trains on come from the registry and the data, not the recipe
@@ -94,7 +94,7 @@ def make_challenger(recipe: Recipe, data_uri: str, regions: list[str], registry:
         result = run_search(recipe.space_text(regions), data_uri=data_uri, storage_uri=searches, name=key,
                             resume=resume, space_source=recipe.space, verbose=0)
         if result.best_uri is None:
-            raise RuntimeError(f"{result.experiment_uri}: no trial of the search finished, so there is no challenger")
+            raise RegistryError(f"{result.experiment_uri}: no trial of the search finished, so there is no challenger")
         return result.best_uri
     from swinls.training import run_experiment
 
@@ -106,7 +106,7 @@ def make_challenger(recipe: Recipe, data_uri: str, regions: list[str], registry:
         log(epoch_table_header())
     result = run_experiment(experiment, local=local, printer=lambda metrics: log(epoch_row(metrics)))
     if result.checkpoint is None:
-        raise RuntimeError(f"{run_uri}: the challenger's run ended without a checkpoint")
+        raise RegistryError(f"{run_uri}: the challenger's run ended without a checkpoint")
     final = result.final
     publish_best(candidate, result.checkpoint, experiment=f"retrain-{key}", trial=key,
                  objective={"metric": "valid_f1", "scope": "last", "mode": "max", "value": final.get("valid_f1")})

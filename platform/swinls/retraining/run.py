@@ -1,32 +1,39 @@
 """`retrain(data, registry, recipe)`: one scheduled run. What `jobs/retrain.py` calls.
 
 1. Nothing new (the champion was trained on this manifest and on every labelled region): no-op,
-   before Ray or any training starts.
-2. A verdict already recorded for this run's key: said again (and an interrupted promotion
-   finished), without training.
-3. Otherwise the challenger is trained (resuming its checkpoints), champion and challenger are
-   scored on every region's validation patches, and the challenger is promoted if it wins.
-   The decision record is written before the pointer swap, so a crash between the two is
-   finished by the rerun; a swap that finds the champion moved is recorded as kept.
+   before Ray or any training starts (earlier runs' intents are settled all the same).
+2. Otherwise the run takes its key's lock (one run per key at a time; a second one stops with a
+   clear error) and settles what earlier runs left intended (see `records`).
+3. A verdict already recorded for this key: said again, without training. Its own intended
+   promotion whose pointer has not moved since is finished; one the pointer moved past (a rival's
+   promotion, an operator's rollback) is recorded as not promoted. A completed promotion that an
+   operator rolled back since is never redone: with the same data, recipe and code the champion
+   stays where the operator put it, and the run says so.
+4. Otherwise the challenger is trained (resuming its checkpoints), champion and challenger are
+   scored on every region's validation patches, and a winner is promoted: the intent recorded,
+   the pointer swapped by compare-and-swap, the record marked done; a swap that finds the
+   champion moved is recorded as kept.
 """
 
 from __future__ import annotations
 
-import datetime
 from dataclasses import dataclass
 
-from swinls import storage
+from swinls import cas, storage
 from swinls.bands import BandError, resolve_band_set
 from swinls.config import ConfigError
+from swinls.errors import SwinLSError
 from swinls.registry import code_version
-from swinls.retraining.decision import MAX_REGION_DROP, MIN_GAIN, Verdict, judge
+from swinls.retraining.decision import MAX_REGION_DROP, MIN_GAIN, judge
 from swinls.retraining.evaluate import Scores, evaluate, evaluation_regions, regions_labelled_in
 from swinls.retraining.recipe import Recipe, make_challenger, run_key
-from swinls.retraining.registry import Champion, ModelRegistry, RegistryError
+from swinls.retraining.records import DecisionLog, intent
+from swinls.retraining.registry import ModelRegistry, RegistryError, now
 from swinls.shards import Manifest
+from swinls.shards.manifest import ManifestError
 
 
-class RetrainError(RuntimeError):
+class RetrainError(SwinLSError, RuntimeError):
     pass
 
 
@@ -80,13 +87,13 @@ def _line(record: dict) -> str:
 
 def retrain(data_uri: str, registry_uri: str, recipe: Recipe, options: RetrainOptions = RetrainOptions(),
             log=print, before_pointer=None) -> Outcome:
-    """`before_pointer`: called between the new champion's upload and the pointer swap (tests
-    inject crashes and rival promotions there)."""
-    data_uri, registry_uri = storage.absolute(data_uri), storage.absolute(registry_uri)
+    """`before_pointer`: called between the recorded intent and the pointer swap (tests inject
+    crashes and rival promotions there)."""
+    data_uri, registry_uri = storage.absolute(storage.check_uri(data_uri)), storage.absolute(storage.check_uri(registry_uri))
     registry = ModelRegistry(registry_uri)
     try:
         manifest = Manifest.load(data_uri)
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, ManifestError) as exc:
         raise RetrainError(str(exc)) from exc
     manifest_sha = manifest.content_hash()
     regions = labelled_regions(manifest)
@@ -105,14 +112,27 @@ def retrain(data_uri: str, registry_uri: str, recipe: Recipe, options: RetrainOp
         log(f"registry: {registry.uri}, champion {champion.version} trained on {', '.join(champion.regions) or '?'} "
             f"(manifest {_short(champion.manifest_sha256)})")
         if set(regions) <= set(champion.regions) and champion.manifest_sha256 == manifest_sha:
+            DecisionLog(registry).settle(log)  # what earlier runs left intended, even on a quiet night
             return Outcome("no-op", f"decision: no-op (champion {champion.version} was trained on this manifest "
                                     f"and every labelled region in it)")
 
     key = run_key(manifest_sha, recipe.identity(data_uri, regions), code_version())
-    earlier = registry.decision(key)
-    if earlier is not None:
-        return _repeat(registry, champion, *earlier, key, log)
+    try:
+        lock = registry.run_lock(key)
+    except RegistryError as exc:
+        raise RetrainError(str(exc)) from exc
+    with lock:
+        records = DecisionLog(registry)
+        records.settle(log)
+        earlier = records.find(key)
+        if earlier is not None:
+            return _repeat(registry, records, *earlier, key, log)
+        return _challenge(registry, records, lock, champion, manifest, manifest_sha, regions, key, recipe, data_uri,
+                          options, log, before_pointer)
 
+
+def _challenge(registry, records, lock, champion, manifest, manifest_sha, regions, key, recipe, data_uri, options,
+               log, before_pointer) -> Outcome:
     if not options.local:
         from swinls.data.ray_data import init_local_ray
 
@@ -126,24 +146,25 @@ def retrain(data_uri: str, registry_uri: str, recipe: Recipe, options: RetrainOp
         if champion else None
     verdict = judge(champion_scores, challenger_scores, min_gain=options.min_gain, max_region_drop=options.max_region_drop)
     before = champion.version if champion else None
-    record = {"key": key, "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-              "data": data_uri, "manifest_sha256": manifest_sha, "regions": regions, "evaluation_regions": eval_regions,
-              "code_version": code_version(), "recipe": recipe.describe(), "candidate": candidate,
-              "champion": {"before": before, "after": None},
+    record = {"key": key, "created": now(), "data": data_uri, "manifest_sha256": manifest_sha, "regions": regions,
+              "evaluation_regions": eval_regions, "code_version": code_version(), "recipe": recipe.describe(),
+              "candidate": candidate, "champion": {"before": before, "after": before},
               "scores": {"champion": champion_scores.table() if champion_scores else None,
                          "challenger": challenger_scores.table()},
               "thresholds": {"min_gain": options.min_gain, "max_region_drop": options.max_region_drop},
               "verdict": verdict.word, "reason": verdict.reason}
+    lock.check()  # a run that lost its lock (a lease taken over while it stalled) commits nothing
     if not verdict.promote:
-        uri = registry.record(key, record)
+        uri = records.write(key, record)
         return Outcome("kept", _line(record), record, uri)
-    pointer = registry.stage(candidate, {"key": key, "previous": before, "manifest_sha256": manifest_sha})
-    record["champion"]["after"] = pointer["version"]
-    record["pointer"] = pointer
-    uri = registry.record(key, record)  # before the swap: a rerun after a crash here finishes it
+    pointer = registry.stage(candidate, {"key": key, "previous": before, "manifest_sha256": manifest_sha},
+                             replaces=champion.pointer_sha256 if champion else None)
+    record = intent(dict(record, verdict="promoting", champion={"before": before, "after": pointer["version"]}), pointer)
+    uri = records.write(key, record, pending=True)  # before the swap: the rerun finishes or settles it
     if before_pointer is not None:
         before_pointer()
-    return _swap(registry, record, uri, before)
+    lock.check()
+    return _commit(registry, records, record, uri)
 
 
 def _evaluate(model_uri: str, data_uri: str, regions: list[str], use_gpu: bool) -> Scores:
@@ -154,53 +175,81 @@ def _evaluate(model_uri: str, data_uri: str, regions: list[str], use_gpu: bool) 
     return ray.get(ray.remote(num_gpus=1)(evaluate).remote(model_uri, data_uri, regions, use_gpu=True))
 
 
-def _swap(registry: ModelRegistry, record: dict, uri: str, expected: str | None) -> Outcome:
+def _commit(registry: ModelRegistry, records: DecisionLog, record: dict, uri: str) -> Outcome:
     try:
-        registry.swap(record["pointer"], expected)
-    except storage.PointerMoved as exc:
-        record.update(verdict="kept", reason=f"the challenger won ({record['reason']}), but the champion changed "
-                                             f"while this run evaluated it, so it was not promoted: {exc}")
-        record["champion"]["after"] = None
-        registry.record(record["key"], record, uri)
+        registry.swap(record["pointer"])
+    except cas.Conflict as exc:
+        record, uri = records.finish(uri, record, done=False, reason=(
+            f"the challenger won ({record['reason']}), but the champion changed while this run evaluated it, "
+            f"so it was not promoted: {exc}"))
         return Outcome("kept", _line(record), record, uri)
+    record, uri = records.finish(uri, record, done=True)
     return Outcome("promoted", _line(record), record, uri)
 
 
-def _repeat(registry: ModelRegistry, champion: Champion | None, record: dict, uri: str, key: str, log) -> Outcome:
-    """The verdict of an earlier run with this key; a promotion cut off before its swap is finished."""
-    current = champion.version if champion else None
+def _repeat(registry: ModelRegistry, records: DecisionLog, record: dict, uri: str, key: str, log) -> Outcome:
+    """The verdict of an earlier run with this key, and what became of it."""
     after = record["champion"]["after"]
-    if record["verdict"] == "promoted" and current != after:
-        if current == record["champion"]["before"]:
-            log(f"run {key}: its promotion of {after} was interrupted before the pointer swap; finishing it")
-            outcome = _swap(registry, record, uri, current)
-            outcome.repeated = True
-            return outcome
-        log(f"run {key}: promoted {after} before; the champion is now {current} (a rollback or a later run)")
-    else:
-        log(f"run {key}: decided before ({uri}); not trained again")
+    if record["verdict"] == "promoting":  # left by settle: the pointer has not moved since the intent
+        log(f"run {key}: its promotion of {after} was recorded but the pointer swap did not happen; finishing it")
+        outcome = _commit(registry, records, record, uri)
+        outcome.repeated = True
+        return outcome
+    if record["verdict"] == "promoted":
+        head = registry.head()
+        current, how = _describe(registry, head)
+        if current != after:
+            return Outcome("no-op", f"decision: no-op (run {key} promoted {after} before; the champion is now {current}, "
+                                    f"{how}, and a rerun with the same data, recipe and code leaves it there)",
+                           record, uri, repeated=True)
+    log(f"run {key}: decided before ({uri}); not trained again")
     return Outcome(record["verdict"], _line(record), record, uri, repeated=True)
 
 
-def rollback(registry_uri: str, version: str) -> str:
-    """Point the champion at an earlier version; the line to print."""
-    registry = ModelRegistry(registry_uri)
-    current = _pointer_version(registry)  # not loaded: a broken champion is what a rollback is for
+def _describe(registry: ModelRegistry, head: cas.Snapshot) -> tuple[str | None, str]:
+    """(the champion's version, how it got there) from the pointer."""
     try:
-        registry.rollback(version, current)
+        pointer = registry.pointer(head)
+    except storage.StorageError:
+        return None, "its pointer unreadable"
+    if pointer is None:
+        return None, "no champion"
+    metadata, when = pointer.get("metadata") or {}, pointer.get("written")
+    at = f" at {when}" if when else ""
+    if "rollback_from" in metadata:
+        return pointer["version"], f"rolled back by an operator{at}"
+    if metadata.get("key"):
+        return pointer["version"], f"promoted by run {metadata['key']}{at}"
+    return pointer["version"], f"set{at}"
+
+
+def rollback(registry_uri: str, version: str, log=print) -> str:
+    """Point the champion at an earlier version, as a decision of its own; the line to print.
+    Works when the pointer is unreadable: that is what a rollback is for."""
+    registry = ModelRegistry(storage.absolute(storage.check_uri(registry_uri)))
+    records = DecisionLog(registry)
+    records.settle(log)
+    head = registry.head()
+    try:
+        current = (registry.pointer(head) or {}).get("version")
+    except storage.StorageError as exc:
+        current = None
+        log(f"the champion pointer is unreadable ({exc}); rolling back replaces it")
+    if current is not None and current == version:
+        raise RetrainError(f"{registry.champion_uri}: {version} is already the champion")
+    try:
+        pointer = registry.rollback_pointer(version, head, current)
     except RegistryError as exc:
         raise RetrainError(str(exc)) from exc
-    stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    registry.record(f"rollback-{version}", {"created": stamp, "verdict": "rolled-back", "reason": "--rollback",
-                                            "champion": {"before": current, "after": version}})
-    return f"rollback: champion is {version} (was {current})"
-
-
-def _pointer_version(registry: ModelRegistry) -> str | None:
-    pointer = storage.join(registry.champion_uri, storage.POINTER_NAME)
-    if not storage.exists(pointer):
-        return None
+    key = f"rollback-{pointer['write'][:16]}"
+    record = intent({"key": key, "created": now(), "verdict": "rolling-back", "reason": "--rollback by an operator",
+                     "champion": {"before": current, "after": version}}, pointer)
+    uri = records.write(key, record, pending=True)
     try:
-        return storage.read_json(pointer).get("version")
-    except storage.StorageError:
-        return None
+        registry.swap(pointer)
+    except cas.Conflict as exc:
+        records.finish(uri, record, done=False, reason=f"the champion changed while it was rolled back: {exc}")
+        raise RetrainError(f"rollback: the champion changed while it was rolled back ({exc}); nothing was rolled "
+                           "back, run it again") from exc
+    records.finish(uri, record, done=True)
+    return f"rollback: champion is {version} (was {current or 'an unreadable or missing pointer'})"
