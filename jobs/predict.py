@@ -55,12 +55,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     args = parse_args(argv)
     from swinls.bands import BandError
-    from swinls.checkpoints import CheckpointError
-    from swinls.patches import PatchError
+    from swinls.errors import SwinLSError
     from swinls.patches.layout import natural_key
     from swinls.prediction.errors import PredictionError
     from swinls.prediction.run import PredictOptions, predict
-    from swinls.storage import StorageError
 
     use_ray = args.ray or bool(os.environ.get("RAY_ADDRESS"))
     try:
@@ -82,7 +80,7 @@ def main(argv=None) -> int:
         warnings.formatwarning = lambda message, category, *_: f"warning: {message}\n"
         try:
             report = predict(args.model, args.input, args.output, options)
-        except (PredictionError, PatchError, BandError, CheckpointError, StorageError) as exc:
+        except (SwinLSError, BandError, OSError) as exc:  # bad input or a storage failure: one line
             print(f"error: {exc}", file=sys.stderr)
             return 2
     print(f"predicted {report.throughput}")

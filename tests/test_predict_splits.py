@@ -112,8 +112,11 @@ def test_an_existing_output_is_refused_and_replaced_only_with_overwrite(predicti
     with pytest.raises(PredictionError, match="already exists.*--overwrite"):
         predict(published_model, str(prediction_inputs.split), str(out))
     assert (out / "old.txt").exists()
-    predict(published_model, str(prediction_inputs.split), str(out), PredictOptions(overwrite=True))
-    assert not (out / "old.txt").exists() and (out / "submission.zip").exists() and no_leftovers(tmp_path)
+    with pytest.raises(PredictionError, match=r"is not an earlier prediction \(no prediction.json\)"):
+        predict(published_model, str(prediction_inputs.split), str(out), PredictOptions(overwrite=True))
+    assert (out / "old.txt").read_text() == "from an earlier run"  # --overwrite replaces predictions only
+    (out / "old.txt").unlink()
+    predict(published_model, str(prediction_inputs.split), str(out))  # an empty folder is no prediction either
 
 
 def test_bad_splits_are_errors_naming_the_file_and_leave_no_output(prediction_inputs, published_model, tmp_path):

@@ -7,13 +7,14 @@ import datetime
 import json
 from dataclasses import asdict, dataclass, field
 
+from swinls import storage
 from swinls.bands import BANDS
 from swinls.metrics import Confusion
 from swinls.patches import PatchError
 from swinls.prediction.engine import Work, run_in_process, run_with_ray, user_error
 from swinls.prediction.errors import PredictionError
 from swinls.prediction.model import PATCH_SIZE, Decision, LoadedModel, decision_for, load_for_prediction
-from swinls.prediction.outputs import SUMMARY, StagedFiles, StagedFolder, refuse_existing
+from swinls.prediction.outputs import StagedFiles, StagedFolder, check_output, published_folder, refuse_existing
 from swinls.prediction.progress import Progress
 from swinls.prediction.rasters import SCENE_SUFFIXES, inspect_scene, list_scenes
 from swinls.prediction.scenes import SceneAssembly, SceneWindows
@@ -64,7 +65,10 @@ def predict(model_uri: str, input_uri: str, output_uri: str, options: PredictOpt
             log=print) -> PredictionReport:
     """Raises PredictionError or PatchError, naming the file and what is wrong, for bad input;
     nothing is left at `output_uri` unless everything was written."""
-    refuse_existing(output_uri, options.overwrite)  # before anything is loaded or read
+    for uri in (model_uri, input_uri):
+        storage.check_uri(uri)
+    check_output(output_uri, {"INPUT": input_uri, "MODEL": _model_folder(model_uri)})  # before anything is loaded
+    refuse_existing(output_uri, options.overwrite)
     # the driver only reads the card and checks the model when actors do the work
     loaded = load_for_prediction(model_uri, use_gpu=options.use_gpu and not options.ray, bf16=options.bf16)
     decision = decision_for(options.threshold, loaded.card, f"{loaded.uri}/model_card.json")
@@ -72,6 +76,20 @@ def predict(model_uri: str, input_uri: str, output_uri: str, options: PredictOpt
     if split_folders(input_uri) is not None:
         return predict_split(loaded, decision, input_uri, output_uri, options, log)
     return predict_scenes(loaded, decision, input_uri, output_uri, options, log)
+
+
+def _model_folder(model_uri: str) -> str | None:
+    """The folder that holds the model's files, for OUTPUT to keep clear of."""
+    from swinls.registry import resolve_published
+
+    try:
+        return published_folder(resolve_published(model_uri)[0])
+    except (FileNotFoundError, storage.StorageError):
+        return None  # not a model: loading it says so, before anything is written
+
+
+def _protect(loaded: LoadedModel, input_uri: str) -> dict[str, str]:
+    return {"INPUT": input_uri, "MODEL": published_folder(loaded.uri)}
 
 
 def _run(work: Work, loaded: LoadedModel, sink, options: PredictOptions) -> Progress:
@@ -111,7 +129,7 @@ def predict_split(loaded: LoadedModel, decision: Decision, input_uri: str, outpu
     images = find_images(input_uri)
     log(f"split: {len(images)} patches in {split_folders(input_uri)[0]}"
         + (", with masks" if all(i.mask for i in images) else ""))
-    output = StagedFolder(output_uri, options.overwrite)
+    output = StagedFolder(output_uri, options.overwrite, _protect(loaded, input_uri), log)
     try:
         indices = tuple(BANDS.index(b) for b in loaded.normalizer.inputs)
         reader = SplitPatches(images, loaded.normalizer, indices, options.batch)
@@ -122,9 +140,7 @@ def predict_split(loaded: LoadedModel, decision: Decision, input_uri: str, outpu
             _write_json(output.path(METRICS), dict(metrics, model=loaded.uri, input=input_uri, decision=decision.label))
         summary = _summary(loaded, decision, input_uri, "split", progress, options,
                            metrics={k: v for k, v in metrics.items() if k != "per_image"} if metrics else None)
-        _write_json(output.path(SUMMARY), summary)
-        files = list(output.names)
-        output.commit()
+        files = output.commit(summary)
     except BaseException:
         output.abort()
         raise
@@ -145,15 +161,15 @@ def predict_scenes(loaded: LoadedModel, decision: Decision, input_uri: str, outp
     if single_file:
         stem = output_uri.rsplit(".", 1)[0]
         uris = {"mask": output_uri} | ({"probability": f"{stem}_probability.tif"} if options.probability else {})
-        output = StagedFiles(uris, options.overwrite)
+        output = StagedFiles(uris, options.overwrite, _protect(loaded, input_uri))
         names = ("mask", "probability")
     else:
-        output = StagedFolder(output_uri, options.overwrite)
+        output = StagedFolder(output_uri, options.overwrite, _protect(loaded, input_uri), log)
         names = ("{}_prediction.tif", "{}_probability.tif")
 
     def outputs(info):
-        mask, probability = (output.path(name.format(info.name)) for name in names)
-        return mask, probability if options.probability else None
+        mask = output.path(names[0].format(info.name))
+        return mask, output.path(names[1].format(info.name)) if options.probability else None
 
     per_scene: dict[str, Confusion | None] = {}
 
@@ -171,15 +187,15 @@ def predict_scenes(loaded: LoadedModel, decision: Decision, input_uri: str, outp
             total = sum(labelled.values(), Confusion())
             metrics = {"scenes": len(labelled), "pixels": total.pixels, **asdict(total), **total.scores(),
                        "per_scene": {name: {**asdict(c), **c.scores()} for name, c in labelled.items()}}
-        if not single_file:
+        if single_file:
+            files = output.commit()
+        else:
             if metrics is not None:
                 _write_json(output.path(METRICS), dict(metrics, model=loaded.uri, input=input_uri, decision=decision.label))
-            _write_json(output.path(SUMMARY), _summary(
+            files = output.commit(_summary(
                 loaded, decision, input_uri, "scenes", progress, options, overlap=options.overlap,
                 scenes=[{"scene": i.uri, "height": i.height, "width": i.width, "crs": i.crs is not None} for i in infos],
                 metrics={k: v for k, v in metrics.items() if k != "per_scene"} if metrics else None))
-        files = list(output.uris.values()) if single_file else list(output.names)
-        output.commit()
     except BaseException:
         assembly.abort()
         output.abort()

@@ -19,6 +19,7 @@ import torch
 
 from swinls.metrics import IGNORE, Confusion
 from swinls.prediction.model import Decision, Normalizer, probability
+from swinls.prediction.outputs import TAG
 from swinls.prediction.rasters import GDAL_CACHE_MB, SceneInfo, SceneRows, open_raster
 from swinls.prediction.windows import StripBlender, WindowGrid
 
@@ -108,18 +109,22 @@ class SceneWriter:
         self.confusion = Confusion() if info.truth else None
         self._stack = contextlib.ExitStack()
         tiled = {"tiled": True, "blockxsize": BLOCK, "blockysize": BLOCK} if min(info.height, info.width) >= BLOCK else {}
+        # BIGTIFF=IF_SAFER: a classic TIFF stops at 4 GB, which a float32 probability of a mosaic passes
+        # (GDAL's default, IF_NEEDED, cannot tell for a compressed file and fails when it gets there)
         profile = {"driver": "GTiff", "height": info.height, "width": info.width, "count": 1, "crs": info.crs,
-                   "transform": Affine(*info.transform), "compress": "deflate", **tiled}
+                   "transform": Affine(*info.transform), "compress": "deflate", "BIGTIFF": "IF_SAFER", **tiled}
         try:
             self._stack.enter_context(rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB))
             self.mask = self._stack.enter_context(rasterio.open(mask_path, "w", dtype="uint8", nodata=MASK_NODATA,
                                                                 predictor=2, **profile))
             self.mask.set_band_description(1, "landslide")
+            self.mask.update_tags(**{TAG: "mask"})  # what lets --overwrite know the file as a prediction
             self.probability = None
             if probability_path is not None:
                 self.probability = self._stack.enter_context(rasterio.open(  # noisy floats: a fast level packs as well
                     probability_path, "w", dtype="float32", nodata=PROBABILITY_NODATA, predictor=3, zlevel=1, **profile))
                 self.probability.set_band_description(1, "P(landslide)")
+                self.probability.update_tags(**{TAG: "probability"})
             self.truth = self._stack.enter_context(open_raster(info.truth)) if info.truth else None
         except BaseException:
             self._stack.close()
