@@ -60,7 +60,7 @@ class Snapshot:
 
 def read(uri: str) -> Snapshot:
     if storage.is_s3(uri):
-        raw, etag = locks.s3_read(uri)
+        raw, etag = storage.s3_read(uri)
         return Snapshot(uri, raw, etag)
     try:
         return Snapshot(uri, storage.read_bytes(uri))
@@ -92,10 +92,10 @@ def swap(uri: str, data: bytes, expected: str | None) -> Snapshot:
             raise _moved(current, expected)
         condition = {"IfMatch": current.etag} if current.raw is not None else {"IfNoneMatch": "*"}
         try:
-            return Snapshot(uri, data, locks.s3_put(uri, data, **condition))
+            return Snapshot(uri, data, storage.s3_put(uri, data, **condition))
         except Exception as exc:  # noqa: BLE001 - whatever failed, what the object now holds decides
             failure = exc
-            if not locks.precondition_failed(exc):
+            if not storage.precondition_failed(exc):
                 time.sleep(min(2.0, 0.05 * 2 ** attempt))  # 409, or a dropped connection: back off
         current = read(uri)
     raise StorageError(f"{uri}: the conditional write kept failing ({S3_ATTEMPTS} attempts; last: {failure}); "

@@ -128,60 +128,6 @@ class LocalLock(Lock):
         self._fd = -1
 
 
-def precondition_failed(exc: BaseException) -> bool:
-    if isinstance(exc, FileExistsError):  # s3fs's name for a failed If-None-Match
-        return True
-    response = getattr(exc.__cause__, "response", None) or getattr(exc, "response", None) or {}
-    return response.get("Error", {}).get("Code") in ("PreconditionFailed", "412")
-
-
-def is_conflict(exc: BaseException) -> bool:
-    """S3's 409 ConditionalRequestConflict: a concurrent conditional write; try again."""
-    response = getattr(exc.__cause__, "response", None) or getattr(exc, "response", None) or {}
-    code = response.get("Error", {}).get("Code")
-    return code in ("ConditionalRequestConflict", "409") or response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 409
-
-
-def _bucket_key(uri: str) -> tuple:
-    fs, path = storage.filesystem(uri)
-    bucket, _, key = path.partition("/")
-    return fs, bucket, key
-
-
-def s3_put(uri: str, data: bytes, **condition) -> str:
-    """One PUT, conditional if asked; the new object's ETag."""
-    fs, bucket, key = _bucket_key(uri)
-    return fs.call_s3("put_object", Bucket=bucket, Key=key, Body=data, **condition)["ETag"]
-
-
-def s3_read(uri: str) -> tuple[bytes | None, str | None]:
-    """(content, ETag) of one object as one state of it, or (None, None) if there is none: the
-    ETag is read before and after the content and must agree."""
-    fs, path = storage.filesystem(uri)
-    for _ in range(10):
-        try:
-            before = fs.info(path)["ETag"]
-            data = fs.cat_file(path)
-            after = fs.info(path)["ETag"]
-        except FileNotFoundError:
-            return None, None
-        if before == after:
-            return data, after
-    raise StorageError(f"{uri}: kept changing while it was read")
-
-
-def s3_delete(uri: str, etag: str | None = None) -> bool:
-    """Delete the object, only if it is still `etag` when one is given; whether it was deleted."""
-    fs, bucket, key = _bucket_key(uri)
-    try:
-        fs.call_s3("delete_object", Bucket=bucket, Key=key, **({"IfMatch": etag} if etag else {}))
-    except (FileNotFoundError, OSError) as exc:
-        if isinstance(exc, FileNotFoundError) or precondition_failed(exc):
-            return False
-        raise
-    return True
-
-
 class S3Lease(Lock):
     def __init__(self, uri: str, purpose: str, ttl: float) -> None:
         self.uri, self.purpose, self.ttl = uri, purpose, ttl
@@ -194,8 +140,8 @@ class S3Lease(Lock):
 
     def _put(self, **condition) -> None:
         expires = time.time() + self.ttl
-        self.etag = s3_put(self.uri, json.dumps(_holder(self.purpose, owner=self.token, expires=expires)).encode(),
-                           **condition)
+        body = json.dumps(_holder(self.purpose, owner=self.token, expires=expires)).encode()
+        self.etag = storage.s3_put(self.uri, body, **condition)
         self.expires = expires
 
     @classmethod
@@ -207,15 +153,15 @@ class S3Lease(Lock):
                 lease._put(IfNoneMatch="*")
                 break
             except OSError as exc:
-                if not (precondition_failed(exc) or is_conflict(exc)):
+                if not (storage.precondition_failed(exc) or storage.is_conflict(exc)):
                     raise
-            raw, etag = s3_read(uri)
+            raw, etag = storage.s3_read(uri)
             if raw is not None and _expiry(raw) < time.time():  # its holder died: take it, one taker only
                 try:
                     lease._put(IfMatch=etag)
                     break
                 except OSError as exc:
-                    if not (precondition_failed(exc) or is_conflict(exc)):
+                    if not (storage.precondition_failed(exc) or storage.is_conflict(exc)):
                         raise
             elif raw is not None and time.monotonic() >= deadline:
                 raise LockHeld(f"{uri}: held by {_describe(raw)} (lease until "
@@ -230,7 +176,7 @@ class S3Lease(Lock):
             try:
                 self._put(IfMatch=self.etag)
             except OSError as exc:
-                if precondition_failed(exc):
+                if storage.precondition_failed(exc):
                     self.lost = "another process took the lease"
                     return
                 if time.time() > self.expires:  # could not renew in time: others may take it now
@@ -249,7 +195,7 @@ class S3Lease(Lock):
             self._thread.join()
             self._thread = None
         if self.lost is None and self.etag is not None:
-            s3_delete(self.uri, self.etag)  # only our own lease: a taker's stays
+            storage.s3_delete(self.uri, self.etag)  # only our own lease: a taker's stays
             self.etag = None
 
 

@@ -8,7 +8,8 @@ retried with exponential backoff by botocore's retry handler, configured below.
 
 Atomicity: a local file appears by rename of a finished temporary file; an S3 object appears
 only when its upload completes. Publication of several files writes them under a new version
-prefix and flips a small pointer object last.
+prefix and flips a small pointer object last. S3's conditional PUT and DELETE (`If-Match`,
+`If-None-Match`) are the primitives of `locks` (leases) and `cas` (compare-and-swap).
 """
 
 from __future__ import annotations
@@ -175,6 +176,61 @@ def put_file_atomic(local_path: str | Path, uri: str) -> None:
             shutil.copyfile(local_path, tmp)
     else:
         fs.put_file(str(local_path), path)  # a multipart upload is invisible until completed
+
+
+# -- S3 conditional writes: the primitives of leases and compare-and-swap ------------------------
+def precondition_failed(exc: BaseException) -> bool:
+    if isinstance(exc, FileExistsError):  # s3fs's name for a failed If-None-Match
+        return True
+    response = getattr(exc.__cause__, "response", None) or getattr(exc, "response", None) or {}
+    return response.get("Error", {}).get("Code") in ("PreconditionFailed", "412")
+
+
+def is_conflict(exc: BaseException) -> bool:
+    """S3's 409 ConditionalRequestConflict: a concurrent conditional write; try again."""
+    response = getattr(exc.__cause__, "response", None) or getattr(exc, "response", None) or {}
+    code = response.get("Error", {}).get("Code")
+    return code in ("ConditionalRequestConflict", "409") or response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 409
+
+
+def _bucket_key(uri: str) -> tuple:
+    fs, path = filesystem(uri)
+    bucket, _, key = path.partition("/")
+    return fs, bucket, key
+
+
+def s3_put(uri: str, data: bytes, **condition) -> str:
+    """One PUT, conditional if asked; the new object's ETag."""
+    fs, bucket, key = _bucket_key(uri)
+    return fs.call_s3("put_object", Bucket=bucket, Key=key, Body=data, **condition)["ETag"]
+
+
+def s3_read(uri: str) -> tuple[bytes | None, str | None]:
+    """(content, ETag) of one object as one state of it, or (None, None) if there is none: the
+    ETag is read before and after the content and must agree."""
+    fs, path = filesystem(uri)
+    for _ in range(10):
+        try:
+            before = fs.info(path)["ETag"]
+            data = fs.cat_file(path)
+            after = fs.info(path)["ETag"]
+        except FileNotFoundError:
+            return None, None
+        if before == after:
+            return data, after
+    raise StorageError(f"{uri}: kept changing while it was read")
+
+
+def s3_delete(uri: str, etag: str | None = None) -> bool:
+    """Delete the object, only if it is still `etag` when one is given; whether it was deleted."""
+    fs, bucket, key = _bucket_key(uri)
+    try:
+        fs.call_s3("delete_object", Bucket=bucket, Key=key, **({"IfMatch": etag} if etag else {}))
+    except (FileNotFoundError, OSError) as exc:
+        if isinstance(exc, FileNotFoundError) or precondition_failed(exc):
+            return False
+        raise
+    return True
 
 
 def remove(uri: str, recursive: bool = False) -> None:
