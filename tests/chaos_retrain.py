@@ -259,6 +259,8 @@ class Chaos:
         root = registry.path("decisions")
         names = storage.list_files(root) if storage.exists(root) else {}
         for name in names:
+            if name.endswith(".pending.json") and name.removesuffix(".pending.json") + ".json" in names:
+                continue  # its final record is written; the run was cut off before removing the intent
             record = storage.read_json(storage.join(root, name))
             wrote = record.get("pointer_sha256")
             if wrote is None:

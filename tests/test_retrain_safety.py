@@ -102,6 +102,11 @@ def test_a_promotion_cut_off_before_its_swap_is_finished_by_its_rerun_when_the_p
     assert finished.decision == "promoted" and finished.repeated
     assert champion(registry) == finished.record["champion"]["after"] == intent["champion"]["after"]
     assert not list((tmp_path / "registry" / "decisions").glob("*.pending.json"))
+    final = Path(finished.record_uri)  # a run cut off after writing the final record, before removing the intent:
+    leftover = final.with_name(final.name.replace(".json", ".pending.json"))
+    leftover.write_text(json.dumps(intent))
+    assert retrain(world["data"]["A"], registry, recipe(2), FORCE_LOCAL).decision == "no-op"  # which settles too
+    assert not leftover.exists() and json.loads(final.read_text())["verdict"] == "promoted"
 
 
 @pytest.mark.parametrize("where", ["local", "s3"])

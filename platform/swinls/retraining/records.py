@@ -81,8 +81,12 @@ class DecisionLog:
             return []
         head = self.registry.head()
         history = {digest for digest, _ in self.registry.chain(head)}
+        finals = {name for name in self._names() if not name.endswith(PENDING)}
         settled = []
         for uri, record in intents:
+            if uri.rsplit("/", 1)[-1][:-len(PENDING)] + FINAL in finals:
+                storage.remove(uri)  # its run was cut off after the final record, before removing this
+                continue
             wrote = record.get("pointer_sha256")
             if wrote in history:
                 settled.append(self.finish(uri, record, done=True))
