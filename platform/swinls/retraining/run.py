@@ -23,12 +23,13 @@ from swinls import cas, storage
 from swinls.bands import BandError, resolve_band_set
 from swinls.config import ConfigError
 from swinls.errors import SwinLSError
+from swinls.locks import Lock
 from swinls.registry import code_version
 from swinls.retraining.decision import MAX_REGION_DROP, MIN_GAIN, judge
 from swinls.retraining.evaluate import Scores, evaluate, evaluation_regions, regions_labelled_in
 from swinls.retraining.recipe import Recipe, make_challenger, run_key
 from swinls.retraining.records import DecisionLog, intent
-from swinls.retraining.registry import ModelRegistry, RegistryError, now
+from swinls.retraining.registry import Champion, ModelRegistry, RegistryError, now
 from swinls.shards import Manifest
 from swinls.shards.manifest import ManifestError
 
@@ -127,12 +128,28 @@ def retrain(data_uri: str, registry_uri: str, recipe: Recipe, options: RetrainOp
         earlier = records.find(key)
         if earlier is not None:
             return _repeat(registry, records, *earlier, key, log)
-        return _challenge(registry, records, lock, champion, manifest, manifest_sha, regions, key, recipe, data_uri,
-                          options, log, before_pointer)
+        run = _Run(registry, records, lock, key, data_uri, manifest, manifest_sha, regions, champion)
+        return _challenge(run, recipe, options, log, before_pointer)
 
 
-def _challenge(registry, records, lock, champion, manifest, manifest_sha, regions, key, recipe, data_uri, options,
-               log, before_pointer) -> Outcome:
+@dataclass(frozen=True)
+class _Run:
+    """What a run that trains a challenger holds: where it records, its lock, and what it judges on."""
+
+    registry: ModelRegistry
+    records: DecisionLog
+    lock: Lock
+    key: str
+    data_uri: str
+    manifest: Manifest
+    manifest_sha: str
+    regions: list[str]
+    champion: Champion | None
+
+
+def _challenge(run: _Run, recipe: Recipe, options: RetrainOptions, log, before_pointer) -> Outcome:
+    registry, records, lock, champion, key, data_uri = run.registry, run.records, run.lock, run.champion, run.key, run.data_uri
+    manifest, manifest_sha, regions = run.manifest, run.manifest_sha, run.regions
     if not options.local:
         from swinls.data.ray_data import init_local_ray
 
