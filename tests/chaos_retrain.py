@@ -36,6 +36,7 @@ ROLLBACK_SHARE = 0.25
 KILL_SHARE = 0.6
 KILL_WITHIN_S = 9.0  # a training run here takes 5-10 s; kills land anywhere in it, commits included
 SEEDS = tuple(range(8))  # 24 keys with the three datasets: most runs have a challenger to train
+TEMPORARY = ".tmp-"  # storage's prefix for a file being written (renamed into place when complete)
 ROOT_FOLDERS = {"champion", "decisions", "locks", "runs", "searches", "candidates"}
 
 
@@ -226,6 +227,8 @@ class Chaos:
             out += self._version_ok(registry, pointer, f"champion pointer {digest[:12]}")
         root = storage.join(registry.champion_uri, "pointers")
         for name in storage.list_files(root) if storage.exists(root) else []:
+            if name.startswith(TEMPORARY):
+                continue  # a writer killed mid-write left its temporary file, which no reader looks at
             snap = cas.read(storage.join(root, name))
             if snap.digest != name.removesuffix(".json"):
                 out.append(f"pointers/{name} does not hold the bytes its name says")
@@ -259,6 +262,8 @@ class Chaos:
         root = registry.path("decisions")
         names = storage.list_files(root) if storage.exists(root) else {}
         for name in names:
+            if name.startswith(TEMPORARY):
+                continue
             if name.endswith(".pending.json") and name.removesuffix(".pending.json") + ".json" in names:
                 continue  # its final record is written; the run was cut off before removing the intent
             record = storage.read_json(storage.join(root, name))
@@ -306,8 +311,11 @@ class Chaos:
     def report(self) -> dict:
         from swinls.retraining import ModelRegistry
 
+        litter = [n for n in storage.list_files(self.registry) if n.rsplit("/", 1)[-1].startswith(TEMPORARY)] \
+            if storage.exists(self.registry) else []
         return {"registry": self.registry, "rounds": self.stats["rounds"], "processes": self.launched,
                 "kills": self.stats["killed"], "pointer_writes": len(ModelRegistry(self.registry).chain()),
+                "temporary_files_left_by_kills": len(litter),
                 "violations": self.violations,
                 "outcomes": {k: v for k, v in sorted(self.stats.items()) if k not in ("rounds",)}}
 

@@ -105,6 +105,8 @@ def test_a_promotion_cut_off_before_its_swap_is_finished_by_its_rerun_when_the_p
     final = Path(finished.record_uri)  # a run cut off after writing the final record, before removing the intent:
     leftover = final.with_name(final.name.replace(".json", ".pending.json"))
     leftover.write_text(json.dumps(intent))
+    killed_writer = final.with_name(f".tmp-x1y2z3{leftover.name}")  # what a writer killed mid-write leaves
+    killed_writer.write_text('{"key": "')
     assert retrain(world["data"]["A"], registry, recipe(2), FORCE_LOCAL).decision == "no-op"  # which settles too
     assert not leftover.exists() and json.loads(final.read_text())["verdict"] == "promoted"
 

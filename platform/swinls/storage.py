@@ -318,7 +318,8 @@ def pointer_for(base_uri: str, version: str, metadata: Mapping[str, Any] | None 
         names = list_files(prefix)
     except FileNotFoundError:
         raise FileNotFoundError(f"{prefix}: no such version") from None
-    digests = {name: hashlib.sha256(read_bytes(join(prefix, name))).hexdigest() for name in names}
+    digests = {name: hashlib.sha256(read_bytes(join(prefix, name))).hexdigest() for name in names
+               if SAFE_NAME.match(name)}  # not the temporary file a writer killed mid-write left
     return make_pointer(version, digests, metadata)
 
 

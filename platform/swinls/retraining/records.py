@@ -30,7 +30,9 @@ class DecisionLog:
         self.root = registry.path(DECISIONS)
 
     def _names(self) -> list[str]:
-        return sorted(storage.list_files(self.root)) if storage.exists(self.root) else []
+        """The records' names; a writer killed mid-write leaves a hidden temporary file, not a record."""
+        names = storage.list_files(self.root) if storage.exists(self.root) else {}
+        return sorted(name for name in names if not name.startswith("."))
 
     def find(self, key: str) -> tuple[dict, str] | None:
         """(record, its URI) of the latest run with this key, final or intended."""
