@@ -22,8 +22,8 @@ import time
 import numpy as np
 
 from swinls import storage
-from swinls.config import load_experiment
-from swinls.data.ray_data import LOCAL_TRAIN_POLL_S, TRAIN_POLL_ENV, init_local_ray
+from swinls.experiment_config import load_experiment
+from swinls.ray_start import LOCAL_TRAIN_POLL_S, TRAIN_POLL_ENV, init_local_ray
 from swinls.defaults import default_dataset
 from swinls.training import run_experiment
 

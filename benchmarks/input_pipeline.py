@@ -33,7 +33,8 @@ from swinls.augment import AugmentConfig  # noqa: E402
 from swinls.augment.ops import Augmenter  # noqa: E402
 from swinls.bands import BANDS, OFFICIAL_STATS, resolve_band_set  # noqa: E402
 from swinls.data import DataConfig, ShardData  # noqa: E402
-from swinls.data.ray_data import build_dataset, init_local_ray, iter_worker_batches  # noqa: E402
+from swinls.data.ray_data import build_dataset, iter_worker_batches  # noqa: E402
+from swinls.ray_start import init_local_ray  # noqa: E402
 from swinls.data.transform import row_key  # noqa: E402
 from swinls.shards import ingest  # noqa: E402
 from swinls.synthetic import SyntheticSpec, write_synthetic  # noqa: E402

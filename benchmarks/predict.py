@@ -34,7 +34,8 @@ BASE = 1024
 def publish_untrained(root: Path, size: str) -> str:
     from swinls.bands import OFFICIAL_STATS, channel_stats, resolve_band_set
     from swinls.checkpoints import RunStore
-    from swinls.config import load_experiment, to_dict
+    from swinls.config import to_dict
+    from swinls.experiment_config import load_experiment
     from swinls.models import build_model
     from swinls.registry import publish_best
 

@@ -16,7 +16,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from swinls.config import load_experiment
+from swinls.experiment_config import load_experiment
 from swinls.defaults import default_dataset
 from swinls.training import run_experiment
 

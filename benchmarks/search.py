@@ -39,7 +39,7 @@ from pathlib import Path
 
 import yaml
 
-from swinls.data.ray_data import init_local_ray
+from swinls.ray_start import init_local_ray
 from swinls.defaults import default_dataset
 from swinls.search.experiment import run_search
 

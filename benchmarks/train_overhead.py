@@ -27,10 +27,10 @@ import torch
 from swinls import storage
 from swinls.accel import GpuSettings
 from swinls.augment.ops import Augmenter
-from swinls.config import load_experiment
+from swinls.experiment_config import load_experiment
 from swinls.data import ShardData
 from swinls.data.local import read_split
-from swinls.data.ray_data import init_local_ray
+from swinls.ray_start import init_local_ray
 from swinls.data.resident import ResidentSplit
 from swinls.defaults import default_dataset
 from swinls.models import build_model

@@ -31,16 +31,11 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     args = parse_args(argv)
     from swinls.card_view import describe_card
-    from swinls.checkpoints import CheckpointError
     from swinls.registry import read_card
-    from swinls.storage import StorageError
 
+    card, version_uri = read_card(args.model)
     try:
-        card, version_uri = read_card(args.model)
         lines = [json.dumps(card, indent=1, sort_keys=True)] if args.json else describe_card(card, version_uri)
-    except (FileNotFoundError, CheckpointError, StorageError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
     except KeyError as exc:
         print(f"error: {args.model}: the model card lacks {exc}", file=sys.stderr)
         return 2
@@ -49,4 +44,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from swinls.cli import run_job
+
+    sys.exit(run_job(main))

@@ -22,7 +22,7 @@ import argparse
 import logging
 import sys
 
-from swinls.shards import IngestError, IngestOptions, ingest
+from swinls.shards import IngestOptions, ingest
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -47,11 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     options = IngestOptions(on_bad=args.on_bad, region=args.region, rows_per_shard=args.rows_per_shard,
                             rows_per_group=args.rows_per_group, image_dtype=args.image_dtype,
                             read_threads=args.read_threads)
-    try:
-        report = ingest(args.src, args.dst, options)
-    except IngestError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    report = ingest(args.src, args.dst, options)
     for name in report.unchanged:
         print(f"{name}: unchanged since the last ingest, kept")
     for name in report.ingested:
@@ -64,4 +60,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from swinls.cli import run_job
+
+    sys.exit(run_job(main))

@@ -29,7 +29,7 @@ import warnings
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    from swinls.cli import JobParser
+    from swinls.cli import JobParser, add_shared
 
     from swinls.prediction.run import PredictOptions
 
@@ -44,8 +44,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--probability", action="store_true", help="scenes: also write P(landslide) as <scene>_probability.tif")
     parser.add_argument("--overlap", type=int, default=defaults.overlap, help="scenes: pixels shared by neighbouring windows")
     parser.add_argument("--batch-size", type=int, help="patches or windows per model call (16 on CPU, 128 on a GPU)")
-    parser.add_argument("--use-gpu", action="store_true", help="CUDA, with bf16 autocast unless --no-bf16")
-    parser.add_argument("--no-bf16", action="store_true")
+    add_shared(parser, "--use-gpu")
+    parser.add_argument("--no-bf16", action="store_true", help="with --use-gpu: float32 instead of bf16 autocast")
     parser.add_argument("--ray", action="store_true", help="Ray Data batch inference (the default under ray job submit)")
     parser.add_argument("--actors", type=int, help="model actors on Ray (default: one per GPU, or what the CPUs allow)")
     parser.add_argument("--cpus-per-actor", type=float)
@@ -54,35 +54,28 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from swinls.bands import BandError
-    from swinls.errors import SwinLSError
+    from swinls import preflight
     from swinls.patches.layout import natural_key
-    from swinls.prediction.errors import PredictionError
     from swinls.prediction.run import PredictOptions, predict
 
     use_ray = args.ray or bool(os.environ.get("RAY_ADDRESS"))
-    try:
-        options = PredictOptions(threshold=args.threshold, overwrite=args.overwrite, probability=args.probability,
-                                 overlap=args.overlap, batch_size=args.batch_size, use_gpu=args.use_gpu,
-                                 bf16=False if args.no_bf16 else None, ray=use_ray, actors=args.actors,
-                                 cpus_per_actor=args.cpus_per_actor)
-    except PredictionError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    options = PredictOptions(threshold=args.threshold, overwrite=args.overwrite, probability=args.probability,
+                             overlap=args.overlap, batch_size=args.batch_size, use_gpu=args.use_gpu,
+                             bf16=False if args.no_bf16 else None, ray=use_ray, actors=args.actors,
+                             cpus_per_actor=args.cpus_per_actor)
     if use_ray:
         from swinls.cli import quiet_bookkeeping
-        from swinls.data.ray_data import init_local_ray
+        from swinls.ray_start import check_gpus, init_local_ray
 
         quiet_bookkeeping()
         init_local_ray(log_to_driver=False)
+        check_gpus(1 if args.use_gpu else 0, "prediction")
+    else:
+        preflight.check_devices(args.use_gpu, 1, local=True)
     with warnings.catch_warnings():
         warnings.simplefilter("always")
         warnings.formatwarning = lambda message, category, *_: f"warning: {message}\n"
-        try:
-            report = predict(args.model, args.input, args.output, options)
-        except (SwinLSError, BandError, OSError) as exc:  # bad input or a storage failure: one line
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
+        report = predict(args.model, args.input, args.output, options)
     print(f"predicted {report.throughput}")
     if report.metrics:
         m = report.metrics
@@ -98,4 +91,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from swinls.cli import run_job
+
+    sys.exit(run_job(main))

@@ -24,55 +24,62 @@ printed is `decision: promoted|kept|no-op ...`. Decisions are kept under REGISTR
 
 from __future__ import annotations
 
-import argparse
 import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    from swinls.cli import JobParser
+def parse_args(argv=None):
+    from swinls.cli import JobParser, add_shared
     from swinls.retraining.decision import MAX_REGION_DROP, MIN_GAIN
 
-    parser = JobParser(__doc__)
-    parser.add_argument("--data", help="the shard dataset (its manifest says which regions are labelled)")
-    parser.add_argument("--registry", required=True, help="a folder or s3:// prefix: champion/, decisions/, runs/")
+    parser = JobParser(__doc__, root=ROOT)
+    add_shared(parser, "--data")
+    parser.add_argument("--registry", required=True, metavar="URI", help="a folder or s3:// prefix: champion/, decisions/, runs/")
     recipe = parser.add_mutually_exclusive_group()
-    recipe.add_argument("--config", help="experiment YAML of the challenger (default: the paper's recipe)")
-    recipe.add_argument("--space", help="a search space YAML: a short search picks the challenger")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config key (of --config, or of the space's base config)")
-    parser.add_argument("--samples", type=int, help="with --space: the search's number of trials")
-    parser.add_argument("--workers", type=int, help="Ray Train workers")
-    parser.add_argument("--use-gpu", action="store_true")
-    parser.add_argument("--local", action="store_true", help="train in this process, without Ray")
-    parser.add_argument("--min-gain", type=float, default=MIN_GAIN, help="overall F1 the challenger must add")
-    parser.add_argument("--max-region-drop", type=float, default=MAX_REGION_DROP, help="F1 no region may lose")
+    add_shared(recipe, "--config")
+    recipe.add_argument("--space", metavar="YAML", help="a search space YAML instead: a short search picks the challenger")
+    add_shared(parser, "--set")
+    parser.add_argument("--samples", type=int, metavar="N", help="with --space: the search's number of trials")
+    add_shared(parser, "--workers", "--use-gpu", "--local", "--cache", "--num-cpus", "--dry-run")
+    parser.add_argument("--min-gain", type=float, default=MIN_GAIN, metavar="F1", help="overall F1 the challenger must add")
+    parser.add_argument("--max-region-drop", type=float, default=MAX_REGION_DROP, metavar="F1", help="F1 no region may lose")
     parser.add_argument("--rollback", metavar="VERSION", help="point the champion at an earlier version, and stop")
-    args = parser.parse_args(argv)
-    if args.rollback is None and not args.data:
-        parser.error("--data is needed (or --rollback VERSION)")
-    return args
+    return parser.parse_args(argv)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    from swinls import preflight, storage
     from swinls.cli import quiet_bookkeeping
-    from swinls.errors import SwinLSError
     from swinls.retraining import Recipe, RetrainOptions, retrain, rollback
 
-    quiet_bookkeeping()
     log = lambda line: print(line, flush=True)  # noqa: E731
+    storage.check_uri(args.registry)
+    if args.rollback:
+        print(rollback(args.registry, args.rollback, log=log))
+        return 0
+    recipe = Recipe(config=args.config, overrides=tuple(args.overrides), space=args.space, samples=args.samples,
+                    workers=args.workers, use_gpu=args.use_gpu)
+    if args.data:
+        manifest = preflight.check_data(args.data)
+        run = recipe.run_settings(args.data, list(manifest.regions))
+    else:
+        run = recipe.run_settings("built-in", [])
+    preflight.check_devices(run.use_gpu, run.num_workers * run.gpus_per_worker, local=args.local)
+    if args.dry_run:
+        print(f"dry run: a challenger by {'a search of ' + args.space if args.space else (args.config or 'the paper recipe')} "
+              f"on {args.data or 'the built-in synthetic dataset'}, judged against the champion in {args.registry}; nothing started")
+        return 0
+    if not args.data:
+        from swinls.defaults import default_dataset
 
-    try:
-        if args.rollback:
-            print(rollback(args.registry, args.rollback, log=log))
-            return 0
-        recipe = Recipe(config=args.config, overrides=tuple(args.overrides), space=args.space, samples=args.samples,
-                        workers=args.workers, use_gpu=args.use_gpu)
-        options = RetrainOptions(min_gain=args.min_gain, max_region_drop=args.max_region_drop, local=args.local)
-        outcome = retrain(args.data, args.registry, recipe, options, log=log)
-    except (SwinLSError, OSError) as exc:  # a storage failure or a bad input: one line, no traceback
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        args.data = default_dataset(args.cache)
+    quiet_bookkeeping()
+    options = RetrainOptions(min_gain=args.min_gain, max_region_drop=args.max_region_drop, local=args.local,
+                             num_cpus=args.num_cpus)
+    outcome = retrain(args.data, args.registry, recipe, options, log=log)
     record = outcome.record
     if record and record.get("scores"):
         for line in score_table(record["scores"]):
@@ -100,4 +107,6 @@ def score_table(scores: dict) -> list[str]:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from swinls.cli import run_job
+
+    sys.exit(run_job(main))

@@ -9,60 +9,69 @@ Examples:
     python jobs/train.py --set model.size=base --set data.bands=RGB+NIR --data s3://my-bucket/l4s/shards \\
         --storage s3://my-bucket/runs --name swin-b-rgbnir --workers 2 --use-gpu
 
-Without --data, the built-in synthetic dataset is generated and ingested under .cache/ on first
+Without --data, the built-in synthetic dataset is generated and ingested under --cache on first
 use. Re-running with the same --name and --storage resumes from the latest checkpoint. Every
 config key can be set with --set; a misspelled key is an error naming the closest valid one.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
+from pathlib import Path
 
-from swinls.config import ConfigError, load_experiment
-from swinls.defaults import SMOKE_OVERRIDES, default_dataset
-from swinls.training import run_experiment
-from swinls.training.report import epoch_row, epoch_table_header
+ROOT = Path(__file__).resolve().parents[1]
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    from swinls.cli import JobParser
+def parse_args(argv=None):
+    from swinls.cli import JobParser, add_shared
 
-    parser = JobParser(__doc__)
-    parser.add_argument("--config", help="experiment YAML (defaults: the paper's recipe)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config key, e.g. --set model.size=tiny (repeatable)")
-    parser.add_argument("--name", help="run name (resume by re-running with the same one)")
-    parser.add_argument("--data", help="shard dataset URI (default: the built-in synthetic data)")
-    parser.add_argument("--storage", help="where runs are kept: a folder or s3://bucket/prefix")
-    parser.add_argument("--workers", type=int, help="Ray Train workers")
-    parser.add_argument("--use-gpu", action="store_true")
-    parser.add_argument("--local", action="store_true", help="train in this process, without Ray")
-    parser.add_argument("--smoke-test", action="store_true", help="tiny model and few epochs")
-    parser.add_argument("--cache", default=".cache", help="where the built-in dataset is kept")
+    parser = JobParser(__doc__, root=ROOT)
+    add_shared(parser, "--config", "--set", "--data", "--storage", "--name", "--workers", "--use-gpu", "--local",
+               "--smoke-test", "--cache", "--num-cpus", "--dry-run")
     return parser.parse_args(argv)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    from swinls import preflight
+    from swinls.defaults import SMOKE_OVERRIDES
+    from swinls.experiment_config import ExperimentConfig, load_experiment
+
     overrides = list(SMOKE_OVERRIDES if args.smoke_test else []) + args.overrides
-    for flag, key in ((args.name, "name"), (args.storage, "storage"), (args.workers, "run.num_workers")):
-        if flag is not None:  # quoted: a name like 2024 stays a string (overrides are read as YAML)
-            overrides.append(f"{key}={json.dumps(flag)}")
+    for value, key in ((args.name, "name"), (args.workers, "run.num_workers"), (args.data, "data.uri")):
+        if value is not None:  # quoted: a name like 2024 stays a string (overrides are read as YAML)
+            overrides.append(f"{key}={json.dumps(value)}")
     if args.use_gpu:
         overrides.append("run.use_gpu=true")
-    try:
-        config = load_experiment(args.config, overrides)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    if args.data or not config.data.uri:
-        config = load_experiment(args.config, overrides + [f"data.uri={json.dumps(args.data or default_dataset(args.cache))}"])
-    if not args.local:
-        from swinls.data.ray_data import init_local_ray
+    config = load_experiment(args.config, overrides)
+    if args.storage != str(ROOT / "runs") or config.storage == ExperimentConfig.storage:
+        # the flag, or its default in place of the config's own (relative) default; a config file's storage otherwise
+        config = load_experiment(args.config, overrides + [f"storage={json.dumps(args.storage)}"])
+    preflight.check_storage(config.storage)
+    if config.data.uri:
+        preflight.check_data(config.data.uri)
+    run = config.run
+    preflight.check_devices(run.use_gpu, run.num_workers * run.gpus_per_worker, local=args.local)
+    if args.dry_run:
+        where = "in this process" if args.local else f"on {run.num_workers} Ray Train worker(s)"
+        print(f"dry run: {config.name} {where}{' with GPUs' if run.use_gpu else ''}, {config.model.name} "
+              f"{config.model.size}, bands {config.data.bands}, data {config.data.uri or 'the built-in synthetic dataset'}, "
+              f"run under {config.storage}; nothing started")
+        return 0
+    if not config.data.uri:
+        from swinls.defaults import default_dataset
 
-        init_local_ray(training_workers=config.run.num_workers, log_to_driver=False)
+        config = load_experiment(args.config, overrides + [f"storage={json.dumps(config.storage)}",
+                                                           f"data.uri={json.dumps(default_dataset(args.cache))}"])
+    from swinls.training import run_experiment
+    from swinls.training.report import epoch_row, epoch_table_header
+
+    if not args.local:
+        from swinls.ray_start import check_gpus, init_local_ray
+
+        init_local_ray(training_workers=run.num_workers, num_cpus=args.num_cpus, log_to_driver=False)
+        check_gpus(run.num_workers * run.gpus_per_worker if run.use_gpu else 0, "the run")
     print(epoch_table_header())
     result = run_experiment(config, local=args.local, printer=lambda m: print(epoch_row(m), flush=True))
     if not args.local:  # under Ray the workers report; print the table from the run's history
@@ -73,4 +82,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from swinls.cli import run_job
+
+    sys.exit(run_job(main))

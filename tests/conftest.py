@@ -74,7 +74,7 @@ def ray_local(s3_endpoint):
     """
     import ray
 
-    from swinls.data.ray_data import init_local_ray
+    from swinls.ray_start import init_local_ray
 
     init_local_ray(training_workers=2, num_cpus=4, log_to_driver=False)
     yield ray

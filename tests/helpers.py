@@ -58,7 +58,8 @@ def publish_model(root: str, *, bands: str = "RGB", seed: int = 0, pca=None, his
 
     from swinls.bands import OFFICIAL_STATS, channel_stats, resolve_band_set
     from swinls.checkpoints import RunStore
-    from swinls.config import load_experiment, to_dict
+    from swinls.config import to_dict
+    from swinls.experiment_config import load_experiment
     from swinls.models import build_model
     from swinls.prediction.model import Normalizer, Predictor
     from swinls.registry import publish_best

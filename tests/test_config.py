@@ -1,7 +1,8 @@
 import pytest
 import yaml
 
-from swinls.config import ConfigError, ExperimentConfig, config_yaml, from_dict, load_experiment, to_dict
+from swinls.config import ConfigError, from_dict, to_dict
+from swinls.experiment_config import ExperimentConfig, config_yaml, load_experiment
 
 
 def test_defaults_are_the_papers_recipe():
@@ -48,3 +49,45 @@ def test_a_yaml_file_that_is_not_a_mapping_is_refused(tmp_path):
     (tmp_path / "bad.yaml").write_text("- just\n- a list\n")
     with pytest.raises(ConfigError, match="bad.yaml: expected a mapping"):
         load_experiment(str(tmp_path / "bad.yaml"))
+
+
+def test_an_error_in_an_experiment_file_says_its_line(tmp_path):
+    path = tmp_path / "exp.yaml"
+    path.write_text("name: a\nmodel:\n  size: nano\n  decoder_chanels: [8, 8]\nstage1:\n  epochs: two\n")
+    with pytest.raises(ConfigError, match=rf"^{path}, line 4: unknown config key 'model.decoder_chanels' "
+                                          r"\(did you mean 'decoder_channels'\?\)"):
+        load_experiment(str(path))
+    path.write_text("name: a\nstage1:\n  epochs: two\n")
+    with pytest.raises(ConfigError, match=rf"^{path}, line 3: stage1.epochs: expected an integer, got 'two'"):
+        load_experiment(str(path))
+    path.write_text("stage1: {epochs: 2}\nstage1: {epochs: 3}\n")
+    with pytest.raises(ConfigError, match=r"line 2: 'stage1' is written twice \(first on line 1\)"):
+        load_experiment(str(path))
+    # a bad value given by --set is the override's, not the file's: no line
+    path.write_text("stage1: {epochs: 2}\n")
+    with pytest.raises(ConfigError, match=r"^stage1.epochs: expected an integer"):
+        load_experiment(str(path), ["stage1.epochs=x"])
+
+
+def test_a_recipe_is_the_base_a_config_starts_from(tmp_path):
+    from swinls.recipes import recipe_data
+
+    tiny = recipe_data("tiny")
+    assert tiny["model"] == {"size": "nano", "decoder_channels": [64, 32, 16, 16, 8], "drop_path": 0.0}
+    config = load_experiment(None, ["recipe=smoke", "stage1.epochs=2"])
+    assert config.model.size == "nano" and config.model.decoder_channels == (64, 32, 16, 16, 8)
+    assert config.stage1.epochs == 2 and config.stage1.loss.lovasz == 0.25  # the override over the recipe's 4
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("recipe: tiny\nmodel: {decoder_channels: [32, 16, 16, 8, 8]}\n")
+    config = load_experiment(str(mine))
+    assert config.model.size == "nano" and config.model.decoder_channels == (32, 16, 16, 8, 8)
+    loop = tmp_path / "loop.yaml"
+    loop.write_text(f"recipe: {loop}\n")
+    with pytest.raises(ConfigError, match="names itself"):
+        load_experiment(str(loop))
+    with pytest.raises(ConfigError, match=r"recipe 'tinyy' is not one of the shipped recipes \(smoke, tiny\)"):
+        load_experiment(None, ["recipe=tinyy"])
+    from swinls.search.space import load_space
+
+    smoke = load_space("search_spaces/smoke.yaml").experiment({})
+    assert (smoke.model.size, smoke.model.decoder_channels, smoke.data.batch_size) == ("nano", (64, 32, 16, 16, 8), 8)

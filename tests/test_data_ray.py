@@ -9,8 +9,8 @@ import pytest
 from swinls.augment import AugmentConfig
 from swinls.data import DataConfig, ShardData
 from swinls.data.local import read_split
-from swinls.data.ray_data import (LOCAL_TRAIN_POLL_S, TRAIN_POLL_ENV, build_dataset, local_cpus, should_materialize,
-                                 split_data_config)
+from swinls.data.ray_data import build_dataset, should_materialize, split_data_config
+from swinls.ray_start import LOCAL_TRAIN_POLL_S, TRAIN_POLL_ENV, local_cpus
 from swinls.shards import IngestOptions, ingest
 from tests.helpers import upload_tree, write_tree
 

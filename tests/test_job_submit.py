@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from swinls import storage
-from swinls.data.ray_data import LOCAL_TRAIN_POLL_S, TRAIN_POLL_ENV
+from swinls.ray_start import LOCAL_TRAIN_POLL_S, TRAIN_POLL_ENV
 from swinls.registry import load_best
 from swinls.shards import ingest
 from tests.helpers import upload_tree

@@ -35,7 +35,7 @@ def test_ingest_command_line_against_s3_reports_bad_files(tmp_path, bucket):
     (tmp_path / "src/TrainData/mask/mask_2.h5").unlink()
     upload_tree(tmp_path / "src", f"{bucket}/raw")
     failed = run("jobs/ingest.py", f"{bucket}/raw", f"{bucket}/shards", "--region", "hills", check=False)
-    assert failed.returncode == 1 and "image_2.h5" in failed.stderr and "nothing was published" in failed.stderr
+    assert failed.returncode == 2 and "image_2.h5" in failed.stderr and "nothing was published" in failed.stderr
     skipped = run("jobs/ingest.py", f"{bucket}/raw", f"{bucket}/shards", "--region", "hills", "--on-bad", "skip").stdout
     assert "skipped" in skipped and "image_2.h5" in skipped
     manifest = Manifest.load(f"{bucket}/shards")

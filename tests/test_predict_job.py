@@ -37,13 +37,14 @@ def test_a_search_ends_with_prediction_commands_that_run_on_the_built_in_data(pu
     from swinls.search.space import parse_space
     from swinls.synthetic import SyntheticSpec, write_synthetic
 
-    tune, predict_job = load_job("tune"), load_job("predict")
+    from swinls.search.summary import predict_commands
+
+    predict_job = load_job("predict")
     cache = tmp_path / "cache"
     write_synthetic(cache / "synthetic", SyntheticSpec(seed=1, regions=("volcanic-arc",), scene_size=512))
     space = parse_space((ROOT / "search_spaces" / "smoke.yaml").read_text())
-    args = SimpleNamespace(data=None, cache=str(cache))
     result = SimpleNamespace(best_uri=published_model, experiment_uri=str(tmp_path / "runs" / "smoke"))
-    commands = tune.predict_commands(args, space, result)
+    commands = predict_commands(result, space, data=None, cache=str(cache), root=ROOT)
     assert [c.split()[2:] for c in commands] == [
         [published_model, f"{cache}/synthetic/volcanic-arc/TestData", f"{tmp_path}/runs/smoke/predictions/volcanic-arc-test"],
         [published_model, f"{cache}/synthetic/volcanic-arc/scenes", f"{tmp_path}/runs/smoke/predictions/volcanic-arc-scenes",
@@ -52,5 +53,5 @@ def test_a_search_ends_with_prediction_commands_that_run_on_the_built_in_data(pu
         assert predict_job.main(shlex.split(command)[2:]) == 0
     assert (tmp_path / "runs/smoke/predictions/volcanic-arc-test/submission.zip").exists()
     assert (tmp_path / "runs/smoke/predictions/volcanic-arc-scenes/scene_0_prediction.tif").exists()
-    assert tune.predict_commands(SimpleNamespace(data="s3://b/shards", cache=str(cache)), space, result)[0].split()[3] \
+    assert predict_commands(result, space, data="s3://b/shards", cache=str(cache), root=ROOT)[0].split()[3] \
         == "<split"

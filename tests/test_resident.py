@@ -50,7 +50,7 @@ def test_batches_are_the_rows_widened_and_augmented_by_key():
 
 def test_which_splits_stay_on_the_device(synthetic_shards):
     from swinls.data import DataConfig, ShardData
-    from swinls.config import ExperimentConfig
+    from swinls.experiment_config import ExperimentConfig
     from swinls.training.plan import plan
 
     first_block = plan(ExperimentConfig())[0]  # trains, then pseudo-labels the unlabeled split

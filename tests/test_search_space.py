@@ -51,13 +51,13 @@ def test_shipped_spaces_are_valid():
 
 
 @pytest.mark.parametrize("line, message", [
-    ('  stage1.lerning_rate: {low: 0.1, high: 0.2}', r"parameter 'stage1.lerning_rate' \(line 13\): unknown parameter: unknown config key 'stage1.lerning_rate'"),
-    ('  stage2.lr: {low: 0.1, high: 0.01}', r"parameter 'stage2.lr' \(line 13\): bad range, low \(0.1\) must be below high \(0.01\)"),
-    ('  stage2.lr: {low: 0.0, high: 0.01, log: true}', r"line 13\): a log range must start above 0"),
-    ('  model.size: {choices: [tiny, huge]}', r"parameter 'model.size' \(line 13\): .*'huge' is not one of"),
+    ('  stage1.lerning_rate: {low: 0.1, high: 0.2}', r"my.yaml, line 13: parameter 'stage1.lerning_rate': unknown parameter: unknown config key 'stage1.lerning_rate'"),
+    ('  stage2.lr: {low: 0.1, high: 0.01}', r"my.yaml, line 13: parameter 'stage2.lr': bad range, low \(0.1\) must be below high \(0.01\)"),
+    ('  stage2.lr: {low: 0.0, high: 0.01, log: true}', r"my.yaml, line 13: parameter 'stage2.lr': a log range must start above 0"),
+    ('  model.size: {choices: [tiny, huge]}', r"my.yaml, line 13: parameter 'model.size': .*'huge' is not one of"),
     ('  stage2.lr: {low: 0.1, high: 0.2, when: {stage1.momentum: [1]}}', r"'when' refers to 'stage1.momentum'"),
-    ('  stage2.lr: {min: 0.1, max: 0.2}', r"unknown setting 'min'"),
-    ('  data.augment.flip: {low: 0.5, high: 1.5}', r"parameter 'data.augment.flip' \(line 13\): .*augment.flip is a probability, got 1.5"),
+    ('  stage2.lr: {min: 0.1, max: 0.2}', r"my.yaml, line 13: unknown config key 'parameters.stage2.lr.min'; valid keys here: choices, low, high"),
+    ('  data.augment.flip: {low: 0.5, high: 1.5}', r"my.yaml, line 13: parameter 'data.augment.flip': .*augment.flip is a probability, got 1.5"),
 ])
 def test_each_malformed_parameter_is_an_error_naming_its_key_and_line(line, message):
     with pytest.raises(SpaceError, match=message):
@@ -66,25 +66,25 @@ def test_each_malformed_parameter_is_an_error_naming_its_key_and_line(line, mess
 
 def test_an_unknown_band_set_is_an_error_naming_the_parameter_and_line():
     bad = GOOD.replace('data.bands: {choices: [RGB, NGB, "B8,B4,B3"]}', "data.bands: {choices: [RGB, RBG]}")
-    with pytest.raises(SpaceError, match=r"parameter 'data.bands' \(line 8\): unknown band set 'RBG'; valid sets: RGB"):
+    with pytest.raises(SpaceError, match=r"my.yaml, line 8: parameter 'data.bands': unknown band set 'RBG'; valid sets: RGB"):
         parse_space(bad, "my.yaml")
 
 
 def test_a_parameter_given_twice_is_an_error():
-    with pytest.raises(SpaceError, match=r"parameter 'stage1.lr' appears twice \(lines 9 and 13\)"):
+    with pytest.raises(SpaceError, match=r"line 13: 'parameters.stage1.lr' is written twice \(first on line 9\)"):
         parse_space(GOOD + "  stage1.lr: {low: 0.1, high: 0.2}\n")
 
 
 def test_malformed_top_level_settings_are_errors():
-    with pytest.raises(SpaceError, match="unknown key 'paramters'"):
+    with pytest.raises(SpaceError, match="line 1: unknown config key 'paramters' \\(did you mean 'parameters'\\?\\)"):
         parse_space("paramters: {}\n")
-    with pytest.raises(SpaceError, match="mode must be max or min"):
+    with pytest.raises(SpaceError, match="line 1: mode: 'maximum' is not one of 'max', 'min'"):
         parse_space("mode: maximum\n")
-    with pytest.raises(SpaceError, match="base: unknown config key 'modle'"):
+    with pytest.raises(SpaceError, match="line 1: base: unknown config key 'modle' \\(did you mean 'model'\\?\\)"):
         parse_space("base: {modle: {size: nano}}\n")
     with pytest.raises(SpaceError, match="unknown config key 'resources.gpus'"):
         parse_space("resources: {gpus: 1}\n")
-    with pytest.raises(SpaceError, match="sampler must be one of tpe, random, got 'grid'"):
+    with pytest.raises(SpaceError, match="line 1: sampler: 'grid' is not one of 'tpe', 'random'"):
         parse_space("sampler: grid\n")
     assert parse_space("sampler: random\n").sampler == "random" and parse_space("").sampler == "tpe"
 
@@ -101,10 +101,10 @@ def test_a_trial_id_of_digits_stays_a_name():
 def test_sampler_settings_are_checked_and_tpe_models_results_after_its_startup_trials():
     from swinls.search.experiment import make_sampler
 
-    for text, message in (("sampler: {type: tpe, startup: 4}\n", "unknown sampler key 'startup'"),
+    for text, message in (("sampler: {type: tpe, startup: 4}\n", "unknown config key 'sampler.startup'"),
                           ("sampler: {type: random, startup_trials: 4}\n", "only applies to tpe"),
                           ("sampler: {type: tpe, startup_trials: 0}\n", "at least 1, got 0"),
-                          ("sampler: [tpe]\n", "a name \\(tpe, random\\) or a mapping")):
+                          ("sampler: [tpe]\n", "sampler: \\['tpe'\\] fits none of 'tpe' or 'random' or a mapping")):
         with pytest.raises(SpaceError, match=message):
             parse_space(text)
     space_text = "parameters:\n  stage1.lr: {low: 1.0e-4, high: 1.0e-2, log: true}\n"
@@ -129,7 +129,7 @@ def test_metrics_must_be_reported_and_the_scheduler_may_stop_trials_by_its_own()
         parse_space("metric: valid_f2\n")
     with pytest.raises(SpaceError, match="scheduler.metric 'valid_auc' is not reported"):
         parse_space("scheduler: {type: asha, metric: valid_auc}\n")
-    with pytest.raises(SpaceError, match="scheduler.mode must be max or min, got 'up'"):
+    with pytest.raises(SpaceError, match="line 1: scheduler.mode: 'up' is not one of 'max', 'min'"):
         parse_space("scheduler: {metric: valid_ap, mode: up}\n")
     default = parse_space("metric: train_loss\nmode: min\n")
     assert default.scheduler["metric"] == "score" and default.scheduler["mode"] == "min"  # the trial's score
@@ -152,3 +152,18 @@ def test_scope_names_the_epochs_a_trial_is_scored_over(scope, epochs):
 def test_a_malformed_scope_is_an_error_that_says_what_is_allowed(scope):
     with pytest.raises(SpaceError, match=f"scope must be last or last-N-avg .* got {scope!r}"):
         parse_space(f"scope: {scope!r}\n{GOOD}")
+
+
+def test_every_section_of_a_space_is_read_by_the_strict_loader_with_lines():
+    text = "metric: valid_f1\nbudget:\n  samples: 0\n"
+    with pytest.raises(SpaceError, match=r"^s.yaml, line 2: budget: samples must be at least 1"):
+        parse_space(text, "s.yaml")
+    with pytest.raises(SpaceError, match=r"^s.yaml, line 3: unknown config key 'scheduler.grace_perod' \(did you mean 'grace_period'\?\)"):
+        parse_space("mode: max\nscheduler:\n  grace_perod: 2\n", "s.yaml")
+    with pytest.raises(SpaceError, match=r"^s.yaml, line 4: parameters.stage1.lr.log: expected true or false, got 'yes please'"):
+        parse_space("parameters:\n  stage1.lr:\n    low: 0.1\n    log: yes please\n", "s.yaml")
+    # resources are RunConfig's fields, checked by RunConfig
+    with pytest.raises(SpaceError, match=r"^s.yaml, line 1: resources: .*gpus_per_worker must be a fraction"):
+        parse_space("resources:\n  gpus_per_worker: 1.5\n", "s.yaml")
+    space = parse_space("resources: {num_workers: 2, driver_cpus: 0.5}\nbase: {run: {seed: 7}}\n")
+    assert (space.run.num_workers, space.run.seed, space.driver_cpus) == (2, 7, 0.5)

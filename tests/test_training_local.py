@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from swinls.checkpoints import CheckpointError, RunStore
-from swinls.config import load_experiment
+from swinls.experiment_config import load_experiment
 from swinls.data import DataConfig, ShardData
 from swinls.training import run_experiment
 from swinls.training.plan import plan, resume_point

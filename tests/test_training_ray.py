@@ -12,7 +12,7 @@ import torch
 
 from swinls import selftrain, storage
 from swinls.checkpoints import RunStore
-from swinls.config import load_experiment
+from swinls.experiment_config import load_experiment
 from swinls.shards import ingest
 from swinls.training import run_experiment
 from tests.conftest import FAKE_KEY_ID, FAKE_SECRET

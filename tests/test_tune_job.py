@@ -33,16 +33,13 @@ def test_resume_needs_the_experiment_name(tmp_path):
 
 
 def test_the_ranked_table_keeps_the_live_tables_columns():
-    import importlib.util
+    from swinls.search.summary import ranked_table
 
-    spec = importlib.util.spec_from_file_location("tune_job", ROOT / "jobs" / "tune.py")
-    tune = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tune)
     rows = [{"trial": "a1", "status": "complete", "epochs": 9, "value": 0.41, "final": 0.38,
              "also": {"valid_ap": 0.45, "holdout_f1": 0.37}, "params": {"data.bands": "RGB"}},
             {"trial": "b2", "status": "pruned", "epochs": 2, "value": 0.03, "final": 0.06,
              "also": {"valid_ap": 0.05}, "params": {"data.bands": "NGB"}}]
-    header, first, second = tune.ranked_table(rows)
+    header, first, second = ranked_table(rows)
     assert header.split()[:8] == ["rank", "trial", "status", "epochs", "score", "final", "valid_ap", "holdout_f1"]
     assert first.split()[:8] == ["1", "a1", "complete", "9", "0.4100", "0.3800", "0.4500", "0.3700"]
     assert second.split()[:8] == ["2", "b2", "pruned", "2", "0.0300", "0.0600", "0.0500", "-"]

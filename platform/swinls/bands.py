@@ -7,6 +7,8 @@ statistics and then stored, so inference applies exactly the fitted projection.
 
 from __future__ import annotations
 
+from swinls.errors import SwinLSError
+
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
@@ -68,7 +70,7 @@ PCA_COMPONENTS = 3
 SET_NAMES: tuple[str, ...] = tuple(NAMED_SETS) + (PCA_SET,)
 
 
-class BandError(ValueError):
+class BandError(SwinLSError, ValueError):
     """An unknown band or band-set name, or a band set that cannot be used as asked."""
 
 

@@ -1,8 +1,10 @@
 """Typed configs: dataclasses built strictly from dicts, YAML and `key.sub=value` overrides.
 
-Each component declares its own frozen dataclass beside its code. This module turns plain data
-into those dataclasses and back: an unknown or misspelled key is an error that names its full
-dotted path (and the closest valid key), a value of the wrong type is an error naming the key.
+Every file a user writes (an experiment config, a search space, a recipe) is described by frozen
+dataclasses and read by this one loader: an unknown or misspelled key is an error that names its
+full dotted path (and the closest valid key), a value of the wrong type is an error naming the
+key, and read from YAML (`parse_yaml`) either says the line it is on. The schemas live beside the
+code they configure (`experiment_config.py`, `search/space.py`).
 """
 
 from __future__ import annotations
@@ -15,11 +17,29 @@ from typing import Any, Iterable, Mapping, TypeVar
 
 import yaml
 
+from swinls.errors import SwinLSError
+
 T = TypeVar("T")
+Keys = tuple  # a key path: section names, mapping keys (which may hold dots) and list indices
 
 
-class ConfigError(ValueError):
-    pass
+class ConfigError(SwinLSError, ValueError):
+    """`keys` is the path of the offending key, when there is one; `parse_yaml` turns it into a
+    line number."""
+
+    def __init__(self, message: str, keys: Keys = ()) -> None:
+        super().__init__(message)
+        self.keys = tuple(keys)
+
+    def __reduce__(self):
+        return type(self), (str(self), self.keys)
+
+
+def dotted(keys: Keys) -> str:
+    out = ""
+    for key in keys:
+        out += f"[{key}]" if isinstance(key, int) else (f".{key}" if out else str(key))
+    return out
 
 
 def _suggest(key: str, valid: Iterable[str]) -> str:
@@ -27,7 +47,8 @@ def _suggest(key: str, valid: Iterable[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def _convert(value: Any, annotation: Any, path: str) -> Any:
+def _convert(value: Any, annotation: Any, keys: Keys) -> Any:
+    path = dotted(keys)
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
     if annotation is Any:
@@ -38,77 +59,111 @@ def _convert(value: Any, annotation: Any, path: str) -> Any:
         errors = []
         for option in (a for a in args if a is not type(None)):
             try:
-                return _convert(value, option, path)
+                return _convert(value, option, keys)
             except ConfigError as exc:
-                errors.append(str(exc))
-        raise ConfigError(errors[0] if len(errors) == 1 else f"{path}: {value!r} fits none of {annotation}")
+                errors.append((option, exc))
+        # the option of the value's own shape says best what is wrong (a mapping's bad key)
+        shaped = [exc for option, exc in errors if _shape(option) == _shape(type(value))]
+        if len(errors) == 1 or len(shaped) == 1:
+            raise (shaped or [errors[0][1]])[0]
+        raise ConfigError(f"{path}: {value!r} fits none of {_describe(annotation)}", keys)
     if origin is typing.Literal:
         if value not in args:
-            raise ConfigError(f"{path}: {value!r} is not one of {', '.join(repr(a) for a in args)}")
+            raise ConfigError(f"{path}: {value!r} is not one of {', '.join(repr(a) for a in args)}", keys)
         return value
     if dataclasses.is_dataclass(annotation):
         if isinstance(value, annotation):
             return value
         if not isinstance(value, Mapping):
-            raise ConfigError(f"{path}: expected a mapping of {annotation.__name__} settings, got {value!r}")
-        return from_dict(annotation, value, path)
+            raise ConfigError(f"{path}: expected a mapping of {annotation.__name__} settings, got {value!r}", keys)
+        return from_dict(annotation, value, keys)
     if origin in (tuple, list):
         if isinstance(value, str) or not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{path}: expected a list, got {value!r}")
+            raise ConfigError(f"{path}: expected a list, got {value!r}", keys)
         if origin is tuple and args and args[-1] is not Ellipsis:
             if len(args) != len(value):
-                raise ConfigError(f"{path}: expected {len(args)} values, got {len(value)}")
-            return tuple(_convert(v, a, f"{path}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
+                raise ConfigError(f"{path}: expected {len(args)} values, got {len(value)}", keys)
+            return tuple(_convert(v, a, (*keys, i)) for i, (v, a) in enumerate(zip(value, args)))
         item = args[0] if args else Any
-        converted = [_convert(v, item, f"{path}[{i}]") for i, v in enumerate(value)]
+        converted = [_convert(v, item, (*keys, i)) for i, v in enumerate(value)]
         return tuple(converted) if origin is tuple else converted
     if origin in (dict, Mapping) or annotation is dict:
         if not isinstance(value, Mapping):
-            raise ConfigError(f"{path}: expected a mapping, got {value!r}")
+            raise ConfigError(f"{path}: expected a mapping, got {value!r}", keys)
+        if len(args) == 2:
+            return {k: _convert(v, args[1], (*keys, k)) for k, v in value.items()}
         return dict(value)
     if annotation is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{path}: expected true or false, got {value!r}")
+            raise ConfigError(f"{path}: expected true or false, got {value!r}", keys)
         return value
     if annotation is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{path}: expected an integer, got {value!r}")
+            raise ConfigError(f"{path}: expected an integer, got {value!r}", keys)
         return value
     if annotation is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{path}: expected a number, got {value!r}")
+            raise ConfigError(f"{path}: expected a number, got {value!r}", keys)
         return float(value)
     if annotation is str:
         if not isinstance(value, str):
-            raise ConfigError(f"{path}: expected a string, got {value!r}")
+            raise ConfigError(f"{path}: expected a string, got {value!r}", keys)
         return value
     return value
 
 
-def from_dict(cls: type[T], data: Mapping[str, Any] | None, path: str = "") -> T:
+def _shape(annotation: Any) -> str:
+    origin = typing.get_origin(annotation) or annotation
+    if dataclasses.is_dataclass(annotation) or origin in (dict, Mapping) or (isinstance(origin, type) and issubclass(origin, Mapping)):
+        return "mapping"
+    if origin in (list, tuple):
+        return "list"
+    return "scalar"
+
+
+def _describe(annotation: Any) -> str:
+    """A type as a user reads it: "a number or a list", not typing's repr."""
+    names = []
+    for option in typing.get_args(annotation) or (annotation,):
+        origin = typing.get_origin(option)
+        if option is type(None):
+            names.append("null")
+        elif origin is typing.Literal:
+            names.append(" or ".join(repr(a) for a in typing.get_args(option)))
+        elif dataclasses.is_dataclass(option) or origin in (dict, Mapping):
+            names.append("a mapping")
+        elif origin in (list, tuple):
+            names.append("a list")
+        else:
+            names.append({bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(option, str(option)))
+    return ", ".join(names[:-1]) + f" or {names[-1]}" if len(names) > 1 else names[0]
+
+
+def from_dict(cls: type[T], data: Mapping[str, Any] | None, keys: Keys | str = ()) -> T:
     """Build `cls` from a mapping; unknown keys and wrong types are errors naming the key."""
+    keys = tuple(keys.split(".")) if isinstance(keys, str) and keys else tuple(keys or ())
     data = dict(data or {})
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     unknown = [k for k in data if k not in fields]
     if unknown:
         key = unknown[0]
-        where = f"{path}.{key}" if path else key
-        raise ConfigError(f"unknown config key {where!r}{_suggest(key, fields)}; valid keys here: {', '.join(fields)}")
+        raise ConfigError(f"unknown config key {dotted((*keys, key))!r}{_suggest(str(key), fields)}; "
+                          f"valid keys here: {', '.join(fields)}", (*keys, key))
     defaults = _default_instance(cls)
     kwargs = {}
     for name, value in data.items():
         default = getattr(defaults, name, None)
         if dataclasses.is_dataclass(default) and isinstance(value, Mapping):
             # a partial section overrides this config's own default for it, key by key
-            value = _merge(to_dict(default), value)
-        kwargs[name] = _convert(value, hints[name], f"{path}.{name}" if path else name)
+            value = merge(to_dict(default), value)
+        kwargs[name] = _convert(value, hints[name], (*keys, name))
     try:
         return cls(**kwargs)
     except ConfigError:
         raise
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{path or cls.__name__}: {exc}") from exc
+        raise ConfigError(f"{dotted(keys) or cls.__name__}: {exc}", keys) from exc
 
 
 def _default_instance(cls: type) -> Any:
@@ -156,6 +211,17 @@ def apply_overrides(data: Mapping[str, Any], overrides: Iterable[str]) -> dict:
     return out
 
 
+def merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict:
+    """`update` over `base`, section by section."""
+    out = _deep_copy(base)
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = _deep_copy(value)
+    return out
+
+
 def _deep_copy(data: Any) -> Any:
     if isinstance(data, Mapping):
         return {k: _deep_copy(v) for k, v in data.items()}
@@ -164,119 +230,67 @@ def _deep_copy(data: Any) -> Any:
     return data
 
 
+# -- YAML, with the line of every key -----------------------------------------------------------
+
+def yaml_mapping(text: str, source: str) -> tuple[dict, dict[Keys, int]]:
+    """The top-level mapping of a YAML text and the line (1-based) of every key in it, by key path.
+    A key written twice in one mapping is an error: YAML would silently keep the last."""
+    try:
+        root = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: not valid YAML ({exc})") from exc
+    if data is None:
+        return {}, {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping at the top level")
+    lines: dict[Keys, int] = {}
+
+    def walk(node, keys: Keys) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                name = key_node.value if key_node.tag.endswith(":str") else yaml.safe_load(str(key_node.value))
+                key = (*keys, name)
+                if key in lines:
+                    raise ConfigError(f"{source}, line {key_node.start_mark.line + 1}: {dotted(key)!r} is written twice "
+                                      f"(first on line {lines[key]})", key)
+                lines[key] = key_node.start_mark.line + 1
+                walk(value_node, key)
+        elif isinstance(node, yaml.SequenceNode):
+            for index, item in enumerate(node.value):
+                lines[(*keys, index)] = item.start_mark.line + 1
+                walk(item, (*keys, index))
+
+    walk(root, ())
+    return data, lines
+
+
+def line_of(keys: Keys, lines: Mapping[Keys, int]) -> int | None:
+    """The line of `keys`, or of its nearest written ancestor (a missing key's section)."""
+    for end in range(len(keys), 0, -1):
+        if keys[:end] in lines:
+            return lines[keys[:end]]
+    return None
+
+
+def located(exc: ConfigError, source: str, lines: Mapping[Keys, int]) -> ConfigError:
+    """`exc` said at its place: "<file>, line N: <what is wrong>"."""
+    line = line_of(exc.keys, lines)
+    where = f"{source}, line {line}" if line else source
+    return ConfigError(f"{where}: {exc}", exc.keys)
+
+
+def parse_yaml(cls: type[T], text: str, source: str) -> T:
+    """`cls` from a YAML text, every error with its file and line."""
+    data, lines = yaml_mapping(text, source)
+    try:
+        return from_dict(cls, data)
+    except ConfigError as exc:
+        raise located(exc, source, lines) from None
+
+
 def load_yaml(path: str) -> dict:
     from swinls import storage
 
-    try:
-        data = yaml.safe_load(storage.read_bytes(path)) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level")
+    data, _ = yaml_mapping(storage.read_bytes(path).decode(), str(path))
     return data
-
-
-# -- the experiment ---------------------------------------------------------------------------
-
-from dataclasses import dataclass, field  # noqa: E402
-from typing import Literal  # noqa: E402
-
-from swinls.augment import PAPER_RECIPE  # noqa: E402
-from swinls.data.selection import DataConfig  # noqa: E402
-from swinls.losses import PAPER_STAGE1, PAPER_STAGE2, LossWeights  # noqa: E402
-from swinls.models.config import ModelConfig  # noqa: E402
-
-
-@dataclass(frozen=True)
-class StageConfig:
-    epochs: int = 30
-    lr: float = 1e-4
-    weight_decay: float = 0.01
-    optimizer: Literal["adamw", "sgd"] = "adamw"
-    schedule: Literal["cosine", "constant"] = "cosine"
-    warmup_epochs: int = 0
-    loss: LossWeights = PAPER_STAGE1
-    freeze_encoder: bool = False
-
-    def __post_init__(self) -> None:
-        if self.epochs < 0 or self.lr <= 0 or self.warmup_epochs < 0:
-            raise ValueError("epochs and warmup_epochs must not be negative and lr must be positive")
-
-
-@dataclass(frozen=True)
-class SelfTrainConfig:
-    """After stage 2: pseudo-label the unlabeled split with the top-A% most confident pixels of
-    each predicted class (the rest ignored), then train both stages again on labeled + pseudo."""
-
-    rounds: int = 1  # 0 turns self-training off
-    top_percent: float = 100.0  # the paper's A
-    stage1: StageConfig = StageConfig(epochs=10, lr=5e-5)
-    stage2: StageConfig = StageConfig(epochs=3, lr=1e-5, loss=PAPER_STAGE2, freeze_encoder=True)
-    png_samples: int = 0  # pseudo-label maps saved as PNG for a look (the paper's Figure 3)
-
-    def __post_init__(self) -> None:
-        if self.rounds < 0 or not 0.0 < self.top_percent <= 100.0:
-            raise ValueError(f"selftrain.rounds must be >= 0 and top_percent in (0, 100], got {self.rounds}, {self.top_percent}")
-
-
-@dataclass(frozen=True)
-class RunConfig:
-    num_workers: int = 1
-    use_gpu: bool = False
-    cpus_per_worker: float = 1.0
-    gpus_per_worker: float = 1.0  # with use_gpu; a fraction (0.25) lets small trials share a GPU
-    bf16: bool | None = None  # bfloat16 autocast; None: on when the run uses GPUs (accel.GpuSettings)
-    # the learning rates of the stages hold at this global batch (batch_size × num_workers); at
-    # another, lr_scaling adapts them: "sqrt" for AdamW at large batches, "linear" for SGD
-    lr_scaling: Literal["none", "linear", "sqrt"] = "none"
-    lr_reference_batch: int = 16
-    seed: int = 0
-    max_failures: int = 2  # worker deaths Ray Train recovers from, resuming from the last checkpoint
-    checkpoint_every: int = 1  # epochs
-    keep_checkpoints: int = 2  # besides the last of each phase
-
-    def __post_init__(self) -> None:
-        if self.num_workers < 1 or self.checkpoint_every < 1 or self.keep_checkpoints < 1 or self.lr_reference_batch < 1:
-            raise ValueError("run.num_workers, run.checkpoint_every, run.keep_checkpoints and run.lr_reference_batch must be at least 1")
-        if not (0 < self.gpus_per_worker <= 1 or float(self.gpus_per_worker).is_integer()):
-            # Ray's own rule: a fraction of one GPU, or whole GPUs
-            raise ValueError(f"run.gpus_per_worker must be a fraction in (0, 1] or a whole number, got {self.gpus_per_worker}")
-
-
-@dataclass(frozen=True)
-class ExperimentConfig:
-    """The paper's recipe by default: RGB, Swin-B, flips + rotate/shift, stage 1 = weighted CE +
-    Lovász + image-level loss, stage 2 = frozen encoder + CE, one round of self-training, A=100%."""
-
-    name: str = "swinls"
-    storage: str = "runs"  # where runs live: a local folder or s3://bucket/prefix
-    data: DataConfig = field(default_factory=lambda: DataConfig(augment=PAPER_RECIPE))
-    model: ModelConfig = field(default_factory=ModelConfig)
-    stage1: StageConfig = StageConfig()
-    # a gentle stage 2: a large step on plain CE undoes the balance stage 1 bought
-    stage2: StageConfig = StageConfig(epochs=5, lr=1e-5, loss=PAPER_STAGE2, freeze_encoder=True)
-    selftrain: SelfTrainConfig = SelfTrainConfig()
-    run: RunConfig = RunConfig()
-
-
-def load_experiment(path: str | None = None, overrides: Iterable[str] = (), base: Mapping[str, Any] | None = None) -> ExperimentConfig:
-    """Defaults ← `base` ← YAML file ← `key.sub=value` overrides, strictly checked."""
-    data = dict(base or {})
-    if path:
-        data = _merge(data, load_yaml(path))
-    data = apply_overrides(data, overrides)
-    return from_dict(ExperimentConfig, data)
-
-
-def _merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict:
-    out = _deep_copy(base)
-    for key, value in update.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = _deep_copy(value)
-    return out
-
-
-def config_yaml(config: Any) -> str:
-    return yaml.safe_dump(to_dict(config), sort_keys=False)

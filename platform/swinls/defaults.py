@@ -9,26 +9,8 @@ from swinls.synthetic import SyntheticSpec, ensure_synthetic
 
 DEFAULT_SPEC = SyntheticSpec(seed=0, write_scenes=True)
 
-# a model and schedule that train in minutes on a laptop CPU
-SMOKE_OVERRIDES = [
-    "model.size=nano",
-    "model.decoder_channels=[64, 32, 16, 16, 8]",
-    "model.drop_path=0.0",
-    "data.batch_size=8",
-    "data.holdout_regions=[volcanic-arc]",
-    "stage1.epochs=4",
-    "stage1.lr=0.001",
-    "stage1.loss.lovasz=0.25",
-    "stage1.loss.image=0.5",
-    "stage2.epochs=1",
-    "stage2.lr=0.0001",
-    "selftrain.rounds=1",
-    "selftrain.stage1.epochs=1",
-    "selftrain.stage1.lr=0.0005",
-    "selftrain.stage2.epochs=1",
-    "selftrain.stage2.lr=0.0001",
-    "run.keep_checkpoints=1",
-]
+# a model and schedule that train in minutes on a laptop CPU (platform/swinls/recipes/smoke.yaml)
+SMOKE_OVERRIDES = ["recipe=smoke"]
 
 
 def default_dataset(cache: str | Path = ".cache", spec: SyntheticSpec = DEFAULT_SPEC) -> str:

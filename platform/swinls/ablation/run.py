@@ -28,7 +28,12 @@ from swinls.ablation.report import Outputs, write_outputs
 from swinls.ablation.tables import DEFAULT_TARGET_F1S, AblationError, get_table, grid, select_rows
 from swinls.ablation.trial import run_ablation_trial, trains_in_actor, trial_config, trial_name
 from swinls.config import ConfigError
-from swinls.search.experiment import tune_storage
+from swinls.search.experiment import error_line, tune_storage
+
+
+# --smoke-test: one epoch per stage on two training regions (the shared settings are the tiny Swin already)
+SMOKE_OVERRIDES = ("stage1.epochs=1", "stage1.warmup_epochs=0", "stage2.epochs=1", "selftrain.stage1.epochs=1",
+                   "selftrain.stage2.epochs=1", "data.train_regions=[steep-forest, terraced-farmland]", "run.checkpoint_every=1")
 
 
 @dataclass
@@ -101,6 +106,18 @@ def _trial_configs(table, request: AblationRequest, exp_uri: str, trials: list[d
     return configs
 
 
+def check_request(request: AblationRequest):
+    """The table, rows, models and every trial's config checked, before any data or Ray; returns
+    the run settings (resources) of the trial that needs the most and the number of trials."""
+    table = get_table(request.table)
+    trials = grid(table, select_rows(table, request.rows), request.seeds, tuple(request.models) or table.models)
+    configs = _trial_configs(table, request, "checked", trials)
+    runs = [config.run for config in configs.values()]
+    if not runs:
+        raise AblationError(f"table {table.name}: the rows and models asked make no trial")
+    return max(runs, key=lambda run: (run.use_gpu, run.num_workers * run.gpus_per_worker, run.num_workers)), len(trials)
+
+
 def _trial_resources(table, config) -> dict:
     """Training in the Tune actor: it holds the worker's CPUs and GPU share; otherwise the actor
     only drives a Ray Train fit whose workers ask for their own."""
@@ -163,8 +180,12 @@ def run_ablation(request: AblationRequest, *, storage_uri: str, name: str, verbo
                                       storage_filesystem=tune_fs, verbose=0, callbacks=[Progress(len(trials), verbose)],
                                       failure_config=ray.tune.FailureConfig(max_failures=1)),
     )
-    tuner.fit()
-    return write_outputs(table, rows, trials, models, exp_uri, tuple(request.target_f1s))
+    results = tuner.fit()
+    outputs = write_outputs(table, rows, trials, models, exp_uri, tuple(request.target_f1s))
+    errors = [error_line(result.error) for result in results if result.error]
+    if errors and len(errors) == len(results):
+        raise AblationError(f"all {len(errors)} trials failed: {errors[0]} (outputs so far: {outputs.uris.get('table.md', exp_uri)})")
+    return outputs
 
 
 class Progress(Callback):

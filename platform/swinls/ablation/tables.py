@@ -16,11 +16,13 @@ overrides, once per model of the table and per seed. The recipes follow the pape
 
 from __future__ import annotations
 
+from swinls.errors import SwinLSError
+
 import difflib
 from dataclasses import dataclass, field
 
 
-class AblationError(ValueError):
+class AblationError(SwinLSError, ValueError):
     pass
 
 
@@ -121,6 +123,29 @@ WORKER_COUNTS = (1, 2, 4, 8)
 # the scaling table's time to valid F1, a column each: 0.3 shows the first epochs, 0.65 the last
 # ones on --preset small, where the paper's recipe ends at 0.69–0.72
 DEFAULT_TARGET_F1S = (0.3, 0.65)
+
+
+def tables_help(tables: dict) -> str:
+    """Every table's rows and models, for --help."""
+    lines = ["tables, their rows (--rows) and models (--models):"]
+    for table in tables.values():
+        lines.append(f"  {table.name}: {table.title}")
+        lines.append(f"    rows: {', '.join(row.name for row in table.rows)}")
+        lines.append(f"    models: {', '.join(table.models)}")
+    return "\n".join(lines)
+
+
+def target_f1s(text: str) -> tuple[float, ...]:
+    """--target-f1's value: comma-separated F1s in (0, 1], sorted, each once."""
+    import argparse
+
+    try:
+        values = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of F1 values") from None
+    if not values or any(not 0 < v <= 1 for v in values):
+        raise argparse.ArgumentTypeError(f"{text!r}: each target F1 must be in (0, 1]")
+    return tuple(sorted(set(values)))
 
 
 def _scaling() -> Table:

@@ -17,7 +17,8 @@ from typing import Any
 
 from swinls import storage
 from swinls.ablation.tables import Table
-from swinls.config import ExperimentConfig, apply_overrides, from_dict
+from swinls.config import apply_overrides
+from swinls.experiment_config import ExperimentConfig, experiment_from_data
 
 
 def trial_name(row: str, model: str, seed: int) -> str:
@@ -43,7 +44,7 @@ def trial_config(table: Table, settings: dict[str, Any], exp_uri: str, row: str,
     overrides = table.overrides(table.row(row), model, list(user)) + [
         f"run.seed={seed}", f"data.augment.seed={seed}",
         f"storage={json.dumps(storage.join(exp_uri, 'trials'))}", f"name={json.dumps(trial_name(row, model, seed))}"]
-    return from_dict(ExperimentConfig, apply_overrides(settings, overrides))
+    return experiment_from_data(apply_overrides(settings, overrides))
 
 
 def run_ablation_trial(params: dict, *, table: Table, settings: dict, exp_uri: str, user: list[str] = ()) -> None:

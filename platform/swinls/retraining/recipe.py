@@ -12,7 +12,8 @@ import json
 from dataclasses import dataclass
 
 from swinls import storage
-from swinls.config import load_experiment, to_dict
+from swinls.config import to_dict
+from swinls.experiment_config import load_experiment
 from swinls.registry import publish_best
 from swinls.retraining.registry import ModelRegistry, RegistryError
 from swinls.training.report import epoch_row, epoch_table_header
@@ -44,6 +45,14 @@ class Recipe:
         resources += ["run.use_gpu=true"] if self.use_gpu else []
         placed = [f"data.uri={json.dumps(data_uri)}", f"storage={json.dumps(storage_uri)}", f"name={json.dumps(name)}"]
         return load_experiment(self.config, [*self.overrides, *resources, *self._on(regions), *placed])
+
+    def run_settings(self, data_uri: str, regions: list[str]):
+        """The challenger's run settings (workers, GPUs), its config or space checked on the way."""
+        if self.space:
+            from swinls.search.space import parse_space
+
+            return parse_space(self.space_text(regions), self.space).run
+        return self.experiment(data_uri, regions, "unused", "unused").run
 
     def space_text(self, regions: list[str]) -> str:
         from swinls.search.space import override_space

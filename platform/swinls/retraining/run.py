@@ -43,6 +43,7 @@ class RetrainOptions:
     min_gain: float = MIN_GAIN
     max_region_drop: float = MAX_REGION_DROP
     local: bool = False  # train in this process instead of on Ray
+    num_cpus: int | None = None  # logical CPUs of a local Ray (default: cores + 2)
 
 
 @dataclass
@@ -151,9 +152,13 @@ def _challenge(run: _Run, recipe: Recipe, options: RetrainOptions, log, before_p
     registry, records, lock, champion, key, data_uri = run.registry, run.records, run.lock, run.champion, run.key, run.data_uri
     manifest, manifest_sha, regions = run.manifest, run.manifest_sha, run.regions
     if not options.local:
-        from swinls.data.ray_data import init_local_ray
+        from swinls.ray_start import init_local_ray
 
-        init_local_ray(training_workers=recipe.workers or 1, log_to_driver=False)
+        from swinls.ray_start import check_gpus
+
+        settings = recipe.run_settings(data_uri, regions)
+        init_local_ray(training_workers=settings.num_workers, num_cpus=options.num_cpus, log_to_driver=False)
+        check_gpus(settings.num_workers * settings.gpus_per_worker if settings.use_gpu else 0, "the challenger")
     log(f"run {key}: a challenger on {', '.join(regions)}")
     candidate = make_challenger(recipe, data_uri, regions, registry, key, local=options.local, log=log)
     eval_regions = evaluation_regions(manifest)

@@ -10,6 +10,8 @@ function that drives its own Ray Train run (the Ray 2.60 pattern).
 
 from __future__ import annotations
 
+from swinls.errors import SwinLSError
+
 import hashlib
 import json
 import math
@@ -28,7 +30,7 @@ DRIVER_RESOURCE = "swinls_driver"
 EPOCH = "epoch"
 
 
-class ExperimentExists(RuntimeError):
+class ExperimentExists(SwinLSError, RuntimeError):
     pass
 
 
@@ -68,9 +70,9 @@ def concurrency(space: SearchSpace) -> int:
 
     path = cluster_config_path()
     largest = max_resources(path.read_text(), str(path)) if path else None
-    r = space.resources
+    r = space.run
     return concurrency_for(ray.cluster_resources(), largest, num_workers=r.num_workers, cpus_per_worker=r.cpus_per_worker,
-                           driver_cpus=r.driver_cpus, use_gpu=r.use_gpu, gpus_per_worker=r.gpus_per_worker)
+                           driver_cpus=space.driver_cpus, use_gpu=r.use_gpu, gpus_per_worker=r.gpus_per_worker)
 
 
 def trial_experiment(space: SearchSpace, sampled: dict, data_uri: str, exp_uri: str, trial_id: str):
@@ -131,7 +133,7 @@ def run_search(space_text: str, *, data_uri: str, storage_uri: str, name: str, r
     exp_uri = experiment_uri(storage_uri, name)
     tune_path, tune_fs = tune_storage(exp_uri)
     study_file = local_study_file(exp_uri)
-    driver = {"CPU": space.resources.driver_cpus}
+    driver = {"CPU": space.driver_cpus}
     if ray.cluster_resources().get(DRIVER_RESOURCE):  # cluster.yaml marks the head: drivers stay off spot workers
         driver[DRIVER_RESOURCE] = 1
     trainable = ray.tune.with_resources(
@@ -184,6 +186,16 @@ def run_search(space_text: str, *, data_uri: str, storage_uri: str, name: str, r
     return SearchResult(exp_uri, trials, best_uri if best_model else None, best_model)
 
 
+def error_line(error: BaseException | None) -> str | None:
+    """A failed trial's reason in one line: the last `Name: message` line of what Tune kept (the
+    worker's traceback, wrapped by Ray Train and Tune), which is the original exception's."""
+    if error is None:
+        return None
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    named = [line for line in lines if ": " in line and line.split(": ", 1)[0].replace(".", "").isidentifier()]
+    return (named or lines or [type(error).__name__])[-1]
+
+
 def rank_trials(results, space: SearchSpace) -> list[dict]:
     """Best first by score (`value`); `final` is the metric at the trial's last epoch."""
     from swinls.search.score import live_columns
@@ -198,7 +210,8 @@ def rank_trials(results, space: SearchSpace) -> list[dict]:
                      # what the live table showed beside the score, at the trial's last epoch
                      "also": {key: last[key] for key in live_columns(space)
                               if key not in (SCORE, EPOCH, space.metric) and key in last},
-                     "started": last.get("timestamp", 0) - last.get("time_total_s", 0)})
+                     "started": last.get("timestamp", 0) - last.get("time_total_s", 0),
+                     "error": error_line(result.error)})
     sign = -1 if space.mode == "max" else 1
 
     def key(row):

@@ -16,7 +16,8 @@
       selftrain.top_percent: {low: 50, high: 100, when: {selftrain.rounds: [1]}}
 
 Optuna samples it define-by-run, so a parameter with `when` is only drawn when the parameters
-it depends on took one of the listed values. Every error names the parameter and its line.
+it depends on took one of the listed values. The file is read by the same strict loader as an
+experiment config (`config.py`), from the dataclasses below: every error names the key and its line.
 
 A trial's score is what Optuna optimises, ranks trials by and publishes the best model for. With
 `scope: last` it is the final epoch's metric; `last-N-avg` (Ray's own name for it) averages the
@@ -32,26 +33,78 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
 from swinls import storage
 from swinls.bands import BandError, resolve_band_set
-from swinls.config import ConfigError, ExperimentConfig, apply_overrides, from_dict
+from swinls.config import ConfigError, apply_overrides, dotted, from_dict, located, merge, yaml_mapping
+from swinls.experiment_config import ExperimentConfig, RunConfig, experiment_from_data
 
 SCORE = "score"  # what trials report as their score (search/score.py); ASHA's default metric
-
-TOP_KEYS = ("metric", "mode", "scope", "budget", "scheduler", "sampler", "resources", "base", "parameters")
-SAMPLERS = ("tpe", "random")
-SCHEDULER_KEYS = ("type", "grace_period", "reduction_factor", "metric", "mode")
 DEFAULT_STARTUP_TRIALS = 10  # Optuna's own
-PARAM_KEYS = ("choices", "low", "high", "log", "type", "step", "when")
+# the resources section holds RunConfig's resource fields (RunConfig checks them) and the driver's CPUs
+RUN_RESOURCES = ("num_workers", "cpus_per_worker", "use_gpu", "gpus_per_worker")
+DRIVER_CPUS = "driver_cpus"
 
 
-class SpaceError(ValueError):
+class SpaceError(ConfigError):
     pass
 
+
+# -- the file, as the loader reads it ---------------------------------------------------------
+
+@dataclass(frozen=True)
+class Budget:
+    samples: int = 4
+    max_concurrent: int = 0  # 0: as many as the cluster's resources fit
+
+    def __post_init__(self) -> None:
+        if self.samples < 1 or self.max_concurrent < 0:
+            raise ValueError(f"samples must be at least 1 and max_concurrent at least 0, got {self.samples}, {self.max_concurrent}")
+
+
+@dataclass(frozen=True)
+class SchedulerSpec:
+    type: Literal["asha", "none"] = "asha"
+    grace_period: int = 2  # epochs every trial gets before it can be stopped
+    reduction_factor: float = 2.0
+    metric: str | None = None  # default: the trial's score
+    mode: Literal["max", "min"] | None = None  # default: the space's mode for the score, else the metric's natural one
+
+
+@dataclass(frozen=True)
+class SamplerSpec:
+    type: Literal["tpe", "random"] = "tpe"
+    startup_trials: int | None = None  # TPE's random draws before it models the results (Optuna: 10)
+
+
+@dataclass(frozen=True)
+class ParameterSpec:
+    choices: list | None = None
+    low: int | float | None = None
+    high: int | float | None = None
+    log: bool = False
+    type: Literal["int", "float"] | None = None  # default: int when low and high are both whole numbers
+    step: int | float | None = None
+    when: dict[str, Any] = field(default_factory=dict)  # {other parameter: value or [values]}
+
+
+@dataclass(frozen=True)
+class SpaceFile:
+    metric: str = "valid_f1"
+    mode: Literal["max", "min"] = "max"
+    scope: str = "last"  # or last-N-avg
+    budget: Budget = Budget()
+    scheduler: SchedulerSpec = SchedulerSpec()
+    sampler: Literal["tpe", "random"] | SamplerSpec = "tpe"
+    resources: dict[str, Any] = field(default_factory=dict)  # run.num_workers ... and driver_cpus
+    base: dict[str, Any] = field(default_factory=dict)  # the experiment config every trial starts from
+    parameters: dict[str, ParameterSpec] = field(default_factory=dict)
+
+
+# -- the space, as a search uses it ---------------------------------------------------------
 
 @dataclass(frozen=True)
 class Parameter:
@@ -82,19 +135,6 @@ class Parameter:
 
 
 @dataclass(frozen=True)
-class Resources:
-    num_workers: int = 1
-    cpus_per_worker: float = 1.0
-    use_gpu: bool = False
-    gpus_per_worker: float = 1.0  # with use_gpu: 0.25 puts four single-worker trials on one GPU
-    driver_cpus: float = 1.0  # the Tune trial function that drives each Ray Train run
-
-    def __post_init__(self) -> None:
-        if not (0 < self.gpus_per_worker <= 1 or float(self.gpus_per_worker).is_integer()):
-            raise ValueError(f"gpus_per_worker must be a fraction in (0, 1] or a whole number of GPUs, got {self.gpus_per_worker}")
-
-
-@dataclass(frozen=True)
 class SearchSpace:
     source: str
     metric: str
@@ -103,15 +143,21 @@ class SearchSpace:
     max_concurrent: int
     scheduler: dict
     sampler: str
-    resources: Resources
+    resources: dict  # RunConfig's resource fields as the space sets them
+    driver_cpus: float  # the Tune trial function that drives each Ray Train run
     base: dict
     parameters: tuple[Parameter, ...]
-    startup_trials: int = DEFAULT_STARTUP_TRIALS  # TPE's random draws before it models the results
+    startup_trials: int = DEFAULT_STARTUP_TRIALS
     score_epochs: int = 1  # a trial's score averages the metric over its last this many epochs
 
     @property
     def scope(self) -> str:
         return "last" if self.score_epochs == 1 else f"last-{self.score_epochs}-avg"
+
+    @property
+    def run(self) -> RunConfig:
+        """Every trial's run settings (resources included), before any parameter is drawn."""
+        return self.experiment({}).run
 
     def define_by_run(self, trial) -> None:
         """For Optuna: draw every parameter whose conditions hold, in file order."""
@@ -123,171 +169,141 @@ class SearchSpace:
 
     def experiment(self, sampled: dict[str, Any], extra: list[str] = ()) -> ExperimentConfig:
         """The trial's experiment config: base, then the resources, then the sampled values."""
-        data = apply_overrides(self.base, [f"run.{k}={v}" for k, v in self.resources_overrides().items()] + list(extra))
+        data = merge(self.base, {"run": self.resources}) if self.resources else dict(self.base)
+        data = apply_overrides(data, list(extra))
         for key, value in sampled.items():
             node = data
             parts = key.split(".")
             for part in parts[:-1]:
                 node = node.setdefault(part, {})
             node[parts[-1]] = value
-        return from_dict(ExperimentConfig, data)
-
-    def resources_overrides(self) -> dict:
-        r = self.resources
-        return {"num_workers": r.num_workers, "cpus_per_worker": r.cpus_per_worker, "use_gpu": str(r.use_gpu).lower(),
-                "gpus_per_worker": r.gpus_per_worker}
+        return experiment_from_data(data)
 
 
-def _lines(text: str, source: str) -> dict[str, int]:
-    """Line numbers of the keys under `parameters`."""
+def parse_space(text: str, source: str = "search space", with_lines: bool = True) -> SearchSpace:
+    """`with_lines=False` for a text the user did not write (a file with a command line's
+    overrides applied, dumped again): its line numbers would point nowhere."""
     try:
-        root = yaml.compose(text)
-    except yaml.YAMLError as exc:
-        raise SpaceError(f"{source}: not valid YAML ({exc})") from exc
-    lines = {}
-    if isinstance(root, yaml.MappingNode):
-        for key, value in root.value:
-            if key.value == "parameters" and isinstance(value, yaml.MappingNode):
-                for pkey, _ in value.value:
-                    line = pkey.start_mark.line + 1
-                    if pkey.value in lines:  # YAML would silently keep the last one
-                        raise SpaceError(f"{source}: parameter {pkey.value!r} appears twice (lines {lines[pkey.value]} and {line})")
-                    lines[pkey.value] = line
-    return lines
+        data, lines = yaml_mapping(text, source)
+    except ConfigError as exc:  # not YAML, or a key written twice
+        raise SpaceError(str(exc), exc.keys) from None
+    lines = lines if with_lines else {}
 
+    def fail(message: str, keys: tuple) -> SpaceError:
+        return SpaceError(str(located(ConfigError(message, keys), source, lines)), keys)
 
-def _parameter(key: str, spec: Any, line: int, source: str) -> Parameter:
-    where = f"{source}: parameter {key!r} (line {line})"
-    if not isinstance(spec, dict):
-        raise SpaceError(f"{where}: expected a mapping with choices, or low and high")
-    unknown = [k for k in spec if k not in PARAM_KEYS]
-    if unknown:
-        raise SpaceError(f"{where}: unknown setting {unknown[0]!r}; valid: {', '.join(PARAM_KEYS)}")
-    when = {k: tuple(v if isinstance(v, list) else [v]) for k, v in (spec.get("when") or {}).items()}
-    if "choices" in spec:
-        choices = spec["choices"]
-        if not isinstance(choices, list) or not choices:
-            raise SpaceError(f"{where}: choices must be a non-empty list")
-        if key == "data.bands":
-            for choice in choices:
-                try:
-                    resolve_band_set(choice)
-                except BandError as exc:
-                    raise SpaceError(f"{where}: {exc}") from None
-        return Parameter(key, line, choices=tuple(tuple(c) if isinstance(c, list) else c for c in choices), when=when)
-    if "low" not in spec or "high" not in spec:
-        raise SpaceError(f"{where}: needs choices, or both low and high")
-    low, high = spec["low"], spec["high"]
-    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in (low, high)):
-        raise SpaceError(f"{where}: low and high must be numbers, got {low!r} and {high!r}")
-    if not low < high:
-        raise SpaceError(f"{where}: bad range, low ({low}) must be below high ({high})")
-    log = bool(spec.get("log", False))
-    if log and low <= 0:
-        raise SpaceError(f"{where}: a log range must start above 0, got low = {low}")
-    integer = spec.get("type") == "int" or (isinstance(low, int) and isinstance(high, int) and spec.get("type") != "float")
-    if spec.get("type") not in (None, "int", "float"):
-        raise SpaceError(f"{where}: type must be int or float, got {spec['type']!r}")
-    return Parameter(key, line, low=low, high=high, log=log, integer=integer, step=spec.get("step"), when=when)
-
-
-def parse_space(text: str, source: str = "search space") -> SearchSpace:
-    lines = _lines(text, source)
-    data = yaml.safe_load(text) or {}
-    if not isinstance(data, dict):
-        raise SpaceError(f"{source}: expected a mapping at the top level")
-    unknown = [k for k in data if k not in TOP_KEYS]
-    if unknown:
-        raise SpaceError(f"{source}: unknown key {unknown[0]!r}; valid keys: {', '.join(TOP_KEYS)}")
-    mode = data.get("mode", "max")
-    if mode not in ("max", "min"):
-        raise SpaceError(f"{source}: mode must be max or min, got {mode!r}")
-    budget = dict(data.get("budget") or {})
-    bad_budget = [k for k in budget if k not in ("samples", "max_concurrent")]
-    if bad_budget:
-        raise SpaceError(f"{source}: unknown budget key {bad_budget[0]!r}; valid: samples, max_concurrent")
-    metric = _metric(data.get("metric", "valid_f1"), "metric", source)
-    score_epochs = _score_epochs(data.get("scope", "last"), source)
-    scheduler = dict(data.get("scheduler") or {"type": "asha"})
-    if scheduler.get("type", "asha") not in ("asha", "none"):
-        raise SpaceError(f"{source}: scheduler.type must be asha or none, got {scheduler.get('type')!r}")
-    bad_scheduler = [k for k in scheduler if k not in SCHEDULER_KEYS]
-    if bad_scheduler:
-        raise SpaceError(f"{source}: unknown scheduler key {bad_scheduler[0]!r}; valid: {', '.join(SCHEDULER_KEYS)}")
-    if "metric" in scheduler:
-        scheduler["metric"] = _metric(scheduler["metric"], "scheduler.metric", source, also=(SCORE,))
-        scheduler.setdefault("mode", mode if scheduler["metric"] in (metric, SCORE) else _natural_mode(scheduler["metric"]))
-    else:
-        scheduler.update(metric=SCORE, mode=scheduler.get("mode", mode))
-    if scheduler["mode"] not in ("max", "min"):
-        raise SpaceError(f"{source}: scheduler.mode must be max or min, got {scheduler['mode']!r}")
-    sampler, startup_trials = _sampler(data.get("sampler", "tpe"), source)
     try:
-        resources = from_dict(Resources, data.get("resources") or {}, "resources")
+        spec = from_dict(SpaceFile, data)
+    except SpaceError:
+        raise
     except ConfigError as exc:
-        raise SpaceError(f"{source}: {exc}") from None
-    parameters = tuple(_parameter(k, v, lines.get(k, 0), source) for k, v in (data.get("parameters") or {}).items())
-    space = SearchSpace(source, metric, mode, int(budget.get("samples", 4)),
-                        int(budget.get("max_concurrent", 0)), scheduler, sampler, resources, dict(data.get("base") or {}), parameters,
-                        startup_trials, score_epochs)
-    _check_against_config(space)
+        raise fail(str(exc), exc.keys) from None
+    metric = _metric(spec.metric, ("metric",), fail)
+    score_epochs = _score_epochs(spec.scope, fail)
+    scheduler = {k: getattr(spec.scheduler, k) for k in (data.get("scheduler") or {})}
+    if spec.scheduler.metric is not None:
+        scheduler["metric"] = _metric(spec.scheduler.metric, ("scheduler", "metric"), fail, also=(SCORE,))
+        scheduler.setdefault("mode", spec.mode if scheduler["metric"] in (metric, SCORE) else _natural_mode(scheduler["metric"]))
+    else:
+        scheduler.update(metric=SCORE, mode=spec.scheduler.mode or spec.mode)
+    if scheduler.get("mode") is None:
+        scheduler["mode"] = spec.mode if scheduler["metric"] in (metric, SCORE) else _natural_mode(scheduler["metric"])
+    sampler = spec.sampler if isinstance(spec.sampler, SamplerSpec) else SamplerSpec(type=spec.sampler)
+    if sampler.startup_trials is not None and sampler.type != "tpe":
+        raise fail(f"sampler.startup_trials only applies to tpe, not {sampler.type}", ("sampler", "startup_trials"))
+    startup = DEFAULT_STARTUP_TRIALS if sampler.startup_trials is None else sampler.startup_trials
+    if startup < 1:
+        raise fail(f"sampler.startup_trials must be a whole number of at least 1, got {startup!r}", ("sampler", "startup_trials"))
+    resources = dict(spec.resources)
+    driver_cpus = resources.pop(DRIVER_CPUS, 1.0)
+    for key in resources:
+        if key not in RUN_RESOURCES:
+            from swinls.config import _suggest
+
+            raise fail(f"unknown config key {dotted(('resources', key))!r}{_suggest(key, (*RUN_RESOURCES, DRIVER_CPUS))}; "
+                       f"valid keys here: {', '.join((*RUN_RESOURCES, DRIVER_CPUS))}", ("resources", key))
+    if isinstance(driver_cpus, bool) or not isinstance(driver_cpus, (int, float)) or driver_cpus <= 0:
+        raise fail(f"resources.driver_cpus must be a positive number, got {driver_cpus!r}", ("resources", DRIVER_CPUS))
+    parameters = tuple(_parameter(key, p, lines.get(("parameters", key), 0), fail) for key, p in spec.parameters.items())
+    space = SearchSpace(source, metric, spec.mode, spec.budget.samples, spec.budget.max_concurrent, scheduler, sampler.type,
+                        resources, float(driver_cpus), dict(spec.base), parameters, startup, score_epochs)
+    _check_against_config(space, fail)
     return space
 
 
-def _metric(name: Any, key: str, source: str, also: tuple[str, ...] = ()) -> str:
+def _parameter(key: str, spec: ParameterSpec, line: int, fail) -> Parameter:
+    keys = ("parameters", key)
+    where = f"parameter {key!r}"
+    when = {k: tuple(v if isinstance(v, list) else [v]) for k, v in spec.when.items()}
+    if spec.choices is not None:
+        if not spec.choices:
+            raise fail(f"{where}: choices must be a non-empty list", (*keys, "choices"))
+        if key == "data.bands":
+            for choice in spec.choices:
+                try:
+                    resolve_band_set(choice)
+                except BandError as exc:
+                    raise fail(f"{where}: {exc}", (*keys, "choices")) from None
+        return Parameter(key, line, choices=tuple(tuple(c) if isinstance(c, list) else c for c in spec.choices), when=when)
+    if spec.low is None or spec.high is None:
+        raise fail(f"{where}: needs choices, or both low and high", keys)
+    low, high = spec.low, spec.high
+    if not all(math.isfinite(v) for v in (low, high)):
+        raise fail(f"{where}: low and high must be finite numbers, got {low!r} and {high!r}", keys)
+    if not low < high:
+        raise fail(f"{where}: bad range, low ({low}) must be below high ({high})", keys)
+    if spec.log and low <= 0:
+        raise fail(f"{where}: a log range must start above 0, got low = {low}", (*keys, "low"))
+    integer = spec.type == "int" or (isinstance(low, int) and isinstance(high, int) and spec.type != "float")
+    return Parameter(key, line, low=low, high=high, log=spec.log, integer=integer, step=spec.step, when=when)
+
+
+def _metric(name: str, keys: tuple, fail, also: tuple[str, ...] = ()) -> str:
     from swinls.training.report import EPOCH_METRICS
 
     known = EPOCH_METRICS + also
     if name not in known:
-        raise SpaceError(f"{source}: {key} {name!r} is not reported by the training loop; one of: {', '.join(known)}")
+        raise fail(f"{dotted(keys)} {name!r} is not reported by the training loop; one of: {', '.join(known)}", keys)
     return name
 
 
-def _score_epochs(scope: Any, source: str) -> int:
+def _score_epochs(scope: str, fail) -> int:
     """`last` -> 1; `last-N-avg` -> N (Ray Tune's names for the same choice in get_best_result)."""
     if scope == "last":
         return 1
-    parts = scope.split("-") if isinstance(scope, str) else []
+    parts = scope.split("-")
     if len(parts) == 3 and parts[0] == "last" and parts[2] == "avg" and parts[1].isdigit() and int(parts[1]) >= 1:
         return int(parts[1])
-    raise SpaceError(f"{source}: scope must be last or last-N-avg (N a whole number of epochs, e.g. last-3-avg), got {scope!r}")
+    raise fail(f"scope must be last or last-N-avg (N a whole number of epochs, e.g. last-3-avg), got {scope!r}", ("scope",))
 
 
 def _natural_mode(metric: str) -> str:
     return "min" if metric.endswith(("loss", "seconds")) else "max"
 
 
-def _sampler(spec: Any, source: str) -> tuple[str, int]:
-    """`tpe`, `random`, or a mapping with `type` and TPE's `startup_trials`: on a budget of a few
-    dozen trials, Optuna's default of 10 random draws is a large share of it."""
-    spec = {"type": spec} if isinstance(spec, str) else spec
-    if not isinstance(spec, dict):
-        raise SpaceError(f"{source}: sampler must be a name ({', '.join(SAMPLERS)}) or a mapping with type")
-    unknown = [k for k in spec if k not in ("type", "startup_trials")]
-    if unknown:
-        raise SpaceError(f"{source}: unknown sampler key {unknown[0]!r}; valid: type, startup_trials")
-    kind = spec.get("type", "tpe")
-    if kind not in SAMPLERS:
-        raise SpaceError(f"{source}: sampler must be one of {', '.join(SAMPLERS)}, got {kind!r}")
-    startup = spec.get("startup_trials", DEFAULT_STARTUP_TRIALS)
-    if kind != "tpe" and "startup_trials" in spec:
-        raise SpaceError(f"{source}: sampler.startup_trials only applies to tpe, not {kind}")
-    if not isinstance(startup, int) or isinstance(startup, bool) or startup < 1:
-        raise SpaceError(f"{source}: sampler.startup_trials must be a whole number of at least 1, got {startup!r}")
-    return kind, startup
+def _valid_without_resources(space: SearchSpace) -> bool:
+    try:
+        experiment_from_data(space.base)
+        return True
+    except ConfigError:
+        return False
 
 
-def _check_against_config(space: SearchSpace) -> None:
-    """Every parameter must be an experiment config key whose every value the config accepts."""
+def _check_against_config(space: SearchSpace, fail) -> None:
+    """The base with the resources must be a valid experiment config, and every parameter an
+    experiment config key whose every value the config accepts."""
     try:
         space.experiment({})
-    except (ConfigError, ValueError) as exc:
-        raise SpaceError(f"{space.source}: base: {exc}") from None
-    keys = {p.key for p in space.parameters}
+    except ConfigError as exc:
+        if exc.keys[:1] == ("run",) and space.resources and _valid_without_resources(space):
+            raise fail(f"resources: {exc}", ("resources", *exc.keys[1:])) from None
+        raise fail(f"base: {exc}", ("base", *exc.keys)) from None
+    names = {p.key for p in space.parameters}
     for parameter in space.parameters:
+        keys = ("parameters", parameter.key)
         for dependency in parameter.when:
-            if dependency not in keys:
-                raise SpaceError(f"{space.source}: {parameter.where()}: 'when' refers to {dependency!r}, which is not a parameter")
+            if dependency not in names:
+                raise fail(f"parameter {parameter.key!r}: 'when' refers to {dependency!r}, which is not a parameter", (*keys, "when"))
         for value in parameter.extremes():
             try:
                 space.experiment({parameter.key: list(value) if isinstance(value, tuple) else value})
@@ -295,9 +311,9 @@ def _check_against_config(space: SearchSpace) -> None:
                 message = str(exc)
                 if "unknown config key" in message:
                     message = f"unknown parameter: {message}"
-                raise SpaceError(f"{space.source}: {parameter.where()}: {message}") from None
+                raise fail(f"parameter {parameter.key!r}: {message}", keys) from None
             except ValueError as exc:
-                raise SpaceError(f"{space.source}: {parameter.where()}: value {value!r} is refused: {exc}") from None
+                raise fail(f"parameter {parameter.key!r}: value {value!r} is refused: {exc}", keys) from None
 
 
 def override_space(text: str, *, samples: int | None = None, max_concurrent: int | None = None,

@@ -12,6 +12,8 @@ in the manifest.
 
 from __future__ import annotations
 
+from swinls.errors import SwinLSError
+
 import hashlib
 import json
 import logging
@@ -37,7 +39,7 @@ log = logging.getLogger(__name__)
 ON_BAD = ("fail", "skip")
 
 
-class IngestError(RuntimeError):
+class IngestError(SwinLSError, RuntimeError):
     """Ingest stopped; nothing was published."""
 
 

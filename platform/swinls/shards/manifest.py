@@ -8,6 +8,8 @@ the PCA-3 projection) is recomputed from the per-region parts whenever the manif
 
 from __future__ import annotations
 
+from swinls.errors import SwinLSError
+
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
@@ -22,8 +24,12 @@ MANIFEST_NAME = "manifest.json"
 SPLITS = ("train", "valid", "test")
 
 
-class ManifestError(ValueError):
+class ManifestError(SwinLSError, ValueError):
     pass
+
+
+class NoDataset(ManifestError, FileNotFoundError):
+    """No manifest at the dataset URI: nothing was ingested there."""
 
 
 @dataclass
@@ -150,7 +156,7 @@ class Manifest:
     def load(cls, dataset_uri: str) -> "Manifest":
         uri = cls.uri(dataset_uri)
         if not storage.exists(uri):
-            raise FileNotFoundError(f"{uri}: no shard dataset here (run jobs/ingest.py first)")
+            raise NoDataset(f"{uri}: no shard dataset here (make one with jobs/ingest.py)")
         return cls.from_dict(storage.read_json(uri), source=uri)
 
     @classmethod

@@ -22,7 +22,8 @@ from swinls import selftrain, storage
 from swinls.accel import GpuSettings, autocast, scaled_lr, to_memory_format
 from swinls.augment.ops import Augmenter
 from swinls.checkpoints import BackgroundSaver, RunStore
-from swinls.config import ExperimentConfig, StageConfig, to_dict
+from swinls.config import to_dict
+from swinls.experiment_config import ExperimentConfig, StageConfig
 from swinls.metrics import DeviceCounts
 from swinls.models import SegmentationModel, build_model
 from swinls.top_percent import keep_top_percent_distributed, margin_bits
@@ -244,7 +245,8 @@ def run_block(config: ExperimentConfig, run_uri: str, blocks: list[Block], block
 
 def worker_entry(loop_config: dict) -> None:
     """The function Ray Train runs on every worker."""
-    from swinls.config import ExperimentConfig, from_dict
+    from swinls.config import from_dict
+    from swinls.experiment_config import ExperimentConfig
     from swinls.training.context import RayContext
     from swinls.training.plan import plan
 

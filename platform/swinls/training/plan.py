@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from swinls import selftrain
-from swinls.config import ExperimentConfig, StageConfig
+from swinls.experiment_config import ExperimentConfig, StageConfig
 
 
 @dataclass(frozen=True)

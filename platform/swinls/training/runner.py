@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 
 from swinls import selftrain, storage
 from swinls.checkpoints import RunStore
-from swinls.config import ExperimentConfig, config_yaml, to_dict
+from swinls.config import to_dict
+from swinls.experiment_config import ExperimentConfig, config_yaml
 from swinls.data.selection import ShardData
 from swinls.training.plan import Block, plan, resume_point
 

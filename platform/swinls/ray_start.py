@@ -1,0 +1,71 @@
+"""Ray start-up for the jobs: connect to the cluster a job was submitted to, or start a local
+instance sized so that Ray Data has CPUs the training workers do not hold (on 2 cores, training
+that takes every logical CPU starves the pipeline and hangs)."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from swinls.preflight import DeviceError
+
+
+def local_cpus(training_workers: int, cpus_per_worker: float = 1.0) -> int:
+    """Logical CPUs for a local Ray: the machine's, but always room for Ray Data beside training
+    (on a 2-core machine, 2 training workers holding both CPUs would starve the pipeline)."""
+    return max(os.cpu_count() or 1, int(training_workers * cpus_per_worker)) + 2
+
+
+TRAIN_POLL_ENV = "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"
+LOCAL_TRAIN_POLL_S = "0.5"
+
+
+def init_local_ray(training_workers: int = 1, num_cpus: int | None = None, **kwargs):
+    """Connect to the cluster a job was submitted to (RAY_ADDRESS), or start a local Ray with
+    room for Ray Data beside the training workers."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    log_to_driver = kwargs.pop("log_to_driver", True)
+    if os.environ.get("RAY_ADDRESS") or kwargs.get("address"):
+        ray.init(log_to_driver=log_to_driver, **kwargs)
+        return
+    kwargs.pop("address", None)
+    # Ray Train's controller polls its workers every 2 s by default; a worker holds one report
+    # until a poll takes it (a queue of one), so epochs shorter than the poll wait for it, and so
+    # does a fit's end: seconds per fit where local epochs take seconds (benchmarks/fit_startup.py).
+    # A value the user exported wins; a cluster keeps Ray's default.
+    os.environ.setdefault(TRAIN_POLL_ENV, LOCAL_TRAIN_POLL_S)
+    # Ray 2.60 turns token authentication on for a new local instance and warns, every start,
+    # that it did; it stays on, and the README says so once
+    logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
+    cpus = num_cpus or local_cpus(training_workers)
+    # Ray expects at most min(cores, logical CPUs) workers to start at once and warns at four times
+    # that many processes; one trial's Train and Data actors alone are about 15. The logical CPUs
+    # are more than the cores on purpose (room for Ray Data), so the expectation follows them.
+    system_config = {"worker_maximum_startup_concurrency": cpus, **kwargs.pop("_system_config", {})}
+    # address="local": a fresh instance, never whatever `ray start` last left on this machine.
+    # The dashboard stays on: it serves the state API that Ray Train's placement-group cleaner
+    # needs, without which a trial stopped by the scheduler leaks its workers' CPUs.
+    ray.init(address="local", num_cpus=cpus, log_to_driver=log_to_driver, _system_config=system_config, **kwargs)
+
+
+def check_gpus(needed: float, what: str) -> None:
+    """Fail in one line when `needed` GPUs per run cannot be had, rather than leave the run queued
+    forever: Ray waits for a request it cannot place instead of refusing it. An autoscaling
+    cluster counts the GPUs it can scale to (search/capacity.py), not only those it has now."""
+    import ray
+
+    from swinls.search.capacity import cluster_config_path, max_resources
+
+    if needed <= 0:
+        return
+    have = ray.cluster_resources().get("GPU", 0)
+    path = cluster_config_path()
+    if path:
+        have = max(have, max_resources(path.read_text(), str(path)).get("GPU", 0))
+    if have < needed:
+        where = "the cluster" if os.environ.get("RAY_ADDRESS") else "this machine"
+        raise DeviceError(f"{what} asks for {needed:g} GPU(s) but {where} has {have:g}"
+                          + ("; drop --use-gpu to run on CPUs" if not have else ""))

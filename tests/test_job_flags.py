@@ -1,0 +1,131 @@
+"""The jobs agree: a shared flag has one name and one meaning in every job that takes it, its
+default is shown and lies under the project folder, suggestions are for close matches only, and
+a wrong input is refused in one line before Ray starts."""
+
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from swinls.cli import SHARED_FLAGS
+
+ROOT = Path(__file__).resolve().parents[1]
+JOBS = sorted(p.stem for p in (ROOT / "jobs").glob("*.py"))
+POSITIONALS = {"ingest": ["a", "b"], "predict": ["m", "i", "o"], "card": ["m"], "ablate": ["balance"], "synth": ["out"],
+               "retrain": ["--registry", "r"]}
+# what each job that trains or searches must take
+TRAINING_JOBS = {"train", "tune", "ablate", "retrain"}
+TRAINING_FLAGS = ("--data", "--workers", "--use-gpu", "--cache", "--num-cpus", "--dry-run", "--set")
+
+
+def run_job(name, *args, timeout=120):
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    return subprocess.run([sys.executable, str(ROOT / "jobs" / f"{name}.py"), *args], capture_output=True, text=True,
+                          timeout=timeout, cwd="/", env=env)  # from another folder: defaults must not follow it
+
+
+def help_entries(text: str) -> dict[str, str]:
+    """Each `--flag` of a --help text and its help, whitespace joined."""
+    options = text.split("options:\n", 1)[1].split("\n\n", 1)[0]
+    entries, current = {}, None
+    for line in options.splitlines():
+        match = re.match(r"^  (-\w, )?(--[\w-]+)(?: [A-Z][\w\[\],.=-]*)?(?:\s{2,}(.*))?$", line)
+        if match:
+            current = match.group(2)
+            entries[current] = match.group(3) or ""
+        elif current:
+            entries[current] += " " + line.strip()
+    return {k: " ".join(v.split()) for k, v in entries.items()}
+
+
+@pytest.fixture(scope="module")
+def helps():
+    return {name: help_entries(run_job(name, "--help").stdout) for name in JOBS}
+
+
+def test_every_shared_flag_means_the_same_in_every_job_that_takes_it(helps):
+    seen = {flag: [] for flag in SHARED_FLAGS}
+    for job, entries in helps.items():
+        for flag, text in entries.items():
+            if flag in SHARED_FLAGS:
+                seen[flag].append(job)
+                assert text.startswith(" ".join(SHARED_FLAGS[flag].help.split())), (job, flag, text)
+    for job in TRAINING_JOBS:
+        missing = [flag for flag in TRAINING_FLAGS if flag not in helps[job]]
+        assert not missing, f"jobs/{job}.py lacks {missing}"
+    assert set(seen["--use-gpu"]) == TRAINING_JOBS | {"predict"}
+    assert set(seen["--local"]) == {"train", "retrain"}
+
+
+def test_folder_defaults_are_under_the_project_and_shown(helps):
+    for job, entries in helps.items():
+        for flag, folder in (("--storage", "runs"), ("--cache", ".cache")):
+            if flag in entries:
+                assert entries[flag].endswith(f"(default: {ROOT / folder})"), (job, flag, entries[flag])
+    assert helps["tune"]["--space"].endswith(f"(default: {ROOT / 'search_spaces' / 'smoke.yaml'})")
+
+
+def test_ablate_help_lists_every_table_with_its_rows_and_models():
+    from swinls.ablation.tables import TABLES
+
+    text = run_job("ablate", "--help").stdout
+    for table in TABLES.values():
+        assert f"  {table.name}: {table.title}" in text
+        assert "rows: " + ", ".join(r.name for r in table.rows) in text
+
+
+@pytest.mark.parametrize("job, typo, answer", [
+    ("ablate", "--use-gpus", "unknown flag --use-gpus (did you mean --use-gpu?)"),
+    ("ablate", "--gpu-count", "unknown flag --gpu-count"),  # was "did you mean --num-cpus?"
+    ("retrain", "--rollbak", "unknown flag --rollbak (did you mean --rollback?)"),
+    ("tune", "--storge", "unknown flag --storge (did you mean --storage?)"),
+])
+def test_suggestions_are_only_for_close_matches(job, typo, answer):
+    done = run_job(job, *POSITIONALS.get(job, []), typo)
+    assert done.returncode == 2 and done.stderr == f"error: {answer} (see {job}.py --help)\n"
+
+
+@pytest.mark.parametrize("job, args, message", [
+    ("tune", ["--data", "/nonexistent"], "error: /nonexistent/manifest.json: no shard dataset here (make one with jobs/ingest.py)"),
+    ("ablate", ["balance", "--data", "/nonexistent"], "error: /nonexistent/manifest.json: no shard dataset here"),
+    ("train", ["--data", "/nonexistent"], "error: /nonexistent/manifest.json: no shard dataset here"),
+    ("retrain", ["--data", "/nonexistent", "--registry", "/tmp/reg"], "error: /nonexistent/manifest.json: no shard dataset here"),
+    ("ingest", ["/nonexistent", "/tmp/out"], "error: /nonexistent: no such directory or prefix"),
+    ("train", ["--local", "--use-gpu", "--smoke-test"], "error: --use-gpu asks for 1 GPU(s) but this machine has 0"),
+    ("tune", ["--use-gpu"], "error: --use-gpu asks for 1 GPU(s) but this machine has 0"),
+    ("ablate", ["balance", "--use-gpu"], "error: --use-gpu asks for 1 GPU(s) but this machine has 0"),
+    ("tune", ["--storage", "/etc/hostname"], "error: /etc/hostname: is a file"),
+    ("tune", ["--set", "stage1.lrr=0.1"], "overrides: base: unknown config key 'stage1.lrr' (did you mean 'lr'?)"),
+    ("ablate", ["balance", "--rows", "ce,lovaz"], "lovaz"),
+])
+def test_a_wrong_input_is_one_line_before_ray_starts(job, args, message):
+    import torch
+
+    if "--use-gpu" in args and torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    started = time.perf_counter()
+    done = run_job(job, *args)
+    seconds = time.perf_counter() - started
+    assert done.returncode == 2 and done.stdout == "", done.stderr
+    [line] = done.stderr.strip().splitlines()
+    assert message in line
+    assert seconds < 60  # no Ray start, no trial, no retry (these took minutes before: every trial failed in turn)
+
+
+def test_dry_run_checks_the_inputs_and_starts_nothing(tmp_path):
+    from swinls.shards import IngestOptions, ingest
+    from tests.helpers import write_tree
+
+    write_tree(tmp_path / "raw", counts=(3, 2, 1))
+    ingest(str(tmp_path / "raw"), str(tmp_path / "shards"), IngestOptions(region="hills"))
+    done = run_job("tune", "--data", str(tmp_path / "shards"), "--storage", str(tmp_path / "runs"), "--name", "x", "--dry-run")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("dry run: 4 trials of ") and "(6 patches, regions hills)" in done.stdout
+    assert not (tmp_path / "runs").exists()
+    done = run_job("ablate", "balance", "--seeds", "2", "--data", str(tmp_path / "shards"), "--storage", str(tmp_path / "runs"),
+                   "--dry-run")
+    assert done.returncode == 0 and "balance, 20 trials on" in done.stdout and not (tmp_path / "runs").exists()
