@@ -7,7 +7,7 @@ beats the champion on the same evaluation, and never leave the champion broken.
 Examples:
     # nightly, from cron on the head: a no-op unless the manifest changed
     ray job submit --working-dir . -- python jobs/retrain.py --data s3://my-bucket/l4s/shards \\
-        --registry s3://my-bucket/registry --config recipes/swin-b-rgb.yaml --workers 2 --use-gpu
+        --registry s3://my-bucket/registry --config configs/swin-b-rgb.yaml --workers 2 --use-gpu
     # the built-in data, a tiny model, in this process
     python jobs/retrain.py --data .cache/shards --registry runs/registry --set model.size=nano --local
     # undo the last promotion

@@ -50,7 +50,7 @@ def main(argv=None) -> int:
         config = load_experiment(args.config, overrides + [f"storage={json.dumps(args.storage)}"])
     preflight.check_storage(config.storage)
     if config.data.uri:
-        preflight.check_data(config.data.uri)
+        preflight.check_data(config.data.uri, config)
     run = config.run
     preflight.check_devices(run.use_gpu, run.num_workers * run.gpus_per_worker, local=args.local)
     if args.dry_run:

@@ -60,7 +60,7 @@ def main(argv=None) -> int:
                           gpus_per_worker=args.gpus_per_worker, base=args.overrides)
     space = parse_space(text, f"{args.space} with the command line's overrides", with_lines=False)
     if args.data:
-        manifest = preflight.check_data(args.data)
+        manifest = preflight.check_data(args.data, space.experiment({}))
     preflight.check_storage(args.storage)
     run = space.run
     preflight.check_devices(run.use_gpu, run.num_workers * run.gpus_per_worker)

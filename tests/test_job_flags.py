@@ -2,16 +2,13 @@
 default is shown and lies under the project folder, suggestions are for close matches only, and
 a wrong input is refused in one line before Ray starts."""
 
-import os
-import re
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from swinls.cli import SHARED_FLAGS
+from tests.jobs import job_flags, run_job
 
 ROOT = Path(__file__).resolve().parents[1]
 JOBS = sorted(p.stem for p in (ROOT / "jobs").glob("*.py"))
@@ -22,29 +19,9 @@ TRAINING_JOBS = {"train", "tune", "ablate", "retrain"}
 TRAINING_FLAGS = ("--data", "--workers", "--use-gpu", "--cache", "--num-cpus", "--dry-run", "--set")
 
 
-def run_job(name, *args, timeout=120):
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    return subprocess.run([sys.executable, str(ROOT / "jobs" / f"{name}.py"), *args], capture_output=True, text=True,
-                          timeout=timeout, cwd="/", env=env)  # from another folder: defaults must not follow it
-
-
-def help_entries(text: str) -> dict[str, str]:
-    """Each `--flag` of a --help text and its help, whitespace joined."""
-    options = text.split("options:\n", 1)[1].split("\n\n", 1)[0]
-    entries, current = {}, None
-    for line in options.splitlines():
-        match = re.match(r"^  (-\w, )?(--[\w-]+)(?: [A-Z][\w\[\],.=-]*)?(?:\s{2,}(.*))?$", line)
-        if match:
-            current = match.group(2)
-            entries[current] = match.group(3) or ""
-        elif current:
-            entries[current] += " " + line.strip()
-    return {k: " ".join(v.split()) for k, v in entries.items()}
-
-
 @pytest.fixture(scope="module")
 def helps():
-    return {name: help_entries(run_job(name, "--help").stdout) for name in JOBS}
+    return {name: job_flags(name) for name in JOBS}
 
 
 def test_every_shared_flag_means_the_same_in_every_job_that_takes_it(helps):
@@ -122,10 +99,30 @@ def test_dry_run_checks_the_inputs_and_starts_nothing(tmp_path):
 
     write_tree(tmp_path / "raw", counts=(3, 2, 1))
     ingest(str(tmp_path / "raw"), str(tmp_path / "shards"), IngestOptions(region="hills"))
-    done = run_job("tune", "--data", str(tmp_path / "shards"), "--storage", str(tmp_path / "runs"), "--name", "x", "--dry-run")
+    # the smoke space holds out a built-in region this dataset lacks: said before anything starts
+    done = run_job("tune", "--data", str(tmp_path / "shards"), "--dry-run")
+    assert done.returncode == 2 and "has no region volcanic-arc (it has hills)" in done.stderr
+    done = run_job("tune", "--data", str(tmp_path / "shards"), "--storage", str(tmp_path / "runs"), "--name", "x", "--dry-run",
+                   "--set", "data.holdout_regions=[]")
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("dry run: 4 trials of ") and "(6 patches, regions hills)" in done.stdout
     assert not (tmp_path / "runs").exists()
     done = run_job("ablate", "balance", "--seeds", "2", "--data", str(tmp_path / "shards"), "--storage", str(tmp_path / "runs"),
                    "--dry-run")
     assert done.returncode == 0 and "balance, 20 trials on" in done.stdout and not (tmp_path / "runs").exists()
+
+
+def test_a_search_whose_every_trial_failed_exits_non_zero_and_says_why(tmp_path):
+    from swinls.shards import IngestOptions, Manifest, ingest
+    from tests.helpers import write_tree
+
+    write_tree(tmp_path / "raw", counts=(4, 2, 1))
+    ingest(str(tmp_path / "raw"), str(tmp_path / "shards"), IngestOptions(region="hills"))
+    for shard in Manifest.load(str(tmp_path / "shards")).shards():  # the manifest stays: the check passes, training cannot
+        (tmp_path / "shards" / shard.path).unlink()
+    done = run_job("tune", "--data", str(tmp_path / "shards"), "--storage", str(tmp_path / "runs"), "--name", "doomed",
+                   "--samples", "1", "--set", "run.max_failures=0", "--set", "data.holdout_regions=[]", "--num-cpus", "3",
+                   timeout=600)
+    assert done.returncode == 1, done.stderr[-2000:]
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: all 1 trials failed: ") and ".parquet" in last, last

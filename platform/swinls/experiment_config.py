@@ -20,14 +20,14 @@ from swinls.models.config import ModelConfig
 
 @dataclass(frozen=True)
 class StageConfig:
-    epochs: int = 30
-    lr: float = 1e-4
+    epochs: int = 30  # 0 skips the stage
+    lr: float = 1e-4  # at lr_reference_batch (run.lr_scaling adapts it to other global batches)
     weight_decay: float = 0.01
     optimizer: Literal["adamw", "sgd"] = "adamw"
-    schedule: Literal["cosine", "constant"] = "cosine"
-    warmup_epochs: int = 0
+    schedule: Literal["cosine", "constant"] = "cosine"  # cosine: decays over the stage, after the warm-up
+    warmup_epochs: int = 0  # linear warm-up from 0
     loss: LossWeights = PAPER_STAGE1
-    freeze_encoder: bool = False
+    freeze_encoder: bool = False  # stage 2 of the paper: only the decoder learns
 
     def __post_init__(self) -> None:
         if self.epochs < 0 or self.lr <= 0 or self.warmup_epochs < 0:
@@ -79,8 +79,8 @@ class ExperimentConfig:
     """The paper's recipe by default: RGB, Swin-B, flips + rotate/shift, stage 1 = weighted CE +
     Lovász + image-level loss, stage 2 = frozen encoder + CE, one round of self-training, A=100%."""
 
-    name: str = "swinls"
-    storage: str = "runs"  # where runs live: a local folder or s3://bucket/prefix
+    name: str = "swinls"  # the run's folder under storage; the same name resumes
+    storage: str = "runs"  # where runs live: a local folder or s3://bucket/prefix (the jobs: under the project)
     data: DataConfig = field(default_factory=lambda: DataConfig(augment=PAPER_RECIPE))
     model: ModelConfig = field(default_factory=ModelConfig)
     stage1: StageConfig = StageConfig()

@@ -19,10 +19,18 @@ class DeviceError(SwinLSError):
     """The run asks for devices (GPUs) the machine or cluster does not have."""
 
 
-def check_data(uri: str) -> Manifest:
-    """The shard dataset at `uri`: its manifest read and checked (a missing one says to ingest)."""
+def check_data(uri: str, *configs) -> Manifest:
+    """The shard dataset at `uri`: its manifest read (a missing one says to ingest), and the
+    regions each experiment config in `configs` trains on or holds out present in it."""
     storage.check_uri(uri)
-    return Manifest.load(uri)
+    manifest = Manifest.load(uri)
+    for config in configs:
+        named = [*config.data.train_regions, *config.data.holdout_regions]
+        missing = [region for region in named if region not in manifest.regions]
+        if missing:
+            raise SourceError(Manifest.uri(uri), f"has no region {', '.join(missing)} (it has {', '.join(manifest.regions)}); "
+                              "set data.train_regions and data.holdout_regions to regions it has")
+    return manifest
 
 
 def check_storage(uri: str) -> str:
