@@ -37,7 +37,7 @@ def publish_untrained(root: Path, size: str) -> str:
     from swinls.config import to_dict
     from swinls.experiment_config import load_experiment
     from swinls.models import build_model
-    from swinls.registry import publish_best
+    from swinls.published import publish_best
 
     overrides = [f"model.size={size}", "model.drop_path=0.0"]
     if size == "nano":
@@ -158,7 +158,7 @@ def main() -> None:
         loaded = load_for_prediction(model_uri, use_gpu=args.use_gpu)
         device = loaded.predictor.device
         windows = bare_windows(scenes[4], loaded, PredictOptions().overlap)
-        print(f"model {loaded.card['config']['model']['name']} {loaded.card['config']['model']['size']}, {device}, "
+        print(f"model {loaded.card.model['name']} {loaded.card.model['size']}, {device}, "
               f"batch {batch}, {torch.get_num_threads()} threads; 4× scene {BASE * 2}², {len(windows)} windows, "
               f"14-band float32 GeoTIFF (deflate, pixel-interleaved); probability {'written' if args.probability else 'not written'}")
         bare_rate(loaded.predictor.model, windows[:batch * 2], batch, device)  # warm-up

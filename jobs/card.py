@@ -29,13 +29,20 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def main(argv=None) -> int:
+    """The job; its exit status (a user error is one line on stderr and 2)."""
+    from swinls.cli import run_job
+
+    return run_job(_run, argv)
+
+
+def _run(argv=None) -> int:
     args = parse_args(argv)
     from swinls.card_view import describe_card
-    from swinls.registry import read_card
+    from swinls.published import read_card
 
     card, version_uri = read_card(args.model)
     try:
-        lines = [json.dumps(card, indent=1, sort_keys=True)] if args.json else describe_card(card, version_uri)
+        lines = [json.dumps(card.to_dict(), indent=1, sort_keys=True)] if args.json else describe_card(card, version_uri)
     except KeyError as exc:
         print(f"error: {args.model}: the model card lacks {exc}", file=sys.stderr)
         return 2
@@ -44,6 +51,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    from swinls.cli import run_job
-
-    sys.exit(run_job(main))
+    sys.exit(main())

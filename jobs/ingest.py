@@ -42,6 +42,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The job; its exit status (a user error is one line on stderr and 2)."""
+    from swinls.cli import run_job
+
+    return run_job(_run, argv)
+
+
+def _run(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     options = IngestOptions(on_bad=args.on_bad, region=args.region, rows_per_shard=args.rows_per_shard,
@@ -60,6 +67,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from swinls.cli import run_job
-
-    sys.exit(run_job(main))
+    sys.exit(main())

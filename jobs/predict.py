@@ -53,6 +53,13 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def main(argv=None) -> int:
+    """The job; its exit status (a user error is one line on stderr and 2)."""
+    from swinls.cli import run_job
+
+    return run_job(_run, argv)
+
+
+def _run(argv=None) -> int:
     args = parse_args(argv)
     from swinls import preflight
     from swinls.patches.layout import natural_key
@@ -91,6 +98,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    from swinls.cli import run_job
-
-    sys.exit(run_job(main))
+    sys.exit(main())

@@ -39,6 +39,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The job; its exit status (a user error is one line on stderr and 2)."""
+    from swinls.cli import run_job
+
+    return run_job(_run, argv)
+
+
+def _run(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.recalibrate:
         from swinls.synthetic.calibration import write_calibration
@@ -78,6 +85,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from swinls.cli import run_job
-
-    sys.exit(run_job(main))
+    sys.exit(main())

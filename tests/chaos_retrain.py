@@ -184,7 +184,7 @@ class Chaos:
             self.violations.append(f"after round {self.stats['rounds']}: {text}")
 
     def _violations(self) -> list[str]:
-        from swinls.registry import load_published
+        from swinls.published import load_published
         from swinls.retraining import ModelRegistry
         from swinls.retraining.records import DecisionLog
 

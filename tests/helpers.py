@@ -62,7 +62,7 @@ def publish_model(root: str, *, bands: str = "RGB", seed: int = 0, pca=None, his
     from swinls.experiment_config import load_experiment
     from swinls.models import build_model
     from swinls.prediction.model import Normalizer, Predictor
-    from swinls.registry import publish_best
+    from swinls.published import publish_best
 
     config = load_experiment(None, ["model.size=nano", "model.decoder_channels=[16, 16, 8, 8, 8]",
                                     "model.drop_path=0.0", f"data.bands={bands}"])
@@ -74,7 +74,7 @@ def publish_model(root: str, *, bands: str = "RGB", seed: int = 0, pca=None, his
     torch.manual_seed(seed)
     model = build_model(config.model, band_set.channels).eval()
     if calibrate_on is not None:
-        normalizer = Normalizer.from_card({"normalization": normalization}, "helper")
+        normalizer = Normalizer.from_record(normalization, "helper")
         raw = np.moveaxis(calibrate_on[..., [BANDS.index(b) for b in band_set.inputs]], -1, 1)
         margins = Predictor(model).margins(normalizer(raw))
         with torch.no_grad():

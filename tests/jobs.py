@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
 import os
 import re
 import subprocess
@@ -32,7 +34,7 @@ def help_entries(text: str) -> dict[str, str]:
     options = text.split("options:\n", 1)[1].split("\n\n", 1)[0]
     entries, current = {}, None
     for line in options.splitlines():
-        match = re.match(r"^  (-\w, )?(--[\w-]+)(?: [A-Z][\w\[\],.=-]*)?(?:\s{2,}(.*))?$", line)
+        match = re.match(r"^  (-\w, )?(--[\w-]+)(?: [A-Z{][^\s]*)?(?:\s{2,}(.*))?$", line)
         if match:
             current = match.group(2)
             entries[current] = match.group(3) or ""
@@ -41,8 +43,21 @@ def help_entries(text: str) -> dict[str, str]:
     return {k: " ".join(v.split()) for k, v in entries.items()}
 
 
+def run_in_process(name: str, *args: str) -> tuple[int, str, str]:
+    """(exit status, stdout, stderr) of the job's `main` called here: what `python jobs/<name>.py`
+    gives, without an interpreter and torch to start per call."""
+    module = load_job(name)
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = module.main(list(args))
+        except SystemExit as exc:  # argparse: --help, or a bad command line
+            code = exc.code
+    return code, out.getvalue(), err.getvalue()
+
+
 @lru_cache(maxsize=None)
 def job_flags(name: str) -> dict[str, str]:
-    done = run_job(name, "--help")
-    assert done.returncode == 0, done.stderr
-    return help_entries(done.stdout)
+    code, out, err = run_in_process(name, "--help")
+    assert code == 0, err
+    return help_entries(out)

@@ -34,7 +34,7 @@ def test_old_checkpoints_are_pruned_but_the_last_of_each_phase_is_kept(store):
     from swinls import storage
 
     names = sorted(storage.list_files(storage.join(store.uri, "checkpoints")))
-    assert names == ["latest.json", "stage1-e0001.pt", "stage2-e0003.pt"]
+    assert names == ["LATEST.json", "stage1-e0001.pt", "stage2-e0003.pt"]
 
 
 def test_a_corrupt_or_foreign_checkpoint_is_a_clear_error_naming_it(store, tmp_path):

@@ -19,7 +19,7 @@ import pytest
 
 from swinls import storage
 from swinls.ray_start import LOCAL_TRAIN_POLL_S, TRAIN_POLL_ENV
-from swinls.registry import load_best
+from swinls.published import load_best
 from swinls.shards import ingest
 from tests.helpers import upload_tree
 
@@ -150,7 +150,7 @@ def finished_trials(exp_uri: str) -> dict[str, bytes]:
     if not storage.exists(trials):
         return out
     for rel in storage.list_files(trials):
-        if rel.endswith("checkpoints/latest.json"):
+        if rel.endswith("checkpoints/LATEST.json"):
             blob = storage.read_bytes(storage.join(trials, rel))
             pointer = json.loads(blob)
             if pointer["phase"] == "stage2" and pointer["phase_done"]:
@@ -188,9 +188,9 @@ def test_submitted_search_stopped_and_resumed_publishes_the_best_to_s3(head, s3_
     table = [line for line in logs.splitlines() if line.strip()[:1].isdigit() and "complete" in line]
     assert len(table) == 2
     _, card = load_best(f"{exp_uri}/best")
-    assert card["trial"] in after and card["objective"]["metric"] == "valid_f1"
+    assert card.trial in after and card.objective["metric"] == "valid_f1"
     scores = [sum(h["valid_f1"] for h in history[-2:]) / 2 for history in (json.loads(p)["history"] for p in after.values())]
-    assert card["objective"]["value"] == pytest.approx(max(scores))  # resumed trials too: their saved epochs count
+    assert card.objective["value"] == pytest.approx(max(scores))  # resumed trials too: their saved epochs count
 
 
 def test_a_submitted_prediction_applies_the_searchs_best_model_on_the_cluster(head, s3_endpoint, prediction_inputs):

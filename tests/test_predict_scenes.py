@@ -14,7 +14,7 @@ from swinls.patches.geotiff import write_geotiff
 from swinls.prediction import Decision, Normalizer, PredictionError, PredictOptions, Predictor, WindowGrid, predict
 from swinls.prediction.model import LoadedModel
 from swinls.prediction.run import predict_scenes
-from swinls.registry import load_best
+from swinls.published import load_best
 
 
 def read(path, band=1):
@@ -50,9 +50,9 @@ def test_away_from_overlaps_the_scene_mask_is_each_windows_own_prediction(predic
     predict(published_model, str(prediction_inputs.crop), str(out), PredictOptions(probability=True))
     mask, p = read(out), read(tmp_path / "mask_probability.tif")
     model, card = load_best(published_model)
-    mean, std = (np.array(card["normalization"][k], np.float32)[:, None, None] for k in ("mean", "std"))
+    mean, std = (np.array(card.normalization[k], np.float32)[:, None, None] for k in ("mean", "std"))
     with rasterio.open(prediction_inputs.crop) as dataset:
-        scene = dataset.read([BANDS.index(b) + 1 for b in card["normalization"]["inputs"]]).astype(np.float32)
+        scene = dataset.read([BANDS.index(b) + 1 for b in card.normalization["inputs"]]).astype(np.float32)
     grid = WindowGrid(300, 417, 128, 32)
     origins = [grid.origin(r, c) for r in range(grid.rows) for c in range(grid.cols)]
     coverage = np.zeros((300, 417), int)

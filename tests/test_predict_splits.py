@@ -11,7 +11,8 @@ import torch
 
 from swinls.patches import PatchError, read_h5_image, read_h5_mask, write_h5_image, write_h5_mask
 from swinls.prediction import PredictionError, PredictOptions, predict
-from swinls.registry import load_best, predict_patch
+from swinls.prediction.model import predict_patch
+from swinls.published import load_best
 
 NUMBERS = (3, 7, 10, 25, 100)
 
@@ -71,8 +72,8 @@ def test_metrics_of_a_labelled_split_are_the_pixel_counts_summed_over_it(predict
 def test_the_cards_validation_threshold_decides_when_asked(prediction_inputs, published_model, tmp_path):
     predict(published_model, str(prediction_inputs.split), str(tmp_path / "card"), PredictOptions(threshold="card"))
     model, card = load_best(published_model)
-    assert card["metrics"]["final"]["valid_best_threshold"] == 0.62
-    mean, std = (np.array(card["normalization"][k], np.float32) for k in ("mean", "std"))
+    assert card.metrics.final["valid_best_threshold"] == 0.62
+    mean, std = (np.array(card.normalization[k], np.float32) for k in ("mean", "std"))
     for n in NUMBERS:
         image = read_h5_image((prediction_inputs.split / "img" / f"image_{n}.h5").read_bytes(), "i")[..., [3, 2, 1]]
         x = torch.from_numpy(np.moveaxis((image - mean) / std, -1, 0)[None].astype(np.float32))

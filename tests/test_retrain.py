@@ -12,10 +12,12 @@ import time
 from pathlib import Path
 
 import pytest
+
+from swinls.model_card import Regions
 import yaml
 
 from swinls import storage
-from swinls.registry import load_published
+from swinls.published import load_published
 from swinls.retraining import (DecisionLog, ModelRegistry, Recipe, RetrainError, RetrainOptions, labelled_regions,
                                retrain, rollback)
 from swinls.shards import Manifest, ingest
@@ -63,14 +65,14 @@ def test_the_first_run_promotes_a_champion_and_the_same_data_again_is_a_no_op(wo
     champion = registry.champion()
     assert champion.version == first.record["champion"]["after"]
     manifest = Manifest.load(world["data"])
-    assert champion.card["regions"] == {"trained": ["steep-forest", "terraced-farmland"], "held_out": []}
+    assert champion.card.regions == Regions(trained=("steep-forest", "terraced-farmland"), held_out=())
     assert champion.manifest_sha256 == manifest.content_hash() == first.record["manifest_sha256"]
     table = first.record["scores"]["challenger"]
     assert set(table["regions"]) == {"steep-forest", "terraced-farmland"} and first.record["scores"]["champion"] is None
     counts = [table["regions"][r] for r in table["regions"]]  # overall from the summed pixel counts
     assert table["overall"]["tp"] == sum(c["tp"] for c in counts) and table["overall"]["fn"] == sum(c["fn"] for c in counts)
     model, card, _ = load_published(world["registry"])  # what jobs/predict.py reads
-    assert card["trial"] == first.record["key"]
+    assert card.trial == first.record["key"]
 
     trained = checkpoints(world["registry"])
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
@@ -121,7 +123,7 @@ def test_a_crash_between_upload_and_pointer_swap_keeps_the_champion_and_the_reru
     assert finished.decision == "promoted" and finished.repeated
     assert registry.champion().version == finished.record["champion"]["after"] == staged
     assert checkpoints(world["registry"]) == trained  # finished, not retrained
-    assert registry.champion().card["regions"]["trained"] == ["steep-forest", "terraced-farmland", "volcanic-arc"]
+    assert registry.champion().card.trained_regions == ["steep-forest", "terraced-farmland", "volcanic-arc"]
 
 
 def test_of_two_promotions_racing_for_the_pointer_exactly_one_wins(world, tmp_path):
@@ -198,19 +200,19 @@ def test_a_run_killed_mid_training_resumes_from_its_checkpoints(world, tmp_path)
     job = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     try:
         deadline = time.monotonic() + 300
-        while not any(k.endswith("checkpoints/latest.json") for k in checkpoints(registry)):
+        while not any(k.endswith("checkpoints/LATEST.json") for k in checkpoints(registry)):
             assert job.poll() is None and time.monotonic() < deadline, job.stdout.read()
             time.sleep(0.2)
     finally:
         job.kill()
         job.wait()
     [run_dir] = os.listdir(tmp_path / "registry" / "runs")
-    saved = json.loads((tmp_path / "registry" / "runs" / run_dir / "checkpoints" / "latest.json").read_text())
+    saved = json.loads((tmp_path / "registry" / "runs" / run_dir / "checkpoints" / "LATEST.json").read_text())
     assert saved["phase"] == "stage1" and not saved["phase_done"]  # killed in the middle of stage 1
     done = subprocess.run(args, capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0, done.stderr
     assert "(resuming from its checkpoints)" in done.stdout and done.stdout.splitlines()[-1].startswith("decision: promoted")
-    history = json.loads((tmp_path / "registry" / "runs" / run_dir / "checkpoints" / "latest.json").read_text())["history"]
+    history = json.loads((tmp_path / "registry" / "runs" / run_dir / "checkpoints" / "LATEST.json").read_text())["history"]
     assert [h["epoch"] for h in history] == [1, 2, 3, 4]
     kept = history[:len(saved["history"])]
     assert kept == saved["history"]  # the epochs before the kill, not trained again
@@ -262,7 +264,7 @@ parameters:
     champion = ModelRegistry(registry_uri).champion()
     # the space's own regions give way to every labelled region, none held out
     labelled = labelled_regions(Manifest.load(world["data"]))
-    assert champion.card["regions"] == {"trained": labelled, "held_out": []} and len(labelled) >= 2
+    assert champion.card.regions == Regions(trained=tuple(labelled), held_out=()) and len(labelled) >= 2
     assert len(storage.list_files(storage.join(registry_uri, "searches", key, "trials"))) > 0
     ran = yaml.safe_load(storage.read_bytes(storage.join(registry_uri, "searches", key, "space.yaml")))
     assert ran["budget"]["samples"] == 1

@@ -17,7 +17,7 @@ import pytest
 
 from swinls import storage
 from swinls.checkpoints import CheckpointError, RunStore
-from swinls.registry import load_published
+from swinls.published import load_published
 from swinls.retraining import ModelRegistry, RetrainError, retrain, rollback
 from tests.flaky_proxy import DROP, Answer, FlakyProxy, conditional_put, first_matching
 from tests.helpers import upload_tree
@@ -142,7 +142,7 @@ def test_pointers_that_leave_their_folder_are_refused(world, tmp_path):
         retrain(world["data"]["A"], registry, recipe(0), FORCE_LOCAL)
 
     [run] = [p for p in (tmp_path / "registry" / "runs").iterdir() if p.name == world["key_b"]]
-    latest = run / "checkpoints" / "latest.json"
+    latest = run / "checkpoints" / "LATEST.json"
     saved = json.loads(latest.read_text())
     outside = tmp_path / "elsewhere" / "foreign.pt"
     shutil.copy(run / "checkpoints" / saved["checkpoint"], outside)

@@ -8,10 +8,13 @@ import numpy as np
 import optuna
 import pytest
 
+from swinls.model_card import Regions
+
 from swinls import storage
 from swinls.checkpoints import RunStore
 from swinls.patches import read_h5_image
-from swinls.registry import load_best, predict_patch, publish_best
+from swinls.prediction.model import predict_patch
+from swinls.published import load_best, publish_best
 from swinls.search.experiment import run_search
 from swinls.shards import Manifest, ingest
 from tests.conftest import FAKE_KEY_ID, FAKE_SECRET
@@ -109,20 +112,20 @@ def test_a_trial_is_scored_by_the_mean_of_its_last_two_epochs_in_the_table_the_s
     assert study_values == pytest.approx(sorted(expected.values()))
     assert any(row["value"] != pytest.approx(row["final"]) for row in search.trials)  # the scope changed the score
     _, card = load_best(search.best_uri)
-    assert card["objective"]["scope"] == "last-2-avg" and card["objective"]["value"] == pytest.approx(expected[card["trial"]])
+    assert card.objective["scope"] == "last-2-avg" and card.objective["value"] == pytest.approx(expected[card.trial])
 
 
 def test_the_best_model_and_its_card_are_on_s3_and_predict_a_patch(search, synthetic_raw):
     assert search.best_model_uri.startswith("s3://search-tests/experiments/tiny/best/versions/")
     model, card = load_best(search.best_uri)
-    assert card["objective"]["metric"] == "train_loss" and card["objective"]["value"] == pytest.approx(
+    assert card.objective["metric"] == "train_loss" and card.objective["value"] == pytest.approx(
         min(t["value"] for t in search.trials if t["status"] == "complete"))
-    assert card["bands"] in (["B4", "B3", "B2"], ["B8", "B3", "B2"])
-    assert card["data_manifest_sha256"] == Manifest.load("s3://search-tests/shards").content_hash()
-    assert card["regions"] == {"trained": ["steep-forest", "terraced-farmland"], "held_out": []}
-    assert set(card["metrics"]["per_phase"]) == {"stage1", "stage2"} and card["config"]["model"]["size"] == "nano"
-    assert card["libraries"]["torch"] and card["libraries"]["ray"] and card["code_version"]["package"]
-    assert len(card["normalization"]["mean"]) == 3
+    assert card.bands in (("B4", "B3", "B2"), ("B8", "B3", "B2"))
+    assert card.data_manifest_sha256 == Manifest.load("s3://search-tests/shards").content_hash()
+    assert card.regions == Regions(trained=("steep-forest", "terraced-farmland"), held_out=())
+    assert set(card.metrics.per_phase) == {"stage1", "stage2"} and card.config["model"]["size"] == "nano"
+    assert card.libraries["torch"] and card.libraries["ray"] and card.code_version.package
+    assert len(card.normalization["mean"]) == 3
     patch = read_h5_image((synthetic_raw / "steep-forest/TestData/img/image_1.h5").read_bytes(), "p")
     mask = predict_patch(model, card, patch)
     assert mask.shape == (128, 128) and mask.dtype == np.uint8 and set(np.unique(mask)) <= {0, 1}
@@ -135,7 +138,7 @@ def test_a_crash_in_the_middle_of_publication_leaves_the_previous_best_readable(
     before = storage.latest_version(search.best_uri)
     trial_runs = storage.join(search.experiment_uri, "trials")
     any_run = sorted({p.split("/")[0] for p in storage.list_files(trial_runs)})[0]
-    pointer = storage.read_json(storage.join(trial_runs, any_run, "checkpoints", "latest.json"))
+    pointer = storage.read_json(storage.join(trial_runs, any_run, "checkpoints", "LATEST.json"))
 
     def crash():
         raise KeyboardInterrupt("driver killed between the upload and the pointer")
@@ -147,7 +150,7 @@ def test_a_crash_in_the_middle_of_publication_leaves_the_previous_best_readable(
     after = storage.latest_version(search.best_uri)
     assert after["version"] == before["version"]
     _, card = load_best(search.best_uri)
-    assert card["trial"] == before["metadata"]["trial"]
+    assert card.trial == before["metadata"]["trial"]
     assert json.loads(storage.read_published(search.best_uri, "model_card.json"))["objective"]["value"] != -1.0
 
 

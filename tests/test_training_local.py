@@ -82,7 +82,7 @@ def test_a_killed_run_resumes_at_the_right_stage_and_epoch(synthetic_shards, tmp
     args = [sys.executable, "jobs/train.py", "--local", "--name", "killed", "--storage", str(storage_dir), "--data", synthetic_shards]
     for setting in NANO + ["stage1.epochs=2", "stage2.epochs=4", "selftrain.rounds=0", "data.batch_size=2"]:
         args += ["--set", setting]
-    pointer_file = storage_dir / "killed" / "checkpoints" / "latest.json"
+    pointer_file = storage_dir / "killed" / "checkpoints" / "LATEST.json"
     process = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.time() + 300
     while time.time() < deadline:

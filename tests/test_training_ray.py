@@ -28,7 +28,7 @@ class WorkerKiller(threading.Thread):
 
     def run(self) -> None:
         deadline = time.time() + 600
-        pointer_uri = storage.join(self.run_uri, "checkpoints", "latest.json")
+        pointer_uri = storage.join(self.run_uri, "checkpoints", "LATEST.json")
         while time.time() < deadline and self.killed_after is None:
             try:
                 if storage.exists(pointer_uri) and os.path.exists(f"{self.pid_file}-rank1"):

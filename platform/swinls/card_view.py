@@ -3,6 +3,7 @@ fed, what it was trained on, and how it scored after each phase. What `jobs/card
 
 from __future__ import annotations
 
+from swinls.model_card import ModelCard
 from swinls.training.report import epoch_row, epoch_table_header
 
 
@@ -18,13 +19,9 @@ def _architecture(model: dict) -> str:
     return f"{name} ({', '.join(details)})" if details else name
 
 
-def _regions(card: dict) -> str:
-    regions = card.get("regions") or {}
-    trained, held_out = regions.get("trained"), regions.get("held_out")
-    if trained is None:  # cards written before regions were recorded: what the config asked for
-        data = card.get("config", {}).get("data", {})
-        trained = data.get("train_regions") or ["every region of the manifest not held out"]
-        held_out = data.get("holdout_regions", [])
+def _regions(card: ModelCard) -> str:
+    trained = card.regions.trained or ["every region of the manifest not held out"]
+    held_out = card.regions.held_out
     return f"{', '.join(trained)}; held out: {', '.join(held_out) if held_out else 'none'}"
 
 
@@ -37,17 +34,16 @@ def _threshold(final: dict) -> str:
             + (f" (F1 {best:.4f}; --threshold card)" if best is not None else " (--threshold card)"))
 
 
-def describe_card(card: dict, version_uri: str) -> list[str]:
-    norm = card["normalization"]
-    config = card.get("config", {})
-    objective = card.get("objective") or {}
+def describe_card(card: ModelCard, version_uri: str) -> list[str]:
+    norm = card.normalization
+    objective = card.objective
     lines = [f"model: {version_uri}",
-             f"  experiment {card.get('experiment')}, trial {card.get('trial')}, published {card.get('created')}"]
+             f"  experiment {card.experiment}, trial {card.trial}, published {card.created}"]
     if objective:
         value = objective.get("value")
         lines.append(f"  chosen by {objective.get('mode')} {objective.get('scope')} {objective.get('metric')}"
                      + (f" = {value:.4f}" if isinstance(value, (int, float)) else ""))
-    lines.append(f"architecture: {_architecture(config.get('model', {}))}")
+    lines.append(f"architecture: {_architecture(card.model)}")
     inputs, channels = norm["inputs"], norm["channels"]
     if norm.get("pca"):
         lines.append(f"bands: {norm['band_set']}, a PCA projection of {', '.join(inputs)} to {', '.join(channels)}")
@@ -58,18 +54,15 @@ def describe_card(card: dict, version_uri: str) -> list[str]:
     for name, mean, std in zip(channels, norm["mean"], norm["std"]):
         lines.append(f"  {name:<8} {mean:>9.4f} {std:>9.4f}")
     lines.append(f"trained on regions: {_regions(card)}")
-    manifest = card.get("data_manifest_sha256")
+    manifest = card.data_manifest_sha256
     lines.append(f"data manifest: sha256 {manifest}" if manifest else "data manifest: not recorded")
-    metrics = card.get("metrics") or {}
-    lines.append(f"threshold: {_threshold(metrics.get('final') or {})}")
-    phases = metrics.get("per_phase") or {}
-    if phases:
+    lines.append(f"threshold: {_threshold(card.metrics.final)}")
+    if card.metrics.per_phase:
         lines.append("metrics at the end of each phase (valid: the training regions' validation patches):")
         lines.append(f"  {epoch_table_header()}")
-        for phase, values in phases.items():
+        for phase, values in card.metrics.per_phase.items():
             lines.append(f"  {epoch_row(dict(values, phase=phase))}")
-    code = card.get("code_version") or {}
-    libraries = card.get("libraries") or {}
-    lines.append(f"code: swinls-platform {code.get('package')}" + (f", git {code['git'][:12]}" if code.get("git") else "")
-                 + "; " + ", ".join(f"{k} {v}" for k, v in libraries.items() if v and k != "swinls-platform"))
+    code = card.code_version
+    lines.append(f"code: swinls-platform {code.package}" + (f", git {code.git[:12]}" if code.git else "")
+                 + "; " + ", ".join(f"{k} {v}" for k, v in card.libraries.items() if v and k != "swinls-platform"))
     return lines

@@ -2,7 +2,7 @@
 
     <run>/config.yaml                      the resolved experiment config
     <run>/checkpoints/<phase>-e<NNNN>.pt   torch.save of plain data and tensors only
-    <run>/checkpoints/latest.json          pointer: file, sha256, phase, epoch, metric history
+    <run>/checkpoints/LATEST.json          pointer: file, sha256, phase, epoch, metric history
 
 A checkpoint file is complete before the pointer names it (atomic upload, then pointer), and it
 loads with `torch.load(weights_only=True)`: nothing in it can run code. A corrupt, truncated or
@@ -35,7 +35,8 @@ from swinls import cas, storage
 from swinls.errors import SwinLSError
 
 FORMAT = "swinls-checkpoint/1"
-POINTER = "latest.json"
+POINTER = storage.POINTER_NAME  # one pointer name for every pointer file of the platform
+LEGACY_POINTER = "latest.json"  # runs started before that: read when LATEST.json is absent, never written
 
 
 class CheckpointError(SwinLSError, RuntimeError):
@@ -76,11 +77,16 @@ class RunStore:
     def latest(self) -> dict | None:
         self._seen = cas.read(self.checkpoint_uri(POINTER))
         pointer = self._seen.json()
+        if pointer is None:
+            pointer = self._legacy()
         if pointer is not None:
             name = pointer.get("checkpoint") if isinstance(pointer, dict) else None
             if not isinstance(name, str) or not storage.SAFE_NAME.match(name):
                 raise CheckpointError(f"{self._seen.uri}: names {name!r}, not a checkpoint file of this run; refused")
         return pointer
+
+    def _legacy(self) -> dict | None:
+        return cas.read(self.checkpoint_uri(LEGACY_POINTER)).json()
 
     def save(self, state: dict[str, Any], *, phase: str, epoch: int, phase_done: bool, history: list[dict],
              keep: int = 2) -> str:
@@ -93,7 +99,7 @@ class RunStore:
             digest = storage.sha256_file(local)
             storage.put_file_atomic(local, self.checkpoint_uri(name))
         seen = self._seen if self._seen is not None else cas.read(self.checkpoint_uri(POINTER))
-        previous = seen.json() or {}
+        previous = seen.json() or self._legacy() or {}
         finals = dict(previous.get("phase_finals", {}))
         if phase_done:
             finals[phase] = name

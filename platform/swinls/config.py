@@ -150,6 +150,10 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | None, keys: Keys | str = (
         key = unknown[0]
         raise ConfigError(f"unknown config key {dotted((*keys, key))!r}{_suggest(str(key), fields)}; "
                           f"valid keys here: {', '.join(fields)}", (*keys, key))
+    required = [name for name, f in fields.items()
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING and name not in data]
+    if required:
+        raise ConfigError(f"{dotted(keys) or cls.__name__}: missing key {required[0]!r}", (*keys,))
     defaults = _default_instance(cls)
     kwargs = {}
     for name, value in data.items():

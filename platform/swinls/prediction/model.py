@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from swinls.bands import BANDS, PCA_SET, PCAProjection
+from swinls.model_card import CardError, ModelCard
 from swinls.prediction.errors import PredictionError
 
 PATCH_SIZE = 128  # SwinLS is built for 128×128 inputs (models/encoders.py), the Landslide4Sense patch
@@ -32,8 +33,11 @@ class Normalizer:
     pca: dict | None = None
 
     @classmethod
-    def from_card(cls, card: dict, source: str) -> "Normalizer":
-        record = card.get("normalization")
+    def from_card(cls, card: "ModelCard", source: str) -> "Normalizer":
+        return cls.from_record(card.normalization, source)
+
+    @classmethod
+    def from_record(cls, record: dict, source: str) -> "Normalizer":
         if not isinstance(record, dict):
             raise PredictionError(source, "the model card has no normalisation record; a model is only used with "
                                           "the statistics it was trained with")
@@ -91,13 +95,12 @@ class Decision:
         return (margin >= math.log(self.threshold / (1 - self.threshold))).astype(np.uint8)
 
 
-def decision_for(choice: str, card: dict, source: str) -> Decision:
+def decision_for(choice: str, card: "ModelCard", source: str) -> Decision:
     """`argmax`, `card` (the validation's best-F1 threshold the card records) or a probability."""
     if choice == "argmax":
         return Decision()
     if choice == "card":
-        final = (card.get("metrics") or {}).get("final") or {}
-        value = final.get("valid_best_threshold")
+        value = card.metrics.final.get("valid_best_threshold")
         if value is None or not math.isfinite(value):
             raise PredictionError(source, "the model card records no validation best-F1 threshold (a model trained "
                                           "before thresholds were recorded, or a validation split without landslide "
@@ -144,20 +147,22 @@ class Predictor:
 @dataclass
 class LoadedModel:
     uri: str  # the version folder
-    card: dict
+    card: "ModelCard"
     normalizer: Normalizer
     predictor: Predictor
 
 
 def load_for_prediction(uri: str, *, use_gpu: bool = False, bf16: bool | None = None,
                         channels_last: bool | None = None) -> LoadedModel:
-    """A published model (any URI `registry.resolve_published` accepts), checked and on its device."""
+    """A published model (any URI `published.resolve_published` accepts), checked and on its device."""
     from swinls.accel import pick_device
     from swinls.checkpoints import CheckpointError
-    from swinls.registry import CARD_NAME, load_published
+    from swinls.published import CARD_NAME, load_published
 
     try:
         model, card, version_uri = load_published(uri)
+    except CardError as exc:  # names the card's own file
+        raise PredictionError(exc.source, exc.reason) from exc
     except (CheckpointError, FileNotFoundError) as exc:
         raise PredictionError(uri, str(exc).removeprefix(f"{uri}: ")) from exc
     card_uri = f"{version_uri}/{CARD_NAME}"
@@ -173,3 +178,13 @@ def load_for_prediction(uri: str, *, use_gpu: bool = False, bf16: bool | None = 
     predictor = Predictor(model, device=device, bf16=gpu if bf16 is None else bf16,
                           channels_last=gpu if channels_last is None else channels_last)
     return LoadedModel(version_uri, card, normalizer, predictor)
+
+
+def predict_patch(model, card: ModelCard, patch: np.ndarray) -> np.ndarray:
+    """A raw H×W×14 Landslide4Sense patch → H×W landslide mask (uint8, argmax), normalised as the
+    card says. Whole splits and scenes: `prediction.run`."""
+    if patch.ndim != 3 or patch.shape[-1] != len(BANDS):
+        raise ValueError(f"expected an H×W×{len(BANDS)} patch, got {patch.shape}")
+    normalizer = Normalizer.from_card(card, "model card")
+    raw = np.moveaxis(patch[..., [BANDS.index(b) for b in normalizer.inputs]], -1, 0)[None]
+    return Decision()(Predictor(model).margins(normalizer(raw))[0])

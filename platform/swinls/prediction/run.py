@@ -80,7 +80,7 @@ def predict(model_uri: str, input_uri: str, output_uri: str, options: PredictOpt
 
 def _model_folder(model_uri: str) -> str | None:
     """The folder that holds the model's files, for OUTPUT to keep clear of."""
-    from swinls.registry import resolve_published
+    from swinls.published import resolve_published
 
     try:
         return published_folder(resolve_published(model_uri)[0])
@@ -109,10 +109,10 @@ def _run(work: Work, loaded: LoadedModel, sink, options: PredictOptions) -> Prog
 
 
 def _summary(loaded: LoadedModel, decision, input_uri: str, kind: str, progress: Progress, options, **extra) -> dict:
-    from swinls.registry import code_version
+    from swinls.published import code_version
 
     device = "cuda" if options.use_gpu else "cpu"
-    return {"model": loaded.uri, "experiment": loaded.card.get("experiment"), "trial": loaded.card.get("trial"),
+    return {"model": loaded.uri, "experiment": loaded.card.experiment, "trial": loaded.card.trial,
             "input": input_uri, "kind": kind, "bands": list(loaded.normalizer.inputs), "decision": decision.label,
             "units": progress.unit, "count": progress.done, "seconds": round(progress.elapsed, 3),
             "ray": options.ray, "device": device, "code_version": code_version(),

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from swinls import storage
 from swinls.config import to_dict
 from swinls.experiment_config import load_experiment
-from swinls.registry import publish_best
+from swinls.published import publish_best
 from swinls.retraining.registry import ModelRegistry, RegistryError
 from swinls.training.report import epoch_row, epoch_table_header
 

@@ -27,7 +27,8 @@ from dataclasses import dataclass
 from swinls import cas, locks, storage
 from swinls.checkpoints import CheckpointError
 from swinls.errors import SwinLSError
-from swinls.registry import CARD_NAME, WEIGHTS_NAME, load_version
+from swinls.model_card import ModelCard
+from swinls.published import CARD_NAME, WEIGHTS_NAME, load_version
 
 CHAMPION, DECISIONS, POINTERS, LOCKS = "champion", "decisions", "pointers", "locks"
 
@@ -40,16 +41,16 @@ class RegistryError(SwinLSError, RuntimeError):
 class Champion:
     version: str
     uri: str  # the version's folder
-    card: dict
+    card: ModelCard
     pointer_sha256: str  # of the pointer that names it: what a swap expects to replace
 
     @property
     def regions(self) -> list[str]:
-        return list((self.card.get("regions") or {}).get("trained") or [])
+        return self.card.trained_regions
 
     @property
     def manifest_sha256(self) -> str | None:
-        return self.card.get("data_manifest_sha256")
+        return self.card.data_manifest_sha256
 
 
 def now() -> str:
@@ -99,7 +100,7 @@ class ModelRegistry:
     def stage(self, model_uri: str, metadata: dict, replaces: str | None) -> dict:
         """Copy a published model into a new champion version that no reader sees yet; the pointer
         that would make it the champion in place of the pointer whose sha256 is `replaces`."""
-        from swinls.registry import resolve_published
+        from swinls.published import resolve_published
 
         source, _ = resolve_published(model_uri)
         files = {name: storage.read_bytes(storage.join(source, name)) for name in (WEIGHTS_NAME, CARD_NAME)}

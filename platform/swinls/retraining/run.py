@@ -24,7 +24,7 @@ from swinls.bands import BandError, resolve_band_set
 from swinls.config import ConfigError
 from swinls.errors import SwinLSError
 from swinls.locks import Lock
-from swinls.registry import code_version
+from swinls.published import code_version
 from swinls.retraining.decision import MAX_REGION_DROP, MIN_GAIN, judge
 from swinls.retraining.evaluate import Scores, evaluate, evaluation_regions, regions_labelled_in
 from swinls.retraining.recipe import Recipe, make_challenger, run_key

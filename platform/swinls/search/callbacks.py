@@ -11,7 +11,7 @@ from pathlib import Path
 import ray.tune
 
 from swinls import storage
-from swinls.registry import publish_best
+from swinls.published import publish_best
 from swinls.search.space import SCORE
 
 log = logging.getLogger(__name__)

@@ -18,26 +18,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from swinls.synthetic.spectra import DEFAULT_HOLDOUT, DEFAULT_REGIONS, RegionProfile
+from swinls.synthetic.spectra import DEFAULT_HOLDOUT, DEFAULT_REGIONS, EXTRA_REGIONS
+from swinls.synthetic.writer import SyntheticSpec
 
-EXTRA_REGIONS: dict[str, RegionProfile] = {
-    profile.name: profile
-    for profile in (
-        RegionProfile(
-            "arid-badlands", mean_slope_deg=22, roughness=3.6, base_elevation_m=900, treeline_m=1400,
-            snowline_m=None, landslide_clusters=(3, 5), scars_per_cluster=(10, 20), farmland=0.15,
-            rivers=1, riverbed_halfwidth=(3.0, 8.0), roads=2, cloud_cover=0.01, haze=0.015,
-            scar_gain=0.9, sun_azimuth_deg=160.0, sun_elevation_deg=60.0, spectral_jitter=0.05,
-            crs="EPSG:32611", origin=(420000.0, 3990000.0),
-        ),
-        RegionProfile(
-            "monsoon-hills", mean_slope_deg=26, roughness=4.1, base_elevation_m=250, treeline_m=3200,
-            snowline_m=None, landslide_clusters=(5, 8), scars_per_cluster=(8, 16), farmland=0.25,
-            rivers=2, riverbed_halfwidth=(2.0, 5.0), roads=2, cloud_cover=0.08, haze=0.045,
-            sun_azimuth_deg=140.0, sun_elevation_deg=50.0, crs="EPSG:32646", origin=(240000.0, 2750000.0),
-        ),
-    )
-}
 PRESET_REGIONS = tuple(DEFAULT_REGIONS) + tuple(EXTRA_REGIONS)
 PRESET_HOLDOUT = DEFAULT_HOLDOUT
 
@@ -64,8 +47,6 @@ PRESETS = {"l4s": Preset("l4s", 3799, 245, 800), "small": Preset("small", 950, 6
 
 def preset_spec(name: str, seed: int = 0, scene_size: int = 1024, write_scenes: bool = False):
     """The SyntheticSpec of a preset."""
-    from swinls.synthetic.writer import SyntheticSpec
-
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; valid presets: {', '.join(PRESETS)}")
     counts = PRESETS[name].per_region()

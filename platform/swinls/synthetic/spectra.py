@@ -101,3 +101,24 @@ def region_spectra(profile: RegionProfile, rng: np.random.Generator) -> dict[str
             spectrum = spectrum * profile.scar_gain
         out[name] = spectrum
     return out
+
+
+# the benchmark-size presets' two regions beyond the default four (synthetic/presets.py)
+EXTRA_REGIONS: dict[str, RegionProfile] = {
+    profile.name: profile
+    for profile in (
+        RegionProfile(
+            "arid-badlands", mean_slope_deg=22, roughness=3.6, base_elevation_m=900, treeline_m=1400,
+            snowline_m=None, landslide_clusters=(3, 5), scars_per_cluster=(10, 20), farmland=0.15,
+            rivers=1, riverbed_halfwidth=(3.0, 8.0), roads=2, cloud_cover=0.01, haze=0.015,
+            scar_gain=0.9, sun_azimuth_deg=160.0, sun_elevation_deg=60.0, spectral_jitter=0.05,
+            crs="EPSG:32611", origin=(420000.0, 3990000.0),
+        ),
+        RegionProfile(
+            "monsoon-hills", mean_slope_deg=26, roughness=4.1, base_elevation_m=250, treeline_m=3200,
+            snowline_m=None, landslide_clusters=(5, 8), scars_per_cluster=(8, 16), farmland=0.25,
+            rivers=2, riverbed_halfwidth=(2.0, 5.0), roads=2, cloud_cover=0.08, haze=0.045,
+            sun_azimuth_deg=140.0, sun_elevation_deg=50.0, crs="EPSG:32646", origin=(240000.0, 2750000.0),
+        ),
+    )
+}

@@ -27,7 +27,7 @@ from swinls.patches.layout import SPLIT_DIRS
 from swinls.synthetic.calibration import to_landslide4sense
 from swinls.synthetic.rng import scene_rng, split_rng
 from swinls.synthetic.scene import generate_scene
-from swinls.synthetic.spectra import DEFAULT_REGIONS, RegionProfile
+from swinls.synthetic.spectra import DEFAULT_REGIONS, EXTRA_REGIONS, RegionProfile
 from swinls.synthetic.terrain import PIXEL_METRES
 
 SPEC_FILE = "synthetic.json"
@@ -57,8 +57,6 @@ class SyntheticSpec:
             raise ValueError(f"h5_dtype must be float32 or float64, got {self.h5_dtype!r}")
         if abs(sum(self.split_fractions) - 1.0) > 1e-9 or min(self.split_fractions) < 0:
             raise ValueError(f"split_fractions must be non-negative and sum to 1, got {self.split_fractions}")
-        from swinls.synthetic.presets import EXTRA_REGIONS
-
         known = set(DEFAULT_REGIONS) | set(EXTRA_REGIONS) | {p.name for p in self.extra_profiles}
         unknown = [r for r in self.regions if r not in known]
         if unknown:
@@ -71,8 +69,6 @@ class SyntheticSpec:
             raise ValueError("split_counts must not be negative")
 
     def profile(self, name: str) -> RegionProfile:
-        from swinls.synthetic.presets import EXTRA_REGIONS
-
         extra = {p.name: p for p in self.extra_profiles}
         return extra.get(name) or DEFAULT_REGIONS.get(name) or EXTRA_REGIONS[name]
 

@@ -1,4 +1,5 @@
-"""Published models: the best checkpoint of an experiment with its model card, in object storage.
+"""Published models: a run's checkpoint as weights plus a typed model card (`model_card.py`), in
+object storage, and loading them back by any URI a user has.
 
     <experiment>/best/LATEST.json                  pointer, flipped last
     <experiment>/best/versions/<id>/model.pt       weights, model config, bands, normalisation
@@ -10,21 +11,20 @@ previous versions stay readable. Cards and weights carry no credentials.
 
 from __future__ import annotations
 
-import datetime
 import hashlib
 import importlib.metadata
 import io
-import json
 import subprocess
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from swinls import storage
 from swinls.checkpoints import CheckpointError, load_checkpoint
+from swinls.errors import SwinLSError
+from swinls.model_card import LEGACY_FORMAT, ModelCard, card_for, parse_card
 
-MODEL_FORMAT = "swinls-model/1"
+MODEL_FORMAT = LEGACY_FORMAT  # the weights file's format tag
 LIBRARIES = ("torch", "timm", "ray", "optuna", "numpy", "pyarrow", "rasterio", "swinls-platform")
 
 
@@ -44,33 +44,9 @@ def _version(name: str) -> str | None:
         return None
 
 
-def per_phase(history: list[dict]) -> dict:
-    """The last epoch's metrics of each phase."""
-    out = {}
-    for entry in history:
-        out[entry["phase"]] = {k: v for k, v in entry.items() if isinstance(v, (int, float)) and k != "attempt"}
-    return out
-
-
-def model_card(checkpoint: dict, *, experiment: str, trial: str, objective: dict) -> dict:
-    history = checkpoint.get("history", [])
-    normalization = checkpoint["normalization"]
-    return {
-        "format": MODEL_FORMAT,
-        "experiment": experiment,
-        "trial": trial,
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "objective": objective,
-        "config": checkpoint["config"],
-        "metrics": {"final": per_phase(history[-1:]).get(history[-1]["phase"], {}) if history else {},
-                    "per_phase": per_phase(history)},
-        "bands": normalization["channels"],
-        "normalization": normalization,
-        "regions": {"trained": normalization.get("train_regions"), "held_out": normalization.get("holdout_regions")},
-        "data_manifest_sha256": normalization.get("manifest_sha256"),
-        "code_version": code_version(),
-        "libraries": {name: _version(name) for name in LIBRARIES},
-    }
+def model_card(checkpoint: dict, *, experiment: str, trial: str, objective: dict) -> ModelCard:
+    return card_for(checkpoint, experiment=experiment, trial=trial, objective=objective, code_version=code_version(),
+                    libraries={name: _version(name) for name in LIBRARIES})
 
 
 def publish_best(best_uri: str, checkpoint_uri: str, *, experiment: str, trial: str, objective: dict,
@@ -82,12 +58,17 @@ def publish_best(best_uri: str, checkpoint_uri: str, *, experiment: str, trial: 
     buffer = io.BytesIO()
     torch.save(weights, buffer)
     card = model_card(checkpoint, experiment=experiment, trial=trial, objective=objective)
-    files = {"model.pt": buffer.getvalue(), "model_card.json": (json.dumps(card, indent=1) + "\n").encode()}
+    files = {"model.pt": buffer.getvalue(), "model_card.json": card.to_json()}
     return storage.publish_version(best_uri, files, metadata={"trial": trial, "objective": objective},
                                    before_pointer=before_pointer)
 
 
 CARD_NAME, WEIGHTS_NAME = "model_card.json", "model.pt"
+
+
+class NoModel(SwinLSError, FileNotFoundError):
+    """Nothing published at the URI a user gave."""
+
 # folders that hold a published model's pointer: an experiment's best, a retraining registry's champion
 PUBLISHED_FOLDERS = ("best", "champion")
 
@@ -112,7 +93,7 @@ def resolve_published(uri: str) -> tuple[str, dict[str, str] | None]:
     for folder in PUBLISHED_FOLDERS:
         if storage.exists(storage.join(uri, folder, storage.POINTER_NAME)):
             return resolve_published(storage.join(uri, folder))
-    raise FileNotFoundError(f"{uri}: no published model here (expected {storage.POINTER_NAME}, {WEIGHTS_NAME} with "
+    raise NoModel(f"{uri}: no published model here (expected {storage.POINTER_NAME}, {WEIGHTS_NAME} with "
                             f"{CARD_NAME}, or a {' or '.join(f'{f}/' for f in PUBLISHED_FOLDERS)} folder)")
 
 
@@ -124,18 +105,11 @@ def _read_checked(version_uri: str, name: str, digests: dict[str, str] | None) -
     return data
 
 
-def _card(version_uri: str, digests: dict[str, str] | None) -> dict:
-    card_uri = storage.join(version_uri, CARD_NAME)
-    try:
-        card = json.loads(_read_checked(version_uri, CARD_NAME, digests))
-    except json.JSONDecodeError as exc:
-        raise CheckpointError(f"{card_uri}: the model card is not valid JSON ({exc})") from exc
-    if not isinstance(card, dict) or card.get("format") != MODEL_FORMAT:
-        raise CheckpointError(f"{card_uri}: not the model card of a published SwinLS model")
-    return card
+def _card(version_uri: str, digests: dict[str, str] | None) -> ModelCard:
+    return parse_card(_read_checked(version_uri, CARD_NAME, digests), storage.join(version_uri, CARD_NAME))
 
 
-def read_card(uri: str) -> tuple[dict, str]:
+def read_card(uri: str) -> tuple[ModelCard, str]:
     """(model card, the version's URI) of a published model named any way `resolve_published`
     accepts, without reading its weights."""
     version_uri, digests = resolve_published(uri)
@@ -175,16 +149,3 @@ def load_best(best_uri: str):
     """(model in eval mode, model card) of the current best."""
     model, card, _ = load_published(best_uri)
     return model, card
-
-
-def predict_patch(model, card: dict, patch: np.ndarray) -> np.ndarray:
-    """A raw H×W×14 Landslide4Sense patch → H×W landslide mask (uint8, argmax), normalised as the
-    card says. Whole splits and scenes: `swinls.prediction`."""
-    from swinls.bands import BANDS
-    from swinls.prediction.model import Decision, Normalizer, Predictor
-
-    if patch.ndim != 3 or patch.shape[-1] != len(BANDS):
-        raise ValueError(f"expected an H×W×{len(BANDS)} patch, got {patch.shape}")
-    normalizer = Normalizer.from_card(card, "model card")
-    raw = np.moveaxis(patch[..., [BANDS.index(b) for b in normalizer.inputs]], -1, 0)[None]
-    return Decision()(Predictor(model).margins(normalizer(raw))[0])
