@@ -70,15 +70,16 @@ def _run(argv=None) -> int:
         overrides.append(f"run.num_workers={args.workers}")
     if args.use_gpu:
         overrides.append("run.use_gpu=true")
-    if args.data:
-        preflight.check_data(args.data)
     storage_uri = args.storage if storage.is_s3(args.storage) else str(Path(args.storage).absolute())
     preflight.check_storage(storage_uri)
     request = AblationRequest(args.table, settings, overrides, seeds=args.seeds,
                               rows=[r.strip() for r in (args.rows or "").split(",") if r.strip()],
                               models=[m.strip() for m in (args.models or "").split(",") if m.strip()],
                               target_f1s=args.target_f1, max_concurrent=args.max_concurrent)
-    run, count = check_request(request)  # rows, models and every trial's config, before any data or Ray
+    configs = check_request(request)  # rows, models and every trial's config, before any data or Ray
+    run, count = configs[0].run, len(configs)
+    if args.data:
+        preflight.check_data(args.data, configs[0])
     preflight.check_devices(run.use_gpu, run.num_workers * run.gpus_per_worker)
     name = args.name or f"ablate-{args.table}-{time.strftime('%Y%m%d-%H%M%S')}"
     if args.dry_run:

@@ -70,6 +70,7 @@ def _run(argv=None) -> int:
                              overlap=args.overlap, batch_size=args.batch_size, use_gpu=args.use_gpu,
                              bf16=False if args.no_bf16 else None, ray=use_ray, actors=args.actors,
                              cpus_per_actor=args.cpus_per_actor)
+    preflight.check_model(args.model)
     if use_ray:
         from swinls.cli import quiet_bookkeeping
         from swinls.ray_start import check_gpus, init_local_ray

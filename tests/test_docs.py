@@ -60,6 +60,22 @@ def test_nothing_in_the_repository_points_outside_it():
     assert outside == []
 
 
+def test_the_search_space_page_names_every_key_the_loader_accepts():
+    import dataclasses
+
+    from swinls.search.space import DRIVER_CPUS, RUN_RESOURCES, Budget, ParameterSpec, SamplerSpec, SchedulerSpec, SpaceFile
+
+    page = (ROOT / "docs" / "search-spaces.md").read_text().split("## Keys", 1)[1]
+    keys = [f.name for f in dataclasses.fields(SpaceFile)]
+    for section, cls in (("budget", Budget), ("scheduler", SchedulerSpec), ("sampler", SamplerSpec)):
+        keys += [f"{section}.{f.name}" for f in dataclasses.fields(cls)]
+    keys += [f"resources.{name}" for name in (*RUN_RESOURCES, DRIVER_CPUS)]
+    keys += [f".{f.name}" for f in dataclasses.fields(ParameterSpec)]
+    missing = [key for key in keys if f"`{key}`" not in page and f"`{key}." not in page
+               and f"`parameters.<config key>{key}`" not in page]
+    assert missing == []
+
+
 def test_the_readme_is_a_start_not_a_notebook():
     lines = (ROOT / "README.md").read_text().splitlines()
     assert 80 <= len(lines) <= 200

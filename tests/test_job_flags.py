@@ -71,6 +71,7 @@ def test_suggestions_are_only_for_close_matches(job, typo, answer):
     ("train", ["--data", "/nonexistent"], "error: /nonexistent/manifest.json: no shard dataset here"),
     ("retrain", ["--data", "/nonexistent", "--registry", "/tmp/reg"], "error: /nonexistent/manifest.json: no shard dataset here"),
     ("ingest", ["/nonexistent", "/tmp/out"], "error: /nonexistent: no such directory or prefix"),
+    ("predict", ["/nonexistent/model", "/tmp/in", "/tmp/out", "--ray"], "error: /nonexistent/model: no published model here"),
     ("train", ["--local", "--use-gpu", "--smoke-test"], "error: --use-gpu asks for 1 GPU(s) but this machine has 0"),
     ("tune", ["--use-gpu"], "error: --use-gpu asks for 1 GPU(s) but this machine has 0"),
     ("ablate", ["balance", "--use-gpu"], "error: --use-gpu asks for 1 GPU(s) but this machine has 0"),
@@ -113,6 +114,9 @@ def test_dry_run_checks_the_inputs_and_starts_nothing(tmp_path, monkeypatch):
     assert not (tmp_path / "runs").exists()
     code, out, err = run_in_process("ablate", "balance", "--seeds", "2", "--data", str(tmp_path / "shards"),
                                     "--storage", str(tmp_path / "runs"), "--dry-run")
+    assert code == 2 and "has no region volcanic-arc (it has hills)" in err  # ablation.yaml holds it out
+    code, out, err = run_in_process("ablate", "balance", "--seeds", "2", "--data", str(tmp_path / "shards"),
+                                    "--storage", str(tmp_path / "runs"), "--dry-run", "--set", "data.holdout_regions=[]")
     assert code == 0 and "balance, 20 trials on" in out and not (tmp_path / "runs").exists()
 
 

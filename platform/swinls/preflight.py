@@ -33,6 +33,15 @@ def check_data(uri: str, *configs) -> Manifest:
     return manifest
 
 
+def check_model(uri: str):
+    """A published model at `uri` (any way a user names one), its card read and checked; the
+    weights are loaded later, by whatever predicts."""
+    from swinls.published import read_card
+
+    storage.check_uri(uri)
+    return read_card(uri)[0]
+
+
 def check_storage(uri: str) -> str:
     """A place runs can be written: a well-formed URI; locally, a folder (or one that can be
     made) and not a file. S3 is checked by the first write, which fails in one line too."""

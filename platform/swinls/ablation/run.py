@@ -108,14 +108,14 @@ def _trial_configs(table, request: AblationRequest, exp_uri: str, trials: list[d
 
 def check_request(request: AblationRequest):
     """The table, rows, models and every trial's config checked, before any data or Ray; returns
-    the run settings (resources) of the trial that needs the most and the number of trials."""
+    the trials' configs, the run settings (resources) of the one that needs the most first."""
     table = get_table(request.table)
     trials = grid(table, select_rows(table, request.rows), request.seeds, tuple(request.models) or table.models)
     configs = _trial_configs(table, request, "checked", trials)
-    runs = [config.run for config in configs.values()]
-    if not runs:
+    if not configs:
         raise AblationError(f"table {table.name}: the rows and models asked make no trial")
-    return max(runs, key=lambda run: (run.use_gpu, run.num_workers * run.gpus_per_worker, run.num_workers)), len(trials)
+    return sorted(configs.values(), key=lambda c: (c.run.use_gpu, c.run.num_workers * c.run.gpus_per_worker,
+                                                   c.run.num_workers), reverse=True)
 
 
 def _trial_resources(table, config) -> dict:
