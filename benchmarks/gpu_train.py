@@ -59,7 +59,9 @@ def synthetic_rows(n: int, seed: int = 0) -> dict[str, np.ndarray]:
 
 def model_config(size: str) -> ModelConfig:
     if size == "nano":
-        return ModelConfig(size="nano", decoder_channels=(64, 32, 16, 16, 8), drop_path=0.0)
+        from swinls.recipes import tiny_model
+
+        return tiny_model()
     return ModelConfig(size=size)
 
 

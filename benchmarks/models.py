@@ -18,9 +18,10 @@ from torch.utils.flop_counter import FlopCounterMode
 from swinls.bands import resolve_band_set
 from swinls.losses import PAPER_STAGE1, composite
 from swinls.models import ModelConfig, build_model
+from swinls.recipes import tiny_model
 
 CONFIGS = [
-    ("SwinLS nano", ModelConfig(size="nano", decoder_channels=(64, 32, 16, 16, 8))),
+    ("SwinLS nano", tiny_model(drop_path=0.1)),
     ("SwinLS tiny", ModelConfig(size="tiny")),
     ("SwinLS small", ModelConfig(size="small")),
     ("SwinLS base", ModelConfig(size="base")),

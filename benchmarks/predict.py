@@ -41,7 +41,7 @@ def publish_untrained(root: Path, size: str) -> str:
 
     overrides = [f"model.size={size}", "model.drop_path=0.0"]
     if size == "nano":
-        overrides.append("model.decoder_channels=[64, 32, 16, 16, 8]")
+        overrides.insert(0, "recipe=tiny")
     config = load_experiment(None, overrides)
     bands = resolve_band_set("RGB")
     mean, std = channel_stats(bands, OFFICIAL_STATS)

@@ -50,7 +50,7 @@ def main() -> None:
             "data.holdout_regions=[volcanic-arc]", f"stage1.epochs={args.epochs}", "stage1.lr=0.001",
             f"stage2.epochs={stage2}", "stage2.lr=0.0001", "selftrain.rounds=0", "run.keep_checkpoints=1"]
     if args.size == "nano":
-        base += ["model.decoder_channels=[64, 32, 16, 16, 8]", "model.drop_path=0.0"]
+        base.insert(0, "recipe=tiny")  # the nano Swin's decoder and drop path (platform/swinls/recipes/tiny.yaml)
     results = []
     for i, (label, overrides) in enumerate(rows(args.epochs)):
         config = load_experiment(overrides=base + overrides + [f"name=row{i}"])

@@ -49,7 +49,7 @@ SPACE = {
     "resources": {"num_workers": 1, "cpus_per_worker": 1, "driver_cpus": 1},
     "base": {
         "data": {"batch_size": 8, "holdout_regions": ["volcanic-arc"]},
-        "model": {"size": "nano", "decoder_channels": [64, 32, 16, 16, 8], "drop_path": 0.0},
+        "recipe": "tiny",  # the nano Swin (platform/swinls/recipes/tiny.yaml)
         "stage1": {"epochs": 11},  # 12-epoch trials: ASHA (grace 1, factor 3) gets rungs at 1, 3 and 9
         "stage2": {"epochs": 1, "lr": 1.0e-5},
         "selftrain": {"rounds": 0},

@@ -89,28 +89,14 @@ def _run(argv=None) -> int:
     outcome = retrain(args.data, args.registry, recipe, options, log=log)
     record = outcome.record
     if record and record.get("scores"):
+        from swinls.retraining.decision import score_table
+
         for line in score_table(record["scores"]):
             print(line)
         if outcome.record_uri:
             print(f"record: {outcome.record_uri}")
     print(outcome.line)
     return 0
-
-
-def score_table(scores: dict) -> list[str]:
-    """P/R/F1 of champion and challenger, overall and per region, from the record's pixel counts."""
-    models = [(name, scores[name]) for name in ("champion", "challenger") if scores.get(name)]
-    rows = ["overall", *scores["challenger"]["regions"]]
-    width = max(len(r) for r in rows) + 2
-    lines = [(" " * width + "".join(f"{name:<26}" for name, _ in models)).rstrip(),
-             (f"{'region':<{width}}" + "".join(f"{'P':>7} {'R':>7} {'F1':>7}   " for _ in models)).rstrip()]
-    for row in rows:
-        cells = ""
-        for _, table in models:
-            values = table["overall"] if row == "overall" else table["regions"].get(row)
-            cells += "".join(f"{values[m]:>7.4f} " if values else f"{'-':>7} " for m in ("precision", "recall", "f1")) + "  "
-        lines.append(f"{row:<{width}}{cells}".rstrip())
-    return lines
 
 
 if __name__ == "__main__":

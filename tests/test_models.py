@@ -5,14 +5,15 @@ import torch
 from swinls.accel import autocast, to_memory_format
 from swinls.losses import LossWeights, composite
 from swinls.models import ModelConfig, build_model, prepare_for_device
+from swinls.recipes import tiny_model
 from swinls.models.encoders import adapt_first_conv
 
 BAND_SETS = {3: ("B4", "B3", "B2"), 4: ("B4", "B3", "B2", "B8"), 6: ("B4", "B3", "B2", "B10", "B11", "B12"),
              7: ("B4", "B3", "B2", "B8", "B10", "B11", "B12"),
              14: ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B9", "B10", "B11", "B12", "slope", "DEM")}
 SMALL = {
-    "swinls": ModelConfig(name="swinls", size="nano", drop_path=0.0, decoder_channels=(64, 32, 16, 16, 8)),
-    "unet": ModelConfig(name="unet", encoder="resnet18", decoder_channels=(64, 32, 16, 16, 8)),
+    "swinls": tiny_model(),
+    "unet": tiny_model(name="unet", encoder="resnet18", drop_path=0.1),
     "deeplabv3": ModelConfig(name="deeplabv3", encoder="resnet18"),
 }
 

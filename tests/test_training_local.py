@@ -17,8 +17,7 @@ from swinls.training import run_experiment
 from swinls.training.plan import plan, resume_point
 
 ROOT = Path(__file__).resolve().parents[1]
-NANO = ["model.size=nano", "model.decoder_channels=[64, 32, 16, 16, 8]", "model.drop_path=0.0", "data.batch_size=4",
-        "data.holdout_regions=[volcanic-arc]"]
+NANO = ["recipe=tiny", "data.batch_size=4", "data.holdout_regions=[volcanic-arc]"]
 
 
 def test_a_short_run_beats_the_trivial_all_landslide_predictor(synthetic_shards, tmp_path):

@@ -17,6 +17,14 @@ def shipped() -> list[str]:
     return sorted(p.stem for p in HERE.glob("*.yaml"))
 
 
+def tiny_model(**changes):
+    """The tiny recipe's model settings as a ModelConfig, for code that builds a model alone."""
+    from swinls.config import from_dict
+    from swinls.models.config import ModelConfig
+
+    return from_dict(ModelConfig, {**recipe_data("tiny")["model"], **changes})
+
+
 def recipe_data(name: str) -> dict:
     """A recipe's own settings, with the recipes it names resolved."""
     return with_recipe({KEY: name})

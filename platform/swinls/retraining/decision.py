@@ -43,3 +43,19 @@ def judge(champion: Scores | None, challenger: Scores, *, min_gain: float = MIN_
                               f"{max_region_drop:g} in {worst}")
     return Verdict(True, f"F1 {new:.4f} against the champion's {old:.4f} ({new - old:+.4f}), "
                          f"no region down by more than {max_region_drop:g}")
+
+
+def score_table(scores: dict) -> list[str]:
+    """P/R/F1 of champion and challenger, overall and per region, from the record's pixel counts."""
+    models = [(name, scores[name]) for name in ("champion", "challenger") if scores.get(name)]
+    rows = ["overall", *scores["challenger"]["regions"]]
+    width = max(len(r) for r in rows) + 2
+    lines = [(" " * width + "".join(f"{name:<26}" for name, _ in models)).rstrip(),
+             (f"{'region':<{width}}" + "".join(f"{'P':>7} {'R':>7} {'F1':>7}   " for _ in models)).rstrip()]
+    for row in rows:
+        cells = ""
+        for _, table in models:
+            values = table["overall"] if row == "overall" else table["regions"].get(row)
+            cells += "".join(f"{values[m]:>7.4f} " if values else f"{'-':>7} " for m in ("precision", "recall", "f1")) + "  "
+        lines.append(f"{row:<{width}}{cells}".rstrip())
+    return lines
