@@ -9,6 +9,13 @@ class SwinLSError(Exception):
     one line that names it."""
 
 
+class AllTrialsFailed(SwinLSError):
+    """A search or an ablation ran and every trial failed: its inputs were fine, its work was not
+    (exit status 1, not a user error's 2)."""
+
+    exit_status = 1
+
+
 class SourceError(SwinLSError, ValueError):
     """The shape of every error about one thing: it names the file, key or option, then says what
     is wrong with it."""

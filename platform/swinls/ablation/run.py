@@ -28,6 +28,7 @@ from swinls.ablation.report import Outputs, write_outputs
 from swinls.ablation.tables import DEFAULT_TARGET_F1S, AblationError, get_table, grid, select_rows
 from swinls.ablation.trial import run_ablation_trial, trains_in_actor, trial_config, trial_name
 from swinls.config import ConfigError
+from swinls.errors import AllTrialsFailed
 from swinls.search.experiment import error_line, tune_storage
 
 
@@ -184,7 +185,7 @@ def run_ablation(request: AblationRequest, *, storage_uri: str, name: str, verbo
     outputs = write_outputs(table, rows, trials, models, exp_uri, tuple(request.target_f1s))
     errors = [error_line(result.error) for result in results if result.error]
     if errors and len(errors) == len(results):
-        raise AblationError(f"all {len(errors)} trials failed: {errors[0]} (outputs so far: {outputs.uris.get('table.md', exp_uri)})")
+        raise AllTrialsFailed(f"all {len(errors)} trials failed: {errors[0]} (outputs so far: {outputs.uris.get('table.md', exp_uri)})")
     return outputs
 
 

@@ -16,4 +16,4 @@ def run_job(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | N
         return main(argv)
     except (SwinLSError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return USER_ERROR
+        return getattr(exc, "exit_status", USER_ERROR)
