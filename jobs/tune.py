@@ -14,8 +14,9 @@ Examples:
         --data s3://my-bucket/l4s/shards --storage s3://my-bucket/experiments --name paper-axes --use-gpu
 
 Prints a ranked table of trials, the URI of the best model, and the commands that show its model
-card and apply it. Re-run with --resume (and the same --name) to continue an interrupted search
-without repeating finished trials. Exits 1 when every trial failed, with the reason.
+card and apply it. The same command again (the same --name, space and overrides) continues an
+interrupted search without repeating finished trials; --resume says so explicitly. Exits 1 when
+every trial failed, with the reason.
 """
 
 from __future__ import annotations
@@ -48,6 +49,22 @@ def parse_args(argv=None):
     return args
 
 
+def same_search_again(storage_uri: str, name: str, text: str) -> bool:
+    """The same --name resumes, as it does in every job, when the space is the one it ran with;
+    another space under that name is refused (it would mix two searches in one study)."""
+    from swinls import storage
+    from swinls.search.experiment import ExperimentExists, experiment_uri
+
+    saved = storage.join(experiment_uri(storage_uri, name), "space.yaml")
+    if not storage.exists(saved):
+        return False
+    if storage.read_bytes(saved).decode() != text:
+        raise ExperimentExists(f"{experiment_uri(storage_uri, name)} holds a search of another space (or other command-line "
+                               "overrides); rerun it as it was, or choose another --name")
+    print(f"resuming {name}: finished trials are kept", flush=True)
+    return True
+
+
 def main(argv=None) -> int:
     """The job; its exit status (a user error is one line on stderr and 2)."""
     from swinls.cli import run_job
@@ -72,6 +89,7 @@ def _run(argv=None) -> int:
     run = space.run
     preflight.check_devices(run.use_gpu, run.num_workers * run.gpus_per_worker)
     name = args.name or f"{Path(args.space).stem}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
+    resume = args.resume or same_search_again(args.storage, name, text)
     if args.dry_run:
         data = (f"{args.data} ({sum(manifest.counts()['total'].values())} patches, regions {', '.join(manifest.regions)})"
                 if args.data else f"the built-in synthetic dataset under {args.cache}")
@@ -93,7 +111,7 @@ def _run(argv=None) -> int:
     init_local_ray(training_workers=run.num_workers, num_cpus=args.num_cpus, log_to_driver=False)
     check_gpus(run.num_workers * run.gpus_per_worker if run.use_gpu else 0, "each trial")
     quiet_bookkeeping()
-    result = run_search(text, data_uri=data_uri, storage_uri=args.storage, name=name, resume=args.resume,
+    result = run_search(text, data_uri=data_uri, storage_uri=args.storage, name=name, resume=resume,
                         space_source=args.space)
     for line in summary_lines(result, space, name=name, data=args.data, cache=args.cache, root=ROOT):
         print(line)

@@ -134,3 +134,18 @@ def test_a_search_whose_every_trial_failed_exits_non_zero_and_says_why(tmp_path)
     assert done.returncode == 1, done.stderr[-2000:]
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("error: all 1 trials failed: ") and ".parquet" in last, last
+
+
+def test_the_same_name_resumes_a_search_and_another_space_under_it_is_refused(tmp_path):
+    from swinls.search.space import override_space
+
+    space = (ROOT / "search_spaces" / "smoke.yaml").read_text()
+    saved = tmp_path / "runs" / "mine" / "space.yaml"
+    saved.parent.mkdir(parents=True)
+    saved.write_text(override_space(space, samples=2))  # what `--samples 2` ran with
+    args = ["--storage", str(tmp_path / "runs"), "--name", "mine", "--dry-run"]
+    code, out, err = run_in_process("tune", *args, "--samples", "2")
+    assert code == 0 and out.startswith("resuming mine: finished trials are kept\ndry run: 2 trials"), err
+    code, out, err = run_in_process("tune", *args, "--samples", "3")
+    assert code == 2 and err.strip() == (f"error: {tmp_path / 'runs' / 'mine'} holds a search of another space (or other "
+                                         "command-line overrides); rerun it as it was, or choose another --name")
