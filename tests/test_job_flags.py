@@ -120,7 +120,7 @@ def test_dry_run_checks_the_inputs_and_starts_nothing(tmp_path, monkeypatch):
     assert code == 0 and "balance, 20 trials on" in out and not (tmp_path / "runs").exists()
 
 
-def test_a_search_whose_every_trial_failed_exits_non_zero_and_says_why(tmp_path):
+def test_a_search_whose_every_trial_failed_exits_non_zero_and_says_why(ray_local, tmp_path):
     from swinls.shards import IngestOptions, Manifest, ingest
     from tests.helpers import write_tree
 
@@ -128,12 +128,14 @@ def test_a_search_whose_every_trial_failed_exits_non_zero_and_says_why(tmp_path)
     ingest(str(tmp_path / "raw"), str(tmp_path / "shards"), IngestOptions(region="hills"))
     for shard in Manifest.load(str(tmp_path / "shards")).shards():  # the manifest stays: the check passes, training cannot
         (tmp_path / "shards" / shard.path).unlink()
-    done = run_job("tune", "--data", str(tmp_path / "shards"), "--storage", str(tmp_path / "runs"), "--name", "doomed",
-                   "--samples", "1", "--set", "run.max_failures=0", "--set", "data.holdout_regions=[]", "--num-cpus", "3",
-                   timeout=600)
-    assert done.returncode == 1, done.stderr[-2000:]
-    last = done.stderr.strip().splitlines()[-1]
+    # in this process, on the suite's Ray (the job joins a Ray it finds running)
+    code, out, err = run_in_process("tune", "--data", str(tmp_path / "shards"), "--storage", str(tmp_path / "runs"),
+                                    "--name", "doomed", "--samples", "1", "--set", "run.max_failures=0",
+                                    "--set", "data.holdout_regions=[]")
+    assert code == 1, err[-2000:]
+    last = err.strip().splitlines()[-1]
     assert last.startswith("error: all 1 trials failed: ") and ".parquet" in last, last
+    assert "no trial finished its whole run, so no model was published" in out
 
 
 def test_the_same_name_resumes_a_search_and_another_space_under_it_is_refused(tmp_path):

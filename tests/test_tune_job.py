@@ -18,7 +18,7 @@ def test_a_malformed_space_is_refused_naming_the_parameter_before_anything_start
     done = run_tune("--space", str(space), "--storage", str(tmp_path / "runs"), "--cache", str(tmp_path / "cache"),
                     cwd=tmp_path)
     assert done.returncode == 2
-    assert "parameter 'stage1.lrate' (line 4)" in done.stderr and "unknown parameter" in done.stderr
+    assert "space.yaml, line 4: parameter 'stage1.lrate': unknown parameter" in done.stderr
     assert not (tmp_path / "cache").exists() and not (tmp_path / "runs").exists()  # no data made, no experiment
 
 
