@@ -42,9 +42,12 @@ def dotted(keys: Keys) -> str:
     return out
 
 
-def _suggest(key: str, valid: Iterable[str]) -> str:
-    close = difflib.get_close_matches(key, list(valid), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+def unknown_key(keys: Keys, key: Any, valid: Iterable[str]) -> ConfigError:
+    """The error for `key`, not one of `valid`, under `keys`: its dotted path and the closest valid key."""
+    valid = list(valid)
+    close = difflib.get_close_matches(str(key), valid, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return ConfigError(f"unknown config key {dotted((*keys, key))!r}{hint}; valid keys here: {', '.join(valid)}", (*keys, key))
 
 
 def _convert(value: Any, annotation: Any, keys: Keys) -> Any:
@@ -147,9 +150,7 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | None, keys: Keys | str = (
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     unknown = [k for k in data if k not in fields]
     if unknown:
-        key = unknown[0]
-        raise ConfigError(f"unknown config key {dotted((*keys, key))!r}{_suggest(str(key), fields)}; "
-                          f"valid keys here: {', '.join(fields)}", (*keys, key))
+        raise unknown_key(keys, unknown[0], fields)
     required = [name for name, f in fields.items()
                 if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING and name not in data]
     if required:

@@ -116,9 +116,11 @@ def load_experiment(path: str | None = None, overrides: Iterable[str] = (), base
 
 
 def _overridden(keys: tuple, overrides: Iterable[str]) -> bool:
+    """Whether an override set `keys` or a section above it."""
     from swinls.config import parse_override
 
-    return any(tuple(parse_override(o)[0]) == tuple(keys[:len(parse_override(o)[0])]) for o in overrides)
+    set_keys = (tuple(parse_override(text)[0]) for text in overrides)
+    return any(tuple(keys[:len(set_key)]) == set_key for set_key in set_keys)
 
 
 def config_yaml(config: Any) -> str:

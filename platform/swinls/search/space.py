@@ -39,7 +39,7 @@ import yaml
 
 from swinls import storage
 from swinls.bands import BandError, resolve_band_set
-from swinls.config import ConfigError, apply_overrides, dotted, from_dict, located, merge, yaml_mapping
+from swinls.config import ConfigError, apply_overrides, dotted, from_dict, located, merge, unknown_key, yaml_mapping
 from swinls.experiment_config import ExperimentConfig, RunConfig, experiment_from_data
 
 SCORE = "score"  # what trials report as their score (search/score.py); ASHA's default metric
@@ -201,12 +201,9 @@ def parse_space(text: str, source: str = "search space", with_lines: bool = True
     metric = _metric(spec.metric, ("metric",), fail)
     score_epochs = _score_epochs(spec.scope, fail)
     scheduler = {k: getattr(spec.scheduler, k) for k in (data.get("scheduler") or {})}
-    if spec.scheduler.metric is not None:
-        scheduler["metric"] = _metric(spec.scheduler.metric, ("scheduler", "metric"), fail, also=(SCORE,))
-        scheduler.setdefault("mode", spec.mode if scheduler["metric"] in (metric, SCORE) else _natural_mode(scheduler["metric"]))
-    else:
-        scheduler.update(metric=SCORE, mode=spec.scheduler.mode or spec.mode)
-    if scheduler.get("mode") is None:
+    scheduler["metric"] = SCORE if spec.scheduler.metric is None else \
+        _metric(spec.scheduler.metric, ("scheduler", "metric"), fail, also=(SCORE,))
+    if scheduler.get("mode") is None:  # the space's mode for its own metric or the score, else the metric's natural one
         scheduler["mode"] = spec.mode if scheduler["metric"] in (metric, SCORE) else _natural_mode(scheduler["metric"])
     sampler = spec.sampler if isinstance(spec.sampler, SamplerSpec) else SamplerSpec(type=spec.sampler)
     if sampler.startup_trials is not None and sampler.type != "tpe":
@@ -218,10 +215,8 @@ def parse_space(text: str, source: str = "search space", with_lines: bool = True
     driver_cpus = resources.pop(DRIVER_CPUS, 1.0)
     for key in resources:
         if key not in RUN_RESOURCES:
-            from swinls.config import _suggest
-
-            raise fail(f"unknown config key {dotted(('resources', key))!r}{_suggest(key, (*RUN_RESOURCES, DRIVER_CPUS))}; "
-                       f"valid keys here: {', '.join((*RUN_RESOURCES, DRIVER_CPUS))}", ("resources", key))
+            error = unknown_key(("resources",), key, (*RUN_RESOURCES, DRIVER_CPUS))
+            raise fail(str(error), error.keys)
     if isinstance(driver_cpus, bool) or not isinstance(driver_cpus, (int, float)) or driver_cpus <= 0:
         raise fail(f"resources.driver_cpus must be a positive number, got {driver_cpus!r}", ("resources", DRIVER_CPUS))
     parameters = tuple(_parameter(key, p, lines.get(("parameters", key), 0), fail) for key, p in spec.parameters.items())
