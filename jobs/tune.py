@@ -22,6 +22,7 @@ every trial failed, with the reason.
 from __future__ import annotations
 
 import datetime
+import json
 import sys
 from pathlib import Path
 
@@ -91,10 +92,16 @@ def _run(argv=None) -> int:
     name = args.name or f"{Path(args.space).stem}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
     resume = args.resume or same_search_again(args.storage, name, text)
     if args.dry_run:
-        data = (f"{args.data} ({sum(manifest.counts()['total'].values())} patches, regions {', '.join(manifest.regions)})"
-                if args.data else f"the built-in synthetic dataset under {args.cache}")
-        print(f"dry run: {space.samples} trials of {args.space}, each {run.num_workers} worker(s)"
-              f"{' with GPUs' if run.use_gpu else ''}, on {data}; experiment {storage.join(args.storage, name)}; nothing started")
+        from swinls.dry_run import plan
+
+        # the base config every trial starts from (a trial's sampled values may change it)
+        config = space.experiment({}, [f"data.uri={json.dumps(args.data)}"] if args.data else [])
+        headline = (f"dry run: {space.samples} trials of {args.space}, each {run.num_workers} worker(s)"
+                    f"{' with GPUs' if run.use_gpu else ''}; experiment {storage.join(args.storage, name)}")
+        for line in plan(config, headline=headline, storage_uri=args.storage, trials=space.samples,
+                         parallel=max(1, space.max_concurrent or 1), manifest=manifest if args.data else None,
+                         show_recipe=False):
+            print(line)
         return 0
     if args.data:
         data_uri = args.data
@@ -106,7 +113,7 @@ def _run(argv=None) -> int:
     from swinls.cli import quiet_bookkeeping
     from swinls.ray_start import check_gpus, init_local_ray
     from swinls.search.experiment import run_search
-    from swinls.search.summary import failure_summary, summary_lines
+    from swinls.search.summary import failure_summary, summary_lines, unrankable_summary
 
     init_local_ray(training_workers=run.num_workers, num_cpus=args.num_cpus, log_to_driver=False)
     check_gpus(run.num_workers * run.gpus_per_worker if run.use_gpu else 0, "each trial")
@@ -115,7 +122,7 @@ def _run(argv=None) -> int:
                         space_source=args.space)
     for line in summary_lines(result, space, name=name, data=args.data, cache=args.cache, root=ROOT):
         print(line)
-    failed = failure_summary(result.trials)
+    failed = failure_summary(result.trials) or unrankable_summary(result.trials, space.metric)
     if failed:
         print(f"error: {failed}", file=sys.stderr)
         return 1

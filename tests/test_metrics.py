@@ -1,3 +1,4 @@
+import math
 import numpy as np
 import pytest
 import torch
@@ -5,7 +6,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from sklearn.metrics import jaccard_score, precision_recall_fscore_support
 
-from swinls.metrics import IGNORE, Confusion
+from swinls.metrics import IGNORE, Confusion, DeviceCounts, ScoreHistogram, defined, json_safe
 
 
 def random_case(seed, n=3, size=16):
@@ -38,13 +39,40 @@ def test_the_sum_over_two_shards_equals_the_whole():
     assert np.mean(halves) != pytest.approx(whole.f1)
 
 
-def test_defined_behaviour_without_positives():
+def test_nothing_to_find_and_nothing_found_scores_zero_as_the_official_evaluation():
+    # labelled pixels, no landslide, none predicted: the official P/R/F1 (with their epsilon) give 0
     nothing = Confusion().add(torch.zeros(1, 4, 4), torch.zeros(1, 4, 4, dtype=torch.long))
-    assert nothing.scores() == {"precision": 1.0, "recall": 1.0, "f1": 1.0, "iou": 1.0}
+    assert nothing.scores() == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "iou": 0.0}
     false_alarm = Confusion().add(torch.ones(1, 4, 4), torch.zeros(1, 4, 4, dtype=torch.long))
     assert false_alarm.scores() == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "iou": 0.0}
     missed = Confusion().add(torch.zeros(1, 4, 4), torch.ones(1, 4, 4, dtype=torch.long))
     assert missed.precision == 0.0 and missed.recall == 0.0 and missed.f1 == 0.0
+
+
+def test_a_split_without_labelled_pixels_has_undefined_scores_not_one():
+    # the 2022 release's ValidData: every pixel ignored
+    unlabelled = torch.full((2, 4, 4), IGNORE, dtype=torch.long)
+    confusion = Confusion().add(torch.ones(2, 4, 4), unlabelled)
+    assert confusion.pixels == 0
+    assert all(math.isnan(v) for v in confusion.scores().values())
+    assert not defined(confusion.f1) and defined(0.0) and not defined(None)
+    assert json_safe(confusion.scores()) == {"precision": None, "recall": None, "f1": None, "iou": None}
+    histogram = ScoreHistogram().add(torch.rand(2, 4, 4), unlabelled)
+    assert math.isnan(histogram.average_precision()) and math.isnan(histogram.best_f1())
+    # the device counts the training loop reads agree
+    counts = DeviceCounts().add(torch.randn(2, 2, 4, 4), unlabelled)
+    read_confusion, read_histogram = DeviceCounts.read(counts.counts)
+    assert math.isnan(read_confusion.f1) and math.isnan(read_histogram.average_precision())
+
+
+def test_labelled_without_a_landslide_has_f1_zero_but_no_ranking_curve():
+    background = torch.zeros(2, 4, 4, dtype=torch.long)
+    confusion = Confusion().add(torch.zeros(2, 4, 4), background)
+    assert confusion.f1 == 0.0
+    histogram = ScoreHistogram().add(torch.rand(2, 4, 4), background)
+    # no landslide pixel: precision-recall is undefined, and so is its best point
+    assert math.isnan(histogram.average_precision())
+    assert all(math.isnan(v) for v in histogram.best_operating_point())
 
 
 def _worker(rank, world, port, queue):

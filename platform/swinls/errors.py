@@ -27,3 +27,10 @@ class SourceError(SwinLSError, ValueError):
 
     def __reduce__(self):  # pickles (to and from Ray workers) by its two parts, not by the joined message
         return type(self), (self.source, self.reason)
+
+
+class NothingToRankOn(SwinLSError):
+    """Trials finished but the metric that ranks them is undefined for every one of them (their
+    validation split had no labelled pixel): picking one would be picking at random."""
+
+    exit_status = 1

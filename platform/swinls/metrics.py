@@ -4,17 +4,41 @@ Counts are summed over every pixel labelled 0 or 1 (255 is ignored) across batch
 DDP workers before any ratio is taken, as the benchmark computes them: an F1 averaged over
 batches or workers would weigh small batches wrongly.
 
-When a ratio's denominator is zero: if there was nothing to find and nothing was predicted
-(tp + fp + fn = 0) every score is 1.0; otherwise an empty denominator gives 0.0.
+A split with no labelled pixel has no score: every ratio is *undefined* (NaN; `defined` tells,
+and JSON records hold null), and nothing ranks, promotes or stops on it. With labelled pixels, an
+empty denominator gives 0.0 as in the official evaluation (P = TP / (TP + FP + ε), and so on):
+F1 with nothing to find and nothing found is 0, not 1.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 
 IGNORE = 255
+UNDEFINED = float("nan")
+
+
+def defined(value) -> bool:
+    """Whether a score exists: not None and not NaN (a split with no labelled pixel has none)."""
+    return value is not None and not (isinstance(value, float) and math.isnan(value))
+
+
+def undefined_everywhere(metric: str, values: list, what: str = "trial") -> str | None:
+    """The reason nothing can be ranked when `values` (one per finished trial) hold no defined
+    score; None when at least one does, or when nothing finished."""
+    if not values or any(defined(v) for v in values):
+        return None
+    return (f"{metric} is undefined for all {len(values)} finished {what}{'s' if len(values) > 1 else ''}: their "
+            "validation split has no labelled pixel, so none can be ranked; add its masks (jobs/ingest.py --labels) "
+            "or let the run carve validation from training (data.valid_fraction)")
+
+
+def json_safe(scores: dict) -> dict:
+    """Scores for a JSON record: an undefined one is null (NaN is not JSON)."""
+    return {k: (v if not isinstance(v, float) or defined(v) else None) for k, v in scores.items()}
 
 
 @dataclass
@@ -58,9 +82,9 @@ class Confusion:
         return Confusion.from_tensor(counts.cpu())
 
     def _ratio(self, numerator: int, denominator: int) -> float:
-        if denominator:
-            return numerator / denominator
-        return 1.0 if self.tp + self.fp + self.fn == 0 else 0.0
+        if self.pixels == 0:
+            return UNDEFINED
+        return numerator / denominator if denominator else 0.0
 
     @property
     def precision(self) -> float:
@@ -130,7 +154,8 @@ class ScoreHistogram:
         return tp, fp, self.positive.sum()
 
     def average_precision(self) -> float:
-        """Σ (R_k − R_{k−1}) · P_k over thresholds, as scikit-learn's; nan with no landslide pixel."""
+        """Σ (R_k − R_{k−1}) · P_k over thresholds, as scikit-learn's; undefined (NaN) with no
+        landslide pixel, labelled or not: there is no curve to rank by."""
         tp, fp, positives = self._curve()
         if positives == 0:
             return float("nan")

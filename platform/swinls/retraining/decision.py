@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from swinls.metrics import defined
 from swinls.retraining.evaluate import Scores
 
 MIN_GAIN = 0.005  # overall F1 the challenger must add
@@ -23,13 +24,18 @@ class Verdict:
 def judge(champion: Scores | None, challenger: Scores, *, min_gain: float = MIN_GAIN,
           max_region_drop: float = MAX_REGION_DROP) -> Verdict:
     new = challenger.overall.scores()["f1"]
+    if not defined(new):  # nothing labelled to judge by: never a promotion
+        return Verdict(False, "F1 is undefined: the evaluation data has no labelled validation pixel "
+                              "(label ValidData or carve validation from TrainData: data.valid_fraction)")
     if champion is None:
         return Verdict(True, f"first champion (F1 {new:.4f})")
     old = champion.overall.scores()["f1"]
+    if not defined(old):
+        return Verdict(True, f"F1 {new:.4f}; the champion's is undefined on this data")
     drops = {}
     for region, counts in challenger.regions.items():
         before = champion.regions.get(region)
-        if before is None:
+        if before is None or not (defined(before.f1) and defined(counts.f1)):
             continue
         drop = before.scores()["f1"] - counts.scores()["f1"]
         if drop > max_region_drop:
@@ -56,6 +62,6 @@ def score_table(scores: dict) -> list[str]:
         cells = ""
         for _, table in models:
             values = table["overall"] if row == "overall" else table["regions"].get(row)
-            cells += "".join(f"{values[m]:>7.4f} " if values else f"{'-':>7} " for m in ("precision", "recall", "f1")) + "  "
+            cells += "".join(f"{values[m]:>7.4f} " if values and values[m] is not None else f"{'-':>7} " for m in ("precision", "recall", "f1")) + "  "
         lines.append(f"{row:<{width}}{cells}".rstrip())
     return lines

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from swinls import storage
+from swinls.metrics import defined, undefined_everywhere
 
 
 def shown(path: str) -> str:
@@ -49,7 +50,7 @@ def ranked_table(trials: list[dict]) -> list[str]:
     also = list(dict.fromkeys(key for row in trials for key in row.get("also", {})))
 
     def cell(value) -> str:
-        return "-" if value is None else f"{value:.4f}"
+        return "-" if value is None else "undef" if not defined(value) else f"{value:.4f}"
 
     lines = [f"{'rank':>4} {'trial':<24} {'status':<9} {'epochs':>6} {'score':>8} {'final':>8} "
              + "".join(f"{key:>11} " for key in also) + " parameters"]
@@ -71,11 +72,18 @@ def failure_summary(trials: list[dict]) -> str | None:
     return f"all {len(trials)} trials failed: {reasons[0]}{more}"
 
 
+def unrankable_summary(trials: list[dict], metric: str) -> str | None:
+    """When every trial that finished has an undefined score: why no model was published."""
+    return undefined_everywhere(f"the score ({metric})", [row["value"] for row in trials if row["status"] == "complete"])
+
+
 def summary_lines(result, space, *, name: str, data: str | None, cache: str, root: Path) -> list[str]:
     lines = [f"\nexperiment {name}: {result.experiment_uri}",
              f"ranked by {space.mode} {space.scope} {space.metric} (score); final: {space.metric} at the trial's last epoch",
              *ranked_table(result.trials)]
     if not result.best_model_uri:
+        if unrankable_summary(result.trials, space.metric):
+            return lines + ["\nno trial has a defined score, so no model was published"]
         return lines + ["\nno trial finished its whole run, so no model was published"]
     python, best = job_python(), shown(result.best_uri)
     return lines + [f"\nbest model: {shown(result.best_model_uri)}", "\nnext:",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 SCORES = ("precision", "recall", "f1", "iou", "ap", "best_f1")
 # what every epoch reports, to rank or stop trials by (holdout_* only with holdout regions)
 EPOCH_METRICS = ("train_loss", "lr", "train_seconds", "seconds") + tuple(
@@ -22,5 +24,6 @@ def epoch_row(metrics: dict) -> str:
     cells = []
     for name, width, fmt in COLUMNS:
         value = metrics.get(name)
-        cells.append(f"{'-' if value is None else fmt.format(value):>{width}}")
+        text = "-" if value is None else "undef" if isinstance(value, float) and math.isnan(value) else fmt.format(value)
+        cells.append(f"{text:>{width}}")
     return " ".join(cells)
