@@ -117,7 +117,7 @@ class Chaos:
             for entry in running:
                 proc, kind, log, plan = entry
                 if plan and plan[0] == "after evaluating" and log.exists() \
-                        and "evaluating on the validation" in log.read_text():
+                        and "evaluating on validation" in log.read_text():
                     entry[3] = plan = ("at", now + plan[1])
                 if plan and plan[0] == "at an intent" and new_intent and kind == "retrain":
                     entry[3] = plan = ("at", now)

@@ -24,6 +24,7 @@ from typing import Any, Callable
 from swinls.config import ConfigError, from_dict, to_dict
 from swinls.checkpoints import CheckpointError
 from swinls.errors import SourceError
+from swinls.metrics import json_safe
 
 FORMAT = "swinls-model-card"
 VERSION = 2
@@ -38,6 +39,25 @@ class CardError(SourceError, CheckpointError):
 class Regions:
     trained: tuple[str, ...] | None = None  # None: every region of the manifest not held out
     held_out: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Validation:
+    """What the model was validated on: ValidData, or a fixed carve of the training patches."""
+
+    source: str = "ValidData"  # ValidData, carved or mixed
+    fraction: float | None = None  # the carve's fraction of each carved region's training patches
+    valid_data_regions: tuple[str, ...] = ()
+    carved_regions: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PretrainedWeights:
+    """The weights the model started from: a timm name, a file or a URI, with the file's hash."""
+
+    source: str
+    sha256: str | None = None
+    bytes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -64,6 +84,8 @@ class ModelCard:
     metrics: Metrics = Metrics()
     bands: tuple[str, ...] = ()  # the model's input channels, in order
     regions: Regions = Regions()
+    validation: Validation | None = None  # None on cards written before it was recorded
+    pretrained: PretrainedWeights | None = None  # None: trained from scratch (or not recorded)
     data_manifest_sha256: str | None = None
     code_version: CodeVersion = CodeVersion()
     libraries: dict[str, str | None] = field(default_factory=dict)
@@ -137,7 +159,8 @@ def per_phase(history: list[dict]) -> dict:
     """The last epoch's metrics of each phase."""
     out = {}
     for entry in history:
-        out[entry["phase"]] = {k: v for k, v in entry.items() if isinstance(v, (int, float)) and k != "attempt"}
+        # an undefined metric (NaN: nothing labelled) is null in the card
+        out[entry["phase"]] = json_safe({k: v for k, v in entry.items() if isinstance(v, (int, float)) and k != "attempt"})
     return out
 
 
@@ -159,6 +182,8 @@ def card_for(checkpoint: dict, *, experiment: str, trial: str, objective: dict, 
         "bands": list(normalization["channels"]),
         "normalization": normalization,
         "regions": {"trained": normalization.get("train_regions"), "held_out": list(held_out)},
+        "validation": normalization.get("validation"),
+        "pretrained": checkpoint.get("pretrained"),
         "data_manifest_sha256": normalization.get("manifest_sha256"),
         "code_version": code_version,
         "libraries": libraries,

@@ -15,7 +15,7 @@ from swinls.data.transform import BatchProjector
 
 def iter_rows(data: ShardData, split: str, batch_size: int, shuffle_seed: int | None = None) -> Iterator[dict[str, np.ndarray]]:
     """Projected, normalised numpy batches of exactly `batch_size` rows (the last may be short)."""
-    projector = BatchProjector.for_data(data)
+    projector = BatchProjector.for_data(data, split)
     uris = data.shard_uris(split)
     if shuffle_seed is not None:
         uris = [uris[i] for i in np.random.default_rng(shuffle_seed).permutation(len(uris))]
@@ -26,7 +26,7 @@ def iter_rows(data: ShardData, split: str, batch_size: int, shuffle_seed: int | 
         with fs.open(path, "rb") as handle:
             parquet = pq.ParquetFile(handle)
             for group in range(parquet.num_row_groups):
-                table = parquet.read_row_group(group, columns=projector.columns())
+                table = projector.select(parquet.read_row_group(group, columns=projector.columns()))
                 if shuffle_seed is not None:
                     order = np.random.default_rng([shuffle_seed, group, len(pending)]).permutation(table.num_rows)
                     table = table.take(order)

@@ -53,7 +53,9 @@ class ShardReader:
             with open_parquet_file(path, fs=fs, columns=columns, engine="pyarrow") as handle:
                 parquet = pq.ParquetFile(handle)
                 for group in range(parquet.num_row_groups):
-                    yield self.projector(parquet.read_row_group(group, columns=columns))
+                    table = self.projector.select(parquet.read_row_group(group, columns=columns))
+                    if table.num_rows:
+                        yield self.projector(table)
 
 
 def build_dataset(data: ShardData, split: str, materialize: bool | None = None):
@@ -65,7 +67,7 @@ def build_dataset(data: ShardData, split: str, materialize: bool | None = None):
     units = ray.data.from_items([{"uri": uri} for uri in uris], override_num_blocks=len(uris))
     # rows in manifest order whatever task finishes first: the same seed gives the same run
     units.context.execution_options.preserve_order = data.config.deterministic
-    dataset = units.map_batches(ShardReader(BatchProjector.for_data(data)), batch_size=1, batch_format="numpy")
+    dataset = units.map_batches(ShardReader(BatchProjector.for_data(data, split)), batch_size=1, batch_format="numpy")
     if should_materialize(data, split) if materialize is None else materialize:
         # small blocks, so that workers share evaluation rows and shuffles have something to mix
         dataset = dataset.repartition(max(1, -(-data.rows(split) // ROWS_PER_BLOCK))).materialize()

@@ -1,8 +1,10 @@
 """Which shards feed which split, with which bands and which normalisation.
 
 Splits of an experiment:
-  train      the `train` shards of the training regions
-  valid      the `valid` shards of the training regions
+  train      the `train` shards of the training regions (less the validation carve, below)
+  valid      the labelled `valid` shards of the training regions; for a region whose ValidData
+             has no labelled pixel, a fixed `data.valid_fraction` of its training patches
+             (`data/validation.py`)
   unlabeled  the unlabeled `test` shards of every region (for self-training)
   holdout    every labeled shard of the held-out regions (a generalisation test)
 
@@ -21,6 +23,7 @@ import numpy as np
 from swinls import storage
 from swinls.augment import AugmentConfig
 from swinls.bands import OFFICIAL_STATS, BandSet, PCAProjection, channel_stats, resolve_band_set
+from swinls.data.validation import RowFilter, ValidationPlan, plan_validation
 from swinls.shards.manifest import Manifest, ManifestError
 
 SPLITS = ("train", "valid", "unlabeled", "holdout")
@@ -33,6 +36,8 @@ class DataConfig:
     normalization: Literal["dataset", "official"] = "dataset"
     train_regions: tuple[str, ...] = ()  # empty: every region not held out
     holdout_regions: tuple[str, ...] = ()
+    # the training patches a region without labelled ValidData validates on (fixed by patch id)
+    valid_fraction: float = 0.1  # of a region's training patches kept for validation when its ValidData is unlabelled
     batch_size: int = 16  # per worker
     eval_batch_size: int = 32
     materialize: Literal["auto", "always", "never"] = "auto"
@@ -51,6 +56,8 @@ class DataConfig:
             raise ValueError(f"regions {', '.join(sorted(overlap))} are both trained on and held out")
         if self.batch_size < 1 or self.eval_batch_size < 1:
             raise ValueError("batch sizes must be positive")
+        if not 0.0 < self.valid_fraction < 1.0:
+            raise ValueError(f"data.valid_fraction must be in (0, 1), got {self.valid_fraction}")
 
 
 class ShardData:
@@ -68,6 +75,7 @@ class ShardData:
             raise ManifestError(f"{Manifest.uri(config.uri)} has no region {', '.join(unknown)} (it has {', '.join(regions)})")
         self.train_regions = list(config.train_regions) or [r for r in regions if r not in config.holdout_regions]
         self.holdout_regions = list(config.holdout_regions)
+        self.validation: ValidationPlan = plan_validation(self.manifest, self.train_regions, config.valid_fraction)
         self.pca: PCAProjection | None = self.manifest.pca(self.train_regions) if self.band_set.is_pca else None
         stats = self.manifest.band_stats(self.train_regions) if config.normalization == "dataset" else OFFICIAL_STATS
         self.mean, self.std = channel_stats(self.band_set, stats, self.pca)
@@ -81,10 +89,8 @@ class ShardData:
         return tuple(self.manifest.patch_shape)
 
     def shards(self, split: str):
-        if split == "train":
-            return self.manifest.shards(["train"], self.train_regions)
-        if split == "valid":
-            return self.manifest.shards(["valid"], self.train_regions)
+        if split in ("train", "valid"):
+            return self.validation.shards(self.manifest, split)
         if split == "unlabeled":
             return self.manifest.shards(["test"])
         if split == "holdout":
@@ -94,8 +100,21 @@ class ShardData:
     def shard_uris(self, split: str) -> list[str]:
         return [storage.join(self.config.uri, s.path) for s in self.shards(split)]
 
+    def row_filter(self, split: str) -> RowFilter | None:
+        """Rows of the split's shards the split keeps (None: all of them)."""
+        return self.validation.row_filter(split)
+
     def rows(self, split: str) -> int:
-        return sum(s.rows for s in self.shards(split))
+        """Rows of the split; for a carved split, the expected number (count them with
+        `count_rows` where the exact figure matters)."""
+        total = 0.0
+        carve = self.row_filter(split)
+        for shard in self.shards(split):
+            if carve is None or shard.region not in carve.carved:
+                total += shard.rows
+            else:
+                total += shard.rows * (carve.fraction if split == "valid" else 1 - carve.fraction)
+        return int(round(total))
 
     def projected_bytes(self, split: str) -> int:
         """Memory of the split once projected (float16 image, uint8 mask)."""
@@ -116,4 +135,5 @@ class ShardData:
             # the regions behind the statistics and the weights: what a registry compares new data with
             "train_regions": list(self.train_regions),
             "holdout_regions": list(self.holdout_regions),
+            "validation": self.validation.record(),
         }

@@ -12,6 +12,7 @@ import numpy as np
 import pyarrow as pa
 
 from swinls.bands import BANDS, PCAProjection
+from swinls.data.validation import RowFilter
 from swinls.shards.schema import decode_bands, decode_masks
 
 
@@ -29,12 +30,17 @@ class BatchProjector:
     mean: np.ndarray
     std: np.ndarray
     pca: dict | None = None
+    keep: RowFilter | None = None  # the rows of the shards the split takes (the validation carve)
 
     @classmethod
-    def for_data(cls, data) -> "BatchProjector":
+    def for_data(cls, data, split: str | None = None) -> "BatchProjector":
         return cls(tuple(data.band_set.inputs), tuple(data.patch_shape), data.manifest.image_dtype,
                    np.asarray(data.mean, np.float32), np.asarray(data.std, np.float32),
-                   data.pca.to_dict() if data.pca else None)
+                   data.pca.to_dict() if data.pca else None, data.row_filter(split) if split else None)
+
+    def select(self, table: pa.Table) -> pa.Table:
+        """The rows this split takes; call before projecting."""
+        return table if self.keep is None else self.keep.apply(table)
 
     def columns(self) -> list[str]:
         return ["id", "region", "split", *self.inputs, "mask"]

@@ -70,6 +70,15 @@ class Recipe:
         choices = [c for p in space.parameters if p.key == "data.bands" for c in p.choices or ()]
         return choices or [space.experiment({}).data.bands]
 
+    def valid_fraction(self, data_uri: str, regions: list[str]) -> float:
+        """The validation carve of regions without labelled ValidData: champion and challenger are
+        scored on the patches the challenger did not train on."""
+        if not self.space:
+            return self.experiment(data_uri, regions, "unused", "unused").data.valid_fraction
+        from swinls.search.space import parse_space
+
+        return parse_space(self.space_text(regions), self.space).experiment({}).data.valid_fraction
+
     def identity(self, data_uri: str, regions: list[str]) -> dict:
         """What makes two challengers the same: the resolved experiment config without where it
         runs and on what (the key holds the manifest), or the resolved space."""

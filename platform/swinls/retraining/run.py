@@ -26,6 +26,7 @@ from swinls.errors import SwinLSError
 from swinls.locks import Lock
 from swinls.published import code_version
 from swinls.retraining.decision import MAX_REGION_DROP, MIN_GAIN, judge
+from swinls.data.validation import plan_validation
 from swinls.retraining.evaluate import Scores, evaluate, evaluation_regions, regions_labelled_in
 from swinls.retraining.recipe import Recipe, make_challenger, run_key
 from swinls.retraining.records import DecisionLog, intent
@@ -162,10 +163,12 @@ def _challenge(run: _Run, recipe: Recipe, options: RetrainOptions, log, before_p
     log(f"run {key}: a challenger on {', '.join(regions)}")
     candidate = make_challenger(recipe, data_uri, regions, registry, key, local=options.local, log=log)
     eval_regions = evaluation_regions(manifest)
-    log(f"evaluating on the validation patches of {', '.join(eval_regions)}")
-    challenger_scores = _evaluate(candidate, data_uri, eval_regions, recipe.use_gpu and not options.local)
-    champion_scores = _evaluate(champion.uri, data_uri, eval_regions, recipe.use_gpu and not options.local) \
-        if champion else None
+    fraction = recipe.valid_fraction(data_uri, regions)
+    plan = plan_validation(manifest, eval_regions, fraction)
+    log(f"evaluating on {plan.describe()}")
+    use_gpu = recipe.use_gpu and not options.local
+    challenger_scores = _evaluate(candidate, data_uri, eval_regions, use_gpu, fraction)
+    champion_scores = _evaluate(champion.uri, data_uri, eval_regions, use_gpu, fraction) if champion else None
     verdict = judge(champion_scores, challenger_scores, min_gain=options.min_gain, max_region_drop=options.max_region_drop)
     before = champion.version if champion else None
     record = {"key": key, "created": now(), "data": data_uri, "manifest_sha256": manifest_sha, "regions": regions,
@@ -189,12 +192,13 @@ def _challenge(run: _Run, recipe: Recipe, options: RetrainOptions, log, before_p
     return _commit(registry, records, record, uri)
 
 
-def _evaluate(model_uri: str, data_uri: str, regions: list[str], use_gpu: bool) -> Scores:
+def _evaluate(model_uri: str, data_uri: str, regions: list[str], use_gpu: bool, fraction: float) -> Scores:
     if not use_gpu:
-        return evaluate(model_uri, data_uri, regions)
+        return evaluate(model_uri, data_uri, regions, valid_fraction=fraction)
     import ray
 
-    return ray.get(ray.remote(num_gpus=1)(evaluate).remote(model_uri, data_uri, regions, use_gpu=True))
+    return ray.get(ray.remote(num_gpus=1)(evaluate).remote(model_uri, data_uri, regions, use_gpu=True,
+                                                            valid_fraction=fraction))
 
 
 def _commit(registry: ModelRegistry, records: DecisionLog, record: dict, uri: str) -> Outcome:

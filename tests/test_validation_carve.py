@@ -1,0 +1,95 @@
+"""Validation that is always labelled: a region whose ValidData has no masks is validated on a
+fixed carve of its TrainData, the same patches on every run, reader and ingest."""
+
+import numpy as np
+import pytest
+
+from swinls.data import DataConfig, ShardData
+from swinls.data.local import read_split
+from swinls.data.transform import row_key
+from swinls.data.validation import carve_draw, in_carve
+from swinls.shards import IngestOptions, Manifest, ingest
+from tests.helpers import move_labels_apart, write_tree
+
+
+def release_2022(root, name, counts=(30, 4, 2), seed=0):
+    """A region laid out like the 2022 release; its label tree beside it."""
+    write_tree(root / "raw" / name, counts=counts, seed=seed)
+    move_labels_apart(root / "raw" / name, root / "labels" / name, seed=seed)
+
+
+def keys(rows) -> set[int]:
+    return {int(k) for k in rows["key"]}
+
+
+def train_keys(region: str, ids) -> set[int]:
+    return {row_key(region, "train", i) for i in ids}
+
+
+@pytest.fixture(scope="module")
+def carved(tmp_path_factory):
+    root = tmp_path_factory.mktemp("carve")
+    release_2022(root, "north", seed=1)
+    ingest(str(root / "raw"), str(root / "shards"), IngestOptions(rows_per_shard=7, rows_per_group=3))
+    return root
+
+
+def test_the_carve_is_a_fixed_draw_per_patch_close_to_the_fraction():
+    draws = [carve_draw("north", f"image_{i}") for i in range(1, 4001)]
+    assert draws == [carve_draw("north", f"image_{i}") for i in range(1, 4001)]  # no state, no seed to forget
+    share = np.mean(np.asarray(draws) < 0.1)
+    assert 0.085 < share < 0.115  # 4,000 draws: the binomial's sd is 0.005
+    # another region's draws are its own: the same ids are not carved alike
+    assert [in_carve("south", f"image_{i}", 0.1) for i in range(1, 200)] != [d < 0.1 for d in draws[:199]]
+
+
+def test_unlabelled_valid_data_means_train_and_valid_split_the_training_patches(carved):
+    data = ShardData(DataConfig(uri=str(carved / "shards")))
+    assert data.validation.carved == ("north",) and data.validation.labelled == ()
+    assert data.validation.describe().startswith("validation: 10% of TrainData carved out of north")
+    train, valid = read_split(data, "train"), read_split(data, "valid")
+    ids = [f"image_{i}" for i in range(1, 31)]
+    expected_valid = train_keys("north", [i for i in ids if in_carve("north", i, 0.1)])
+    assert keys(valid) == expected_valid and len(expected_valid) > 0
+    assert keys(train) == train_keys("north", ids) - expected_valid  # disjoint, and together every patch
+    assert (valid["mask"] != 255).any()  # labelled: the metric is defined
+    # the counts a run is planned with are the expected ones, the rows read the exact ones
+    assert data.rows("train") + data.rows("valid") == 30
+
+
+def test_the_carve_survives_a_fresh_ingest_and_a_new_region(carved, tmp_path):
+    before = keys(read_split(ShardData(DataConfig(uri=str(carved / "shards"))), "valid"))
+    release_2022(tmp_path, "north", seed=1)
+    release_2022(tmp_path, "south", counts=(20, 3, 1), seed=2)
+    ingest(str(tmp_path / "raw" / "north"), str(tmp_path / "shards"), IngestOptions(region="north", rows_per_shard=4))
+    ingest(str(tmp_path / "raw"), str(tmp_path / "shards"))  # south is new; north is unchanged
+    data = ShardData(DataConfig(uri=str(tmp_path / "shards")))
+    assert data.validation.carved == ("north", "south")
+    valid = keys(read_split(data, "valid"))
+    assert {k for k in valid if k in train_keys("north", [f"image_{i}" for i in range(1, 31)])} == before
+
+
+def test_masks_for_valid_data_end_the_carve(carved, tmp_path):
+    import shutil
+
+    shutil.copytree(carved / "shards", tmp_path / "shards")
+    ingest(str(carved / "raw"), str(tmp_path / "shards"), IngestOptions(labels=str(carved / "labels")))
+    data = ShardData(DataConfig(uri=str(tmp_path / "shards")))
+    assert data.validation.labelled == ("north",) and data.validation.carved == ()
+    assert data.validation.describe() == "validation: ValidData of north"
+    assert len(read_split(data, "train")["key"]) == 30 and len(read_split(data, "valid")["key"]) == 4
+    assert Manifest.load(str(tmp_path / "shards")).regions["north"].labels == str(carved / "labels" / "north")
+
+
+def test_the_fraction_is_checked(carved):
+    with pytest.raises(ValueError, match="valid_fraction"):
+        DataConfig(uri=str(carved / "shards"), valid_fraction=1.0)
+
+
+def test_ray_data_reads_the_same_carve_as_the_plain_reader(ray_local, carved):
+    from swinls.data.ray_data import build_dataset
+
+    data = ShardData(DataConfig(uri=str(carved / "shards")))
+    for split in ("train", "valid"):
+        rows = build_dataset(data, split, materialize=False).take_batch(100, batch_format="numpy")
+        assert keys(rows) == keys(read_split(data, split)), split
