@@ -1,10 +1,12 @@
 """Ingest raw Landslide4Sense-layout patches into Parquet shards plus a manifest.
 
-    python jobs/ingest.py SRC DST [--region NAME] [--on-bad fail|skip]
+    python jobs/ingest.py SRC DST [--region NAME] [--labels DIR] [--on-bad fail|skip]
 
 Examples:
     # the real dataset, unpacked locally, into a bucket
     python jobs/ingest.py /data/Landslide4Sense s3://my-bucket/l4s/shards --region landslide4sense
+    # the validation and test masks, released later as their own archive (ValidData/mask/, TestData/mask/)
+    python jobs/ingest.py /data/Landslide4Sense s3://my-bucket/l4s/shards --region landslide4sense --labels /data/l4s-labels
     # new labelled regions later (a folder of trees, one per region): adds shards, keeps the old
     python jobs/ingest.py s3://my-bucket/raw/new-regions s3://my-bucket/l4s/shards
     # the built-in synthetic data (python jobs/synth.py .cache/synthetic) into a local dataset
@@ -13,7 +15,8 @@ Examples:
 SRC is one Landslide4Sense tree (TrainData/, ValidData/, TestData/) or a folder of such trees,
 one per region; DST is the shard dataset. Both may be local paths or s3:// URIs (the endpoint
 comes from AWS_ENDPOINT_URL, credentials from the usual AWS chain). Re-running is cheap: regions
-whose source has not changed are kept; new regions are added to the existing dataset.
+whose source has not changed are kept; new regions are added to the existing dataset. Masks given
+with --labels are recorded in the manifest and used again by later ingests of the same region.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("src")
     parser.add_argument("dst")
     parser.add_argument("--region", help="region name when SRC is a single tree (default: its folder name)")
+    parser.add_argument("--labels", metavar="DIR",
+                        help="masks shipped apart from the images: a tree (or one tree per region) of <Split>/mask/mask_N.h5")
     parser.add_argument("--on-bad", choices=("fail", "skip"), default="fail",
                         help="fail: stop and publish nothing; skip: leave bad files out and list them in the manifest")
     parser.add_argument("--rows-per-shard", type=int, default=IngestOptions.rows_per_shard)
@@ -51,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
 def _run(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    options = IngestOptions(on_bad=args.on_bad, region=args.region, rows_per_shard=args.rows_per_shard,
+    options = IngestOptions(on_bad=args.on_bad, region=args.region, labels=args.labels, rows_per_shard=args.rows_per_shard,
                             rows_per_group=args.rows_per_group, image_dtype=args.image_dtype,
                             read_threads=args.read_threads)
     report = ingest(args.src, args.dst, options)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -88,3 +89,37 @@ def publish_model(root: str, *, bands: str = "RGB", seed: int = 0, pca=None, his
     publish_best(best, checkpoint, experiment="helper", trial="t0",
                  objective={"metric": "valid_f1", "scope": "last", "mode": "max", "value": 0.5})
     return best
+
+
+def move_labels_apart(tree: str | Path, labels: str | Path, seed: int = 0) -> dict:
+    """Make a tree look like the 2022 release: ValidData without masks, their masks (and new
+    TestData masks) in a separate labels tree, as the later label archive ships them. Returns
+    the masks by (split, patch id)."""
+    tree, labels = Path(tree), Path(labels)
+    rng = np.random.default_rng(seed)
+    moved = {}
+    for split in ("valid", "test"):
+        images = sorted((tree / SPLIT_DIRS[split] / "img").glob("image_*.h5"))
+        if not images:
+            continue
+        out = labels / SPLIT_DIRS[split] / "mask"
+        out.mkdir(parents=True, exist_ok=True)
+        for image in images:
+            name = "mask_" + image.name[len("image_"):]
+            beside = tree / SPLIT_DIRS[split] / "mask" / name
+            if beside.exists():
+                beside.rename(out / name)
+            else:
+                write_h5_mask(out / name, random_patch(rng, _h5_size(image), positive=True)[1])
+            moved[(split, image.stem)] = out / name
+        shutil.rmtree(tree / SPLIT_DIRS[split] / "mask", ignore_errors=True)
+    return moved
+
+
+def _h5_size(path: Path) -> int:
+    import h5py
+
+    from swinls.patches.h5 import IMAGE_KEY
+
+    with h5py.File(path, "r") as handle:
+        return int(handle[IMAGE_KEY].shape[0])

@@ -31,6 +31,7 @@ from swinls.moments import BandMoments
 from swinls.patches.errors import PatchError
 from swinls.patches.layout import PatchSource, RegionSources, discover
 from swinls.patches.read import Patch, check_patch_shape, decode_patch
+from swinls.shards.labels import LabelsError, RegionLabels, find_labels, labels_of, overlay
 from swinls.shards.manifest import Manifest, ManifestError, RegionEntry
 from swinls.shards.schema import IGNORE, encode_image, shard_schema
 from swinls.shards.writer import ShardWriter
@@ -47,6 +48,7 @@ class IngestError(SwinLSError, RuntimeError):
 class IngestOptions:
     on_bad: str = "fail"
     region: str | None = None  # name for a source that is itself one tree
+    labels: str | None = None  # masks that came apart from the images (see shards/labels.py)
     rows_per_shard: int = 256
     rows_per_group: int = 32
     image_dtype: str = "float16"
@@ -81,10 +83,10 @@ def _fingerprint(region: RegionSources, listing: dict[str, str]) -> str:
     return hashlib.sha256(payload).hexdigest()
 
 
-def _read(src: str, source: PatchSource) -> tuple[PatchSource, Patch | PatchError]:
+def _read(where, source: PatchSource) -> tuple[PatchSource, Patch | PatchError]:
     """Errors name the file by its full URI."""
-    image_uri = storage.join(src, source.image)
-    mask_uri = storage.join(src, source.mask) if source.mask else None
+    image_uri = where(source.image)
+    mask_uri = where(source.mask) if source.mask else None
     try:
         image = storage.read_bytes(image_uri)
         mask = storage.read_bytes(mask_uri) if mask_uri else None
@@ -95,20 +97,20 @@ def _read(src: str, source: PatchSource) -> tuple[PatchSource, Patch | PatchErro
         return source, PatchError(image_uri, f"vanished while reading ({exc})")
 
 
-def _read_in_order(src: str, sources: list[PatchSource], threads: int) -> Iterator[tuple[PatchSource, Patch | PatchError]]:
+def _read_in_order(where, sources: list[PatchSource], threads: int) -> Iterator[tuple[PatchSource, Patch | PatchError]]:
     """Like map(), with at most 2×threads patches in flight: memory stays bounded."""
     with ThreadPoolExecutor(max_workers=threads) as pool:
         pending: deque = deque()
         it = iter(sources)
         for source in it:
-            pending.append(pool.submit(_read, src, source))
+            pending.append(pool.submit(_read, where, source))
             if len(pending) >= 2 * threads:
                 break
         while pending:
             yield pending.popleft().result()
             nxt = next(it, None)
             if nxt is not None:
-                pending.append(pool.submit(_read, src, nxt))
+                pending.append(pool.submit(_read, where, nxt))
 
 
 class _RegionIngest:
@@ -139,14 +141,18 @@ class _RegionIngest:
         log.warning("skipping %s", error)
         self.skipped.append({"source": error.source, "reason": error.reason})
 
-    def run(self, src_tree: str) -> None:
+    def run(self, src_tree: str, origin: dict[str, str]) -> None:
+        """origin: where the files laid in from a labels source really are (path in the tree → URI)."""
+        def where(rel: str) -> str:
+            return origin.get(rel) or storage.join(src_tree, rel)
+
         for problem in self.region.problems:
-            self.bad(PatchError(storage.join(src_tree, problem.source), problem.reason))
-        for source, result in _read_in_order(src_tree, self.region.patches, self.options.read_threads):
+            self.bad(PatchError(where(problem.source), problem.reason))
+        for source, result in _read_in_order(where, self.region.patches, self.options.read_threads):
             if isinstance(result, PatchError):
                 self.bad(result)
                 continue
-            image_uri = storage.join(src_tree, source.image)
+            image_uri = where(source.image)
             try:
                 check_patch_shape(result, self.shape, image_uri)
                 planes = encode_image(result.image, self.options.image_dtype, image_uri)
@@ -168,13 +174,13 @@ class _RegionIngest:
             self._writer(source.split).add(meta, planes, mask)
             self.patches += 1
 
-    def finish(self, src_tree: str, files: int, fingerprint: str) -> RegionEntry:
+    def finish(self, src_tree: str, files: int, fingerprint: str, labels: str | None) -> RegionEntry:
         shards = []
         for split in ("train", "valid", "test"):
             if split in self.writers:
                 shards.extend(self.writers[split].close())
         return RegionEntry(name=self.region.name, source=src_tree, source_files=files, source_fingerprint=fingerprint,
-                           shards=shards, skipped=self.skipped,
+                           labels=labels, shards=shards, skipped=self.skipped,
                            train_moments=self.moments.to_dict() if self.moments.count else None)
 
     def abort(self) -> None:
@@ -194,6 +200,14 @@ def ingest(src: str, dst: str, options: IngestOptions = IngestOptions()) -> Inge
     if existing is not None and (existing.bands != BANDS or existing.image_dtype != options.image_dtype):
         raise ManifestError(f"{Manifest.uri(dst)}: holds {existing.image_dtype} shards of bands {existing.bands}; "
                             f"cannot add {options.image_dtype} shards of {BANDS}")
+    labels = _region_labels(src, options, regions, existing, default_region)
+    origin: dict[str, str] = {}
+    for region in regions:
+        if region.name in labels:
+            listing, laid_in = overlay(listing, region.prefix, labels[region.name], src)
+            origin.update(laid_in)
+    if labels:
+        regions = discover(list(listing), default_region)
     manifest = existing or Manifest(bands=BANDS, patch_shape=(0, 0), image_dtype=options.image_dtype)
     shape = tuple(manifest.patch_shape) if existing else None
     report = IngestReport(manifest_uri=Manifest.uri(dst), manifest_sha256="")
@@ -205,14 +219,17 @@ def ingest(src: str, dst: str, options: IngestOptions = IngestOptions()) -> Inge
                 tree = storage.join(src, region.prefix) if region.prefix else src
                 relative = {f[len(region.prefix):].lstrip("/"): v for f, v in listing.items() if f.startswith(region.prefix)}
                 fingerprint = _fingerprint(_relative(region), relative)
+                region_labels = labels.get(region.name)
+                labels_tree = region_labels.tree if region_labels else None
                 old = manifest.regions.get(region.name)
-                if old is not None and old.source == tree and old.source_fingerprint == fingerprint:
+                if (old is not None and old.source == tree and old.labels == labels_tree
+                        and old.source_fingerprint == fingerprint):
                     report.unchanged.append(region.name)
                     continue
                 work = _RegionIngest(dst, _relative(region), options, shape, spool)
                 try:
-                    work.run(tree)
-                    entry = work.finish(tree, len(region.files), fingerprint)
+                    work.run(tree, _within(origin, region.prefix))
+                    entry = work.finish(tree, len(region.files), fingerprint, labels_tree)
                 finally:
                     created.extend(work.created)
                     work.abort()
@@ -242,6 +259,33 @@ def ingest(src: str, dst: str, options: IngestOptions = IngestOptions()) -> Inge
     report.shards_uploaded = len(created)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _region_labels(src: str, options: IngestOptions, regions: list[RegionSources], existing: Manifest | None,
+                   default_region: str) -> dict[str, RegionLabels]:
+    """Each region's separately shipped masks: from --labels, else as the last ingest recorded them."""
+    names = {r.name for r in regions}
+    out = {}
+    for name in sorted(names):
+        old = existing.regions.get(name) if existing is not None else None
+        if old is not None and old.labels:
+            out[name] = labels_of(old.labels)
+    if options.labels:
+        given = find_labels(options.labels, default_region)
+        unknown = sorted(set(given) - names)
+        if unknown:
+            raise LabelsError(f"labels {options.labels}: holds masks for {', '.join(unknown)}, which {src} does not "
+                              f"hold (its regions: {', '.join(sorted(names))})")
+        out.update(given)
+    return out
+
+
+def _within(origin: dict[str, str], prefix: str) -> dict[str, str]:
+    """The part of an origin map under one tree, keyed by path inside that tree."""
+    if not prefix:
+        return dict(origin)
+    cut = len(prefix) + 1
+    return {key[cut:]: uri for key, uri in origin.items() if key.startswith(prefix + "/")}
 
 
 def _relative(region: RegionSources) -> RegionSources:

@@ -52,6 +52,7 @@ class RegionEntry:
     source: str  # URI of the tree it was ingested from
     source_files: int
     source_fingerprint: str
+    labels: str | None = None  # URI of the masks ingested apart from the source (`ingest --labels`)
     shards: list[ShardEntry] = field(default_factory=list)
     skipped: list[dict] = field(default_factory=list)  # {"source": path, "reason": text}
     train_moments: dict | None = None  # BandMoments over the labeled training pixels
