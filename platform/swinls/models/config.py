@@ -14,7 +14,9 @@ class ModelConfig:
     name: Literal["swinls", "unet", "deeplabv3"] = "swinls"
     size: Literal["nano", "tiny", "small", "base"] = "base"  # SwinLS encoder; the paper uses Swin-B
     encoder: str = "resnet34"  # timm ResNet of the U-Net and DeepLabv3 baselines
-    pretrained: str | None = None  # None, "timm" (weights by timm name) or a local weights file
+    # None (from scratch), "timm" (the encoder's default timm weights), a timm name with its tag,
+    # a local weights file, or an s3:// URI (jobs/weights.py puts timm's there): models/weights.py
+    pretrained: str | None = None
     window_size: int = 8  # 128×128 patches give 32×32 tokens: windows of 8 tile every stage
     decoder_channels: tuple[int, ...] = (256, 128, 64, 32, 16)
     drop_path: float = 0.1

@@ -1,7 +1,7 @@
 """Encoders from timm as lists of NCHW feature maps, with pretrained weights adapted by band name.
 
-Pretrained weights come by timm name (downloaded, or from timm's cache) or from a local file, for
-clusters without network. They are loaded into a 3-channel (RGB) encoder by timm itself, which
+Pretrained weights come by timm name, from a local file or from a URI (`models/weights.py`
+resolves each to one local file). They are loaded into a 3-channel (RGB) encoder by timm itself, which
 also resizes Swin's relative position tables to our window size; the first convolution is then
 rebuilt for the chosen bands: B4, B3, B2 get the pretrained red, green and blue filters, any
 other band starts from the mean of the three, scaled by 3/C so the first layer's response keeps
@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from swinls.models.config import ModelConfig
+from swinls.models.weights import ResolvedWeights, WeightsError, read_state_dict, resolve
 
 SWIN_ARCH = {
     "nano": ("swin_tiny_patch4_window7_224", dict(embed_dim=32, depths=(1, 1, 1, 1), num_heads=(1, 2, 4, 8))),
@@ -52,18 +53,24 @@ def _timm_spec(config: ModelConfig) -> tuple[str, dict, bool]:
     return config.encoder, {}, False
 
 
-def _create(arch: str, kwargs: dict, in_chans: int, pretrained: str | None) -> nn.Module:
-    extra = {}
-    if pretrained not in (None, "timm"):
-        extra["pretrained_cfg_overlay"] = {"file": str(pretrained)}
+def _create(arch: str, kwargs: dict, in_chans: int, weights: ResolvedWeights | None = None) -> nn.Module:
+    if weights is None:
+        return timm.create_model(arch, pretrained=False, features_only=True, in_chans=in_chans, **kwargs)
+    read_state_dict(weights.path, weights.source)  # a corrupt file named as such, not as a timm traceback
     try:
-        return timm.create_model(arch, pretrained=pretrained is not None, features_only=True, in_chans=in_chans,
-                                 **kwargs, **extra)
-    except (OSError, RuntimeError) as exc:
-        if pretrained is None:
-            raise
-        source = "timm's hub (is the network or the HF cache available?)" if pretrained == "timm" else pretrained
-        raise RuntimeError(f"could not load pretrained weights for {arch} from {source}: {exc}") from exc
+        return timm.create_model(arch, pretrained=True, features_only=True, in_chans=in_chans, **kwargs,
+                                 pretrained_cfg_overlay={"file": str(weights.path)})
+    except (OSError, RuntimeError) as exc:  # e.g. weights of another size of the architecture
+        raise WeightsError(weights.source, f"do not fit {arch} ({str(exc).splitlines()[0][:300]})") from None
+
+
+def encoder_arch(config: ModelConfig) -> str:
+    """The timm architecture of the model's encoder: what pretrained weights must be made for."""
+    return _timm_spec(config)[0]
+
+
+def resolve_pretrained(config: ModelConfig) -> ResolvedWeights | None:
+    return None if config.pretrained is None else resolve(config.pretrained, encoder_arch(config))
 
 
 def adapt_first_conv(rgb_weight: torch.Tensor, channels: Sequence[str]) -> torch.Tensor:
@@ -77,9 +84,9 @@ def adapt_first_conv(rgb_weight: torch.Tensor, channels: Sequence[str]) -> torch
 
 def build_encoder(config: ModelConfig, channels: Sequence[str]) -> Encoder:
     arch, kwargs, nhwc = _timm_spec(config)
-    body = _create(arch, kwargs, len(channels), None)
+    body = _create(arch, kwargs, len(channels))
     if config.pretrained is not None:
-        rgb = _create(arch, kwargs, 3, config.pretrained)
+        rgb = _create(arch, kwargs, 3, resolve_pretrained(config))
         first_conv = rgb.pretrained_cfg["first_conv"] + ".weight"
         state = rgb.state_dict()
         state[first_conv] = adapt_first_conv(state[first_conv], channels)

@@ -26,6 +26,7 @@ from swinls.config import to_dict
 from swinls.experiment_config import ExperimentConfig, StageConfig
 from swinls.metrics import DeviceCounts
 from swinls.models import SegmentationModel, build_model
+from swinls.models.encoders import resolve_pretrained
 from swinls.top_percent import keep_top_percent_distributed, margin_bits
 from swinls.training.context import WorkerContext
 from swinls.training.plan import Block, Phase, resume_point
@@ -95,6 +96,12 @@ class BlockRunner:
         self.history = list(pointer["history"]) if pointer else []
         torch.manual_seed(self.config.run.seed)  # identical initial weights on every rank
         model_config = self.config.model if resume_state is None else dataclasses.replace(self.config.model, pretrained=None)
+        # the weights the model started from, for the card: resolved here, or kept by the checkpoint
+        if resume_state is None:
+            weights = resolve_pretrained(self.config.model)
+            self.pretrained = weights.record() if weights else None
+        else:
+            self.pretrained = resume_state.get("pretrained")
         self.model = build_model(model_config, self.channels)
         if resume_state is not None:
             self.model.load_state_dict(resume_state["model"])
@@ -155,7 +162,7 @@ class BlockRunner:
                 state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": schedule.state_dict(),
                          "rng": {"torch": torch.get_rng_state(), "seed": self.config.run.seed},
                          "config": to_dict(self.config), "normalization": self.normalization,
-                         "channels": list(self.channels), "history": self.history}
+                         "channels": list(self.channels), "history": self.history, "pretrained": self.pretrained}
                 # uploaded while the next epoch trains; a phase's last checkpoint is waited for, and
                 # only a checkpoint in storage is reported (what a search publishes as the best model)
                 uri = self.saver.submit(state, phase=phase.name, epoch=epoch + 1, phase_done=done,
