@@ -1,0 +1,48 @@
+"""The dry run's estimate of a run's work and time: patch passes counted from the recipe and the
+split sizes, time from the measured CPU throughput or, on GPUs, FLOPs over a stated utilisation."""
+
+import pytest
+
+from swinls.experiment_config import load_experiment
+from swinls.work_estimate import LANDSLIDE4SENSE_ROWS, MEASURED, describe, estimate, passes
+
+ROWS = {"train": 100, "valid": 10, "unlabeled": 20}
+
+
+def test_passes_count_every_epoch_of_both_stages_and_self_training():
+    laptop = load_experiment(None, ["recipe=laptop"])  # 4 + 1 epochs, one round of 1 + 1 epochs
+    train, evaluation = passes(laptop, ROWS)
+    assert train == 5 * 100 + 2 * (100 + 20)  # self-training trains on labelled + pseudo-labelled rows
+    assert evaluation == 5 * 10 + 20 + 2 * 10  # each epoch validates; the round first predicts the unlabelled split
+    no_round = load_experiment(None, ["recipe=laptop", "selftrain.rounds=0"])
+    assert passes(no_round, ROWS) == (500, 50)
+
+
+def test_cpu_time_comes_from_the_measured_throughput_and_the_threads_here():
+    laptop = load_experiment(None, ["recipe=laptop", "selftrain.rounds=0"])
+    two = estimate(laptop, ROWS, threads=2)
+    seconds_at_measured_speed = (3 * 500 + 50) / 3 / MEASURED[("swinls", "nano")][1]
+    assert two.seconds == pytest.approx((seconds_at_measured_speed / 1.25, seconds_at_measured_speed / 0.8))
+    assert estimate(laptop, ROWS, threads=4).seconds == pytest.approx(tuple(s / 2 for s in two.seconds))
+    # trials side by side share the CPU: no faster in all
+    assert estimate(laptop, ROWS, trials=4, parallel=4, threads=2).seconds == pytest.approx(tuple(4 * s for s in two.seconds))
+    assert describe(two).startswith("work: 500 training and 50 evaluation patch passes; time ")
+    assert "measured: swinls nano trains" in two.basis
+
+
+def test_gpu_time_is_an_estimate_that_says_its_basis_and_scales_with_gpus():
+    paper = load_experiment(None, ["recipe=paper"])
+    one = estimate(paper, LANDSLIDE4SENSE_ROWS)
+    assert one.basis.startswith("estimate: swinls base") and "H100" in one.basis
+    two = estimate(load_experiment(None, ["recipe=paper", "run.num_workers=2"]), LANDSLIDE4SENSE_ROWS)
+    assert two.seconds == pytest.approx(tuple(s / 2 for s in one.seconds))
+    # the CPU figure for the same recipe is far longer: why train.py refuses it without a GPU
+    cpu = estimate(load_experiment(None, ["recipe=paper", "run.use_gpu=false"]), LANDSLIDE4SENSE_ROWS, threads=2)
+    assert cpu.seconds[0] > 50 * one.seconds[1]
+
+
+def test_a_model_without_a_benchmark_figure_has_no_time_and_says_so():
+    config = load_experiment(None, ["recipe=laptop", "model.name=unet", "model.encoder=resnet18"])
+    work = estimate(config, ROWS, threads=2)
+    assert work.seconds is None and "no CPU figure for unet resnet18" in work.basis
+    assert "time unknown" in describe(work)
