@@ -1,15 +1,21 @@
 """One full run — stage 1 → stage 2 → self-training — from a config.
 
-    python jobs/train.py [--config YAML] [--set KEY=VALUE ...] [--data URI] [--storage URI] [--name NAME]
+    python jobs/train.py [--recipe NAME] [--config YAML] [--set KEY=VALUE ...] [--data URI] [--storage URI] [--name NAME]
 
 Examples:
     # a tiny model for a few epochs on the built-in data, in this process (a minute or two)
     python jobs/train.py --smoke-test --local
+    # the paper's SwinLS (Swin-B from ImageNet weights) on the real data, checked first, then run
+    python jobs/train.py --recipe paper --data s3://my-bucket/l4s/shards --storage s3://my-bucket/runs --dry-run
+    python jobs/train.py --recipe paper --data s3://my-bucket/l4s/shards --storage s3://my-bucket/runs
     # Swin-B on RGB+NIR from the bucket, two DDP workers with a GPU each
     python jobs/train.py --set model.size=base --set data.bands=RGB+NIR --data s3://my-bucket/l4s/shards \\
         --storage s3://my-bucket/runs --name swin-b-rgbnir --workers 2 --use-gpu
 
-Without --data, the built-in synthetic dataset is generated and ingested under --cache on first
+Recipes (--recipe, platform/swinls/recipes/): paper, laptop, nightly, unet-resnet34,
+deeplabv3-resnet34, paper-ablation. Without --recipe, --config or --smoke-test the paper recipe
+runs where there is a GPU (or a cluster); on a machine without one the job stops and says how to
+choose. Without --data, the built-in synthetic dataset is generated and ingested under --cache on first
 use. Re-running with the same --name and --storage resumes from the latest checkpoint. Every
 config key can be set with --set; a misspelled key is an error naming the closest valid one.
 """
@@ -27,7 +33,7 @@ def parse_args(argv=None):
     from swinls.cli import JobParser, add_shared
 
     parser = JobParser(__doc__, root=ROOT)
-    add_shared(parser, "--config", "--set", "--data", "--storage", "--name", "--workers", "--use-gpu", "--local",
+    add_shared(parser, "--recipe", "--config", "--set", "--data", "--storage", "--name", "--workers", "--use-gpu", "--local",
                "--smoke-test", "--cache", "--num-cpus", "--dry-run")
     return parser.parse_args(argv)
 
@@ -46,6 +52,9 @@ def _run(argv=None) -> int:
     from swinls.experiment_config import ExperimentConfig, load_experiment
 
     overrides = list(SMOKE_OVERRIDES if args.smoke_test else []) + args.overrides
+    recipe = args.recipe or default_recipe(args)
+    if recipe:
+        overrides.insert(0, f"recipe={recipe}")
     for value, key in ((args.name, "name"), (args.workers, "run.num_workers"), (args.data, "data.uri")):
         if value is not None:  # quoted: a name like 2024 stays a string (overrides are read as YAML)
             overrides.append(f"{key}={json.dumps(value)}")
@@ -61,11 +70,16 @@ def _run(argv=None) -> int:
     run = config.run
     preflight.check_devices(run.use_gpu, run.num_workers * run.gpus_per_worker, local=args.local)
     if args.dry_run:
+        from swinls.dry_run import plan
+
         where = "in this process" if args.local else f"on {run.num_workers} Ray Train worker(s)"
-        print(f"dry run: {config.name} {where}{' with GPUs' if run.use_gpu else ''}, {config.model.name} "
-              f"{config.model.size}, bands {config.data.bands}, data {config.data.uri or 'the built-in synthetic dataset'}, "
-              f"run under {config.storage}; nothing started")
+        headline = f"dry run: {config.name} {where}{' with GPUs' if run.use_gpu else ''}, run under {config.storage}"
+        for line in plan(config, headline=headline, storage_uri=config.storage):
+            print(line)
         return 0
+    from swinls.dry_run import weights_line
+
+    print(weights_line(config.model), flush=True)  # a missing or corrupt file stops here, before training
     if not config.data.uri:
         from swinls.defaults import default_dataset
 
@@ -79,6 +93,9 @@ def _run(argv=None) -> int:
 
         init_local_ray(training_workers=run.num_workers, num_cpus=args.num_cpus, log_to_driver=False)
         check_gpus(run.num_workers * run.gpus_per_worker if run.use_gpu else 0, "the run")
+    from swinls.data.selection import ShardData
+
+    print(ShardData(config.data).validation.describe(), flush=True)
     print(epoch_table_header())
     result = run_experiment(config, local=args.local, printer=lambda m: print(epoch_row(m), flush=True))
     if not args.local:  # under Ray the workers report; print the table from the run's history
@@ -86,6 +103,30 @@ def _run(argv=None) -> int:
             print(epoch_row(metrics))
     print(f"final checkpoint: {result.checkpoint}")
     return 0
+
+
+def default_recipe(args) -> str | None:
+    """The recipe when none was chosen: the paper's, where it can run in reasonable time."""
+    chosen = args.config or args.smoke_test or any(o.split("=", 1)[0].strip() == "recipe" for o in args.overrides)
+    if chosen:
+        return None
+    import os
+
+    import torch
+
+    if os.environ.get("RAY_ADDRESS") or (torch.cuda.is_available() and torch.cuda.device_count()):
+        return "paper"
+    from swinls.errors import SwinLSError
+    from swinls.experiment_config import load_experiment
+    from swinls.work_estimate import LANDSLIDE4SENSE_ROWS, duration, estimate
+
+    paper = load_experiment(None, ["recipe=paper", "run.use_gpu=false"])
+    work = estimate(paper, LANDSLIDE4SENSE_ROWS, threads=torch.get_num_threads())
+    raise SwinLSError(
+        "no recipe chosen and this machine has no GPU: the default, the paper's recipe (Swin-B from ImageNet "
+        f"weights, {paper.stage1.epochs}+{paper.stage2.epochs} epochs and a self-training round), would train for about "
+        f"{duration(work.seconds[0])}–{duration(work.seconds[1])} on this CPU with Landslide4Sense's size. Choose one: "
+        "--recipe laptop (minutes here), --smoke-test, --recipe paper on a machine with a GPU, or --config YOUR.yaml")
 
 
 if __name__ == "__main__":

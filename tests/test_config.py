@@ -85,9 +85,36 @@ def test_a_recipe_is_the_base_a_config_starts_from(tmp_path):
     loop.write_text(f"recipe: {loop}\n")
     with pytest.raises(ConfigError, match="names itself"):
         load_experiment(str(loop))
-    with pytest.raises(ConfigError, match=r"recipe 'tinyy' is not one of the shipped recipes \(smoke, tiny\)"):
+    with pytest.raises(ConfigError, match=r"recipe 'tinyy' is not one of the shipped recipes \(deeplabv3-resnet34, laptop, .*, tiny, unet-resnet34\)"):
         load_experiment(None, ["recipe=tinyy"])
     from swinls.search.space import load_space
 
     smoke = load_space("search_spaces/smoke.yaml").experiment({})
     assert (smoke.model.size, smoke.model.decoder_channels, smoke.data.batch_size) == ("nano", (64, 32, 16, 16, 8), 8)
+
+
+@pytest.mark.parametrize("name", ["deeplabv3-resnet34", "laptop", "nightly", "paper", "paper-ablation", "smoke", "tiny",
+                                  "unet-resnet34"])
+def test_every_shipped_recipe_loads_and_names_weights_timm_has(name):
+    from swinls.models.encoders import encoder_arch
+    from swinls.models.weights import kind_of, timm_weights_name
+    from swinls.recipes import shipped
+
+    assert name in shipped()
+    config = load_experiment(None, [f"recipe={name}"])
+    if config.model.pretrained is not None:
+        assert kind_of(config.model.pretrained) == "timm"
+        # a real timm name with weights, for the recipe's own architecture (no download needed)
+        timm_weights_name(config.model.pretrained, encoder_arch(config.model))
+    if name == "paper":
+        assert (config.model.name, config.model.size) == ("swinls", "base")
+        assert config.model.pretrained == "swin_base_patch4_window7_224.ms_in22k_ft_in1k"
+        assert config.data.bands == "RGB" and config.data.augment.flip > 0 and config.data.augment.rotate_shift > 0
+        assert (config.stage1.loss.wce, config.stage1.loss.lovasz, config.stage1.loss.image, config.stage1.loss.ce) == (1, 1, 1, 0)
+        assert config.stage2.freeze_encoder and config.stage2.loss.ce == 1 and config.stage2.loss.wce == 0
+        assert config.selftrain.rounds == 1 and config.selftrain.top_percent == 100.0
+        assert config.run.use_gpu
+    if name in ("unet-resnet34", "deeplabv3-resnet34"):
+        assert config.model.name == name.split("-")[0] and config.model.encoder == "resnet34"
+    if name == "laptop":
+        assert config.model.size == "nano" and not config.run.use_gpu and config.model.pretrained is None

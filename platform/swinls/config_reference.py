@@ -22,8 +22,8 @@ HEADER = """# Config reference
 Every key of the experiment config: what `--config` files, `--set key.sub=value`, a search
 space's `base` and `parameters`, and the ablations' shared settings may set. Unknown keys and
 values of the wrong type are errors naming the key, its line and the closest valid key. A file
-may start from a recipe (`recipe: tiny`, `recipe: smoke`, or a path to a YAML file of your own);
-its own keys win over the recipe's.
+may start from a recipe (`recipe: paper`, `recipe: laptop`, … — see [recipes](recipes.md) — or a
+path to a YAML file of your own); its own keys win over the recipe's.
 
 Generated from the dataclasses (`python -m swinls.config_reference > docs/config.md`); a test
 keeps this page equal to what the code says.

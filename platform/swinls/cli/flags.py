@@ -24,6 +24,8 @@ class SharedFlag:
 
 SHARED_FLAGS: dict[str, SharedFlag] = {flag.name: flag for flag in (
     SharedFlag("--config", "experiment config YAML (its keys: docs/config.md)", {"metavar": "YAML"}),
+    SharedFlag("--recipe", "a shipped recipe by name, e.g. paper or laptop (all of them: docs/recipes.md), "
+               "under --config and --set", {"metavar": "NAME"}),
     SharedFlag("--set", "override one experiment config key, e.g. --set model.size=tiny (repeatable)",
                {"dest": "overrides", "action": "append", "default": [], "metavar": "KEY=VALUE"}),
     SharedFlag("--data", "shard dataset: a folder or s3://bucket/prefix holding manifest.json "

@@ -4,6 +4,7 @@ your own). The file's own keys win over the recipe's; a recipe may name a recipe
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -42,7 +43,9 @@ def with_recipe(data: Mapping[str, Any], _seen: tuple[str, ...] = ()) -> dict:
         raise ConfigError(f"recipe {name!r} names itself through {' -> '.join(_seen)}", (KEY,))
     path = HERE / f"{name}.yaml" if "/" not in name and not name.endswith((".yaml", ".yml")) else None
     if path is not None and not path.exists():
-        raise ConfigError(f"recipe {name!r} is not one of the shipped recipes ({', '.join(shipped())}); "
+        close = difflib.get_close_matches(name, shipped(), n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise ConfigError(f"recipe {name!r} is not one of the shipped recipes{hint}: {', '.join(shipped())}; "
                           "give a YAML path for your own", (KEY,))
     base = with_recipe(load_yaml(str(path) if path else name), (*_seen, name))
     return merge(base, data)
