@@ -5,6 +5,8 @@ seed) that spreads over a cluster; outputs trials.csv, table.md and table.png.
     python jobs/ablate.py bands --preset small                              # Table 1, 8 rows × 3 models × 3 seeds
     python jobs/ablate.py selftrain --preset small --rows before,a90,a100 --set stage1.epochs=20
     python jobs/ablate.py bands --data /nonexistent --dry-run                   # check the inputs, start nothing
+    python jobs/ablate.py bands --data s3://my-bucket/l4s/shards --storage s3://my-bucket/ablations \\
+        --set recipe=paper-ablation --use-gpu --seeds 3                        # the real data, pretrained models
     ray job submit --working-dir . -- python jobs/ablate.py balance --preset l4s \\
         --set model.size=tiny --use-gpu --set run.gpus_per_worker=0.25 --storage s3://my-bucket/ablations
 
@@ -20,6 +22,7 @@ that finished; with the same settings it may add rows, models or seeds to the ta
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
@@ -41,6 +44,9 @@ def parse_args(argv=None):
     data.add_argument("--preset", choices=("small", "l4s"), help="the benchmark-size synthetic data, made on first use")
     add_shared(data, "--data")
     add_shared(parser, "--storage", "--name", "--workers", "--use-gpu")
+    parser.add_argument("--holdout", default="auto", metavar="auto|none|REGION[,REGION...]",
+                        help="regions no trial trains on, scored as held-out F1; auto: volcanic-arc on the built-in "
+                             "synthetic data, none on --data")
     parser.add_argument("--target-f1", type=target_f1s, default=DEFAULT_TARGET_F1S, metavar="F1[,F1...]",
                         help="scaling: the valid F1s the time is measured to, a column each")
     parser.add_argument("--max-concurrent", type=int, default=0, metavar="N", help="trials at once (0: what fits)")
@@ -58,14 +64,23 @@ def main(argv=None) -> int:
 def _run(argv=None) -> int:
     args = parse_args(argv)
     from swinls import preflight, storage
-    from swinls.ablation.run import SMOKE_OVERRIDES, AblationRequest, check_request
+    from swinls.ablation.run import SMOKE_OVERRIDES, SMOKE_SYNTHETIC_REGIONS, AblationRequest, check_request, holdout_regions
     from swinls.ablation.tables import get_table
     from swinls.config import load_yaml
     from swinls.recipes import with_recipe
 
     table = get_table(args.table)
     settings = with_recipe(load_yaml(args.config))
-    overrides = (list(SMOKE_OVERRIDES) if args.smoke_test else []) + args.overrides
+    synthetic = not args.data
+    configured = (settings.get("data") or {}).get("holdout_regions")
+    holdout = holdout_regions(args.holdout, synthetic=synthetic)
+    # auto leaves a held-out choice of the shared settings (--config) as it is
+    overrides = [] if args.holdout == "auto" and configured is not None else [f"data.holdout_regions={json.dumps(list(holdout))}"]
+    if args.smoke_test:
+        overrides += list(SMOKE_OVERRIDES)
+        if synthetic:
+            overrides.append(f"data.train_regions={json.dumps(list(SMOKE_SYNTHETIC_REGIONS))}")
+    overrides += args.overrides
     if args.workers is not None:
         overrides.append(f"run.num_workers={args.workers}")
     if args.use_gpu:
@@ -82,11 +97,19 @@ def _run(argv=None) -> int:
         preflight.check_data(args.data, configs[0])
     preflight.check_devices(run.use_gpu, run.num_workers * run.gpus_per_worker)
     name = args.name or f"ablate-{args.table}-{time.strftime('%Y%m%d-%H%M%S')}"
+    held = f"held out: {', '.join(configs[0].data.holdout_regions) or 'no region'}"
     if args.dry_run:
+        from dataclasses import replace
+
+        from swinls.dry_run import plan
+
         data = args.data or (f"the {args.preset} preset" if args.preset else "the built-in synthetic dataset")
-        print(f"dry run: {table.name}, {count} trials on {data}, under {storage.join(storage_uri, name)}; "
-              "nothing started")
+        headline = f"dry run: {table.name}, {count} trials on {data} ({held}), under {storage.join(storage_uri, name)}"
+        config = replace(configs[0], data=replace(configs[0].data, uri=args.data)) if args.data else configs[0]
+        for line in plan(config, headline=headline, storage_uri=storage_uri, trials=count, show_recipe=False):
+            print(line)
         return 0
+    print(f"{table.name}: {count} trials; {held}", flush=True)
     if args.preset:
         from swinls.defaults import preset_dataset
 

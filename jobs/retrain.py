@@ -1,15 +1,15 @@
 """Scheduled retraining: train a challenger when new labelled regions arrive, promote it only if it
 beats the champion on the same evaluation, and never leave the champion broken.
 
-    python jobs/retrain.py --data SHARDS --registry REGISTRY [--config YAML | --space YAML] [--set KEY=VALUE ...]
+    python jobs/retrain.py --data SHARDS --registry REGISTRY [--recipe NAME] [--config YAML | --space YAML] [--set KEY=VALUE ...]
     python jobs/retrain.py --registry REGISTRY --rollback VERSION
 
 Examples:
     # nightly, from cron on the head: a no-op unless the manifest changed
     ray job submit --working-dir . -- python jobs/retrain.py --data s3://my-bucket/l4s/shards \\
-        --registry s3://my-bucket/registry --config configs/swin-b-rgb.yaml --workers 2 --use-gpu
+        --registry s3://my-bucket/registry --recipe nightly --workers 2
     # the built-in data, a tiny model, in this process
-    python jobs/retrain.py --data .cache/shards --registry runs/registry --set model.size=nano --local
+    python jobs/retrain.py --data .cache/shards --registry runs/registry --recipe laptop --local
     # undo the last promotion
     python jobs/retrain.py --registry s3://my-bucket/registry --rollback 3f2a9c0d41b7e655
 
@@ -24,6 +24,7 @@ printed is `decision: promoted|kept|no-op ...`. Decisions are kept under REGISTR
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -40,7 +41,7 @@ def parse_args(argv=None):
     recipe = parser.add_mutually_exclusive_group()
     add_shared(recipe, "--config")
     recipe.add_argument("--space", metavar="YAML", help="a search space YAML instead: a short search picks the challenger")
-    add_shared(parser, "--set")
+    add_shared(parser, "--recipe", "--set")
     parser.add_argument("--samples", type=int, metavar="N", help="with --space: the search's number of trials")
     add_shared(parser, "--workers", "--use-gpu", "--local", "--cache", "--num-cpus", "--dry-run")
     parser.add_argument("--min-gain", type=float, default=MIN_GAIN, metavar="F1", help="overall F1 the challenger must add")
@@ -61,23 +62,38 @@ def _run(argv=None) -> int:
     from swinls import preflight, storage
     from swinls.cli import quiet_bookkeeping
     from swinls.retraining import Recipe, RetrainOptions, retrain, rollback
+    from swinls.retraining.run import labelled_regions
 
     log = lambda line: print(line, flush=True)  # noqa: E731
     storage.check_uri(args.registry)
     if args.rollback:
         print(rollback(args.registry, args.rollback, log=log))
         return 0
-    recipe = Recipe(config=args.config, overrides=tuple(args.overrides), space=args.space, samples=args.samples,
+    overrides = ([f"recipe={args.recipe}"] if args.recipe else []) + args.overrides
+    recipe = Recipe(config=args.config, overrides=tuple(overrides), space=args.space, samples=args.samples,
                     workers=args.workers, use_gpu=args.use_gpu)
     if args.data:
         manifest = preflight.check_data(args.data)
+        regions = labelled_regions(manifest)
         run = recipe.run_settings(args.data, list(manifest.regions))
     else:
+        regions = []
         run = recipe.run_settings("built-in", [])
     preflight.check_devices(run.use_gpu, run.num_workers * run.gpus_per_worker, local=args.local)
     if args.dry_run:
-        print(f"dry run: a challenger by {'a search of ' + args.space if args.space else (args.config or 'the paper recipe')} "
-              f"on {args.data or 'the built-in synthetic dataset'}, judged against the champion in {args.registry}; nothing started")
+        from swinls.dry_run import plan
+
+        headline = (f"dry run: a challenger by {'a search of ' + args.space if args.space else (args.config or 'the paper recipe')} "
+                    f"on {args.data or 'the built-in synthetic dataset'}, judged against the champion in {args.registry}")
+        if args.space:
+            from swinls.search.space import parse_space
+
+            space = parse_space(recipe.space_text(regions), args.space)
+            config, trials = space.experiment({}, [f"data.uri={json.dumps(args.data)}"] if args.data else []), space.samples
+        else:
+            config, trials = recipe.experiment(args.data or "", regions, args.registry, "dry-run"), 1
+        for line in plan(config, headline=headline, storage_uri=args.registry, trials=trials, show_recipe=not args.space):
+            print(line)
         return 0
     if not args.data:
         from swinls.defaults import default_dataset

@@ -2,6 +2,7 @@
 default is shown and lies under the project folder, suggestions are for close matches only, and
 a wrong input is refused in one line before Ray starts."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -68,13 +69,14 @@ def test_suggestions_are_only_for_close_matches(job, typo, answer):
 @pytest.mark.parametrize("job, args, message", [
     ("tune", ["--data", "/nonexistent"], "error: /nonexistent/manifest.json: no shard dataset here (make one with jobs/ingest.py)"),
     ("ablate", ["balance", "--data", "/nonexistent"], "error: /nonexistent/manifest.json: no shard dataset here"),
-    ("train", ["--data", "/nonexistent"], "error: /nonexistent/manifest.json: no shard dataset here"),
+    ("train", ["--recipe", "laptop", "--data", "/nonexistent"], "error: /nonexistent/manifest.json: no shard dataset here"),
+    ("train", ["--recipe", "papr"], "error: recipe 'papr' is not one of the shipped recipes (did you mean paper?)"),
     ("retrain", ["--data", "/nonexistent", "--registry", "/tmp/reg"], "error: /nonexistent/manifest.json: no shard dataset here"),
     ("ingest", ["/nonexistent", "/tmp/out"], "error: /nonexistent: no such directory or prefix"),
     ("predict", ["/nonexistent/model", "/tmp/in", "/tmp/out", "--ray"], "error: /nonexistent/model: no published model here"),
-    ("train", ["--local", "--use-gpu", "--smoke-test"], "error: --use-gpu asks for 1 GPU(s) but this machine has 0"),
-    ("tune", ["--use-gpu"], "error: --use-gpu asks for 1 GPU(s) but this machine has 0"),
-    ("ablate", ["balance", "--use-gpu"], "error: --use-gpu asks for 1 GPU(s) but this machine has 0"),
+    ("train", ["--local", "--use-gpu", "--smoke-test"], "error: --use-gpu (run.use_gpu) asks for 1 GPU(s) but this machine has 0"),
+    ("tune", ["--use-gpu"], "error: --use-gpu (run.use_gpu) asks for 1 GPU(s) but this machine has 0"),
+    ("ablate", ["balance", "--use-gpu"], "error: --use-gpu (run.use_gpu) asks for 1 GPU(s) but this machine has 0"),
     ("tune", ["--storage", "/etc/hostname"], "error: /etc/hostname: is a file"),
     ("tune", ["--set", "stage1.lrr=0.1"], "overrides: base: unknown config key 'stage1.lrr' (did you mean 'lr'?)"),
     ("ablate", ["balance", "--rows", "ce,lovaz"], "lovaz"),
@@ -110,14 +112,24 @@ def test_dry_run_checks_the_inputs_and_starts_nothing(tmp_path, monkeypatch):
     code, out, err = run_in_process("tune", "--data", str(tmp_path / "shards"), "--storage", str(tmp_path / "runs"),
                                     "--name", "x", "--dry-run", "--set", "data.holdout_regions=[]")
     assert code == 0, err
-    assert out.startswith("dry run: 4 trials of ") and "(6 patches, regions hills)" in out
+    assert out.startswith("dry run: 4 trials of ") and "validation: ValidData of hills" in out
+    assert re.search(r"hills +train +3 +3 +3,072 +32\n", out) and "every check passed" in out
     assert not (tmp_path / "runs").exists()
+    # an ablation on the user's data holds nothing out unless asked
     code, out, err = run_in_process("ablate", "balance", "--seeds", "2", "--data", str(tmp_path / "shards"),
                                     "--storage", str(tmp_path / "runs"), "--dry-run")
-    assert code == 2 and "has no region volcanic-arc (it has hills)" in err  # ablation.yaml holds it out
+    assert code == 0 and "balance, 20 trials on" in out and "held out: no region" in out
     code, out, err = run_in_process("ablate", "balance", "--seeds", "2", "--data", str(tmp_path / "shards"),
-                                    "--storage", str(tmp_path / "runs"), "--dry-run", "--set", "data.holdout_regions=[]")
-    assert code == 0 and "balance, 20 trials on" in out and not (tmp_path / "runs").exists()
+                                    "--storage", str(tmp_path / "runs"), "--dry-run", "--holdout", "plains")
+    assert code == 2 and "has no region plains (it has hills)" in err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_train_without_a_recipe_on_a_cpu_says_what_it_would_run_and_starts_nothing(tmp_path, monkeypatch):
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    code, out, err = run_in_process("train", "--storage", str(tmp_path / "runs"))
+    assert code == 2 and "no recipe chosen and this machine has no GPU" in err
+    assert "Swin-B" in err and "--recipe laptop" in err and not (tmp_path / "runs").exists()
 
 
 def test_a_search_whose_every_trial_failed_exits_non_zero_and_says_why(ray_local, tmp_path):

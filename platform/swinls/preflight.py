@@ -72,5 +72,5 @@ def check_devices(use_gpu: bool, gpus: float, *, local: bool = False) -> None:
     have = torch.cuda.device_count() if torch.cuda.is_available() else 0
     needed = max(1, math.ceil(gpus))
     if have < needed:
-        raise DeviceError(f"--use-gpu asks for {gpus:g} GPU(s) but this machine has {have}"
-                          + ("; drop --use-gpu to run on CPUs" if not have else ""))
+        raise DeviceError(f"--use-gpu (run.use_gpu) asks for {gpus:g} GPU(s) but this machine has {have}"
+                          + ("; to run on CPUs, drop --use-gpu or --set run.use_gpu=false" if not have else ""))

@@ -68,4 +68,4 @@ def check_gpus(needed: float, what: str) -> None:
     if have < needed:
         where = "the cluster" if os.environ.get("RAY_ADDRESS") else "this machine"
         raise DeviceError(f"{what} asks for {needed:g} GPU(s) but {where} has {have:g}"
-                          + ("; drop --use-gpu to run on CPUs" if not have else ""))
+                          + ("; to run on CPUs, drop --use-gpu or --set run.use_gpu=false" if not have else ""))
