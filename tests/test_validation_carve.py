@@ -7,7 +7,7 @@ import pytest
 from swinls.data import DataConfig, ShardData
 from swinls.data.local import read_split
 from swinls.data.transform import row_key
-from swinls.data.validation import carve_draw, in_carve
+from swinls.data.validation import carve_cutoff, carve_draw, carve_size
 from swinls.shards import IngestOptions, Manifest, ingest
 from tests.helpers import move_labels_apart, write_tree
 
@@ -34,27 +34,35 @@ def carved(tmp_path_factory):
     return root
 
 
-def test_the_carve_is_a_fixed_draw_per_patch_close_to_the_fraction():
-    draws = [carve_draw("north", f"image_{i}") for i in range(1, 4001)]
-    assert draws == [carve_draw("north", f"image_{i}") for i in range(1, 4001)]  # no state, no seed to forget
-    share = np.mean(np.asarray(draws) < 0.1)
-    assert 0.085 < share < 0.115  # 4,000 draws: the binomial's sd is 0.005
-    # another region's draws are its own: the same ids are not carved alike
-    assert [in_carve("south", f"image_{i}", 0.1) for i in range(1, 200)] != [d < 0.1 for d in draws[:199]]
+def carved_ids(region, ids, fraction=0.1):
+    cutoff = carve_cutoff(region, ids, fraction)
+    return {i for i in ids if carve_draw(region, i) <= cutoff}
+
+
+def test_the_carve_is_the_fraction_of_each_region_by_fixed_draws():
+    ids = [f"image_{i}" for i in range(1, 41)]
+    assert [carve_draw("north", i) for i in ids] == [carve_draw("north", i) for i in ids]  # no state, no seed
+    assert len(carved_ids("north", ids)) == 4  # exactly ⌈10 % of 40⌉, where a draw below 0.1 could give none
+    assert carved_ids("north", ids) != carved_ids("south", ids)  # each region draws its own
+    # at least one patch validates and at least one trains
+    assert [carve_size(n, 0.1) for n in (0, 1, 2, 9, 10, 11)] == [0, 0, 1, 1, 1, 2]
+    assert carve_size(10, 0.95) == 9
+    # a patch added to the region moves the carve by at most one patch
+    grown = carved_ids("north", ids + ["image_41"])
+    assert len(grown ^ carved_ids("north", ids)) <= 2
 
 
 def test_unlabelled_valid_data_means_train_and_valid_split_the_training_patches(carved):
     data = ShardData(DataConfig(uri=str(carved / "shards")))
     assert data.validation.carved == ("north",) and data.validation.labelled == ()
-    assert data.validation.describe().startswith("validation: 10% of TrainData carved out of north")
+    assert data.validation.describe().startswith("validation: 10% of TrainData carved out of north (3 patches)")
     train, valid = read_split(data, "train"), read_split(data, "valid")
     ids = [f"image_{i}" for i in range(1, 31)]
-    expected_valid = train_keys("north", [i for i in ids if in_carve("north", i, 0.1)])
-    assert keys(valid) == expected_valid and len(expected_valid) > 0
+    expected_valid = train_keys("north", carved_ids("north", ids))
+    assert keys(valid) == expected_valid and len(expected_valid) == 3
     assert keys(train) == train_keys("north", ids) - expected_valid  # disjoint, and together every patch
     assert (valid["mask"] != 255).any()  # labelled: the metric is defined
-    # the counts a run is planned with are the expected ones, the rows read the exact ones
-    assert data.rows("train") + data.rows("valid") == 30
+    assert (data.rows("train"), data.rows("valid")) == (27, 3)  # what a run is planned with: the rows it reads
 
 
 def test_the_carve_survives_a_fresh_ingest_and_a_new_region(carved, tmp_path):

@@ -75,7 +75,7 @@ class ShardData:
             raise ManifestError(f"{Manifest.uri(config.uri)} has no region {', '.join(unknown)} (it has {', '.join(regions)})")
         self.train_regions = list(config.train_regions) or [r for r in regions if r not in config.holdout_regions]
         self.holdout_regions = list(config.holdout_regions)
-        self.validation: ValidationPlan = plan_validation(self.manifest, self.train_regions, config.valid_fraction)
+        self.validation: ValidationPlan = plan_validation(self.manifest, config.uri, self.train_regions, config.valid_fraction)
         self.pca: PCAProjection | None = self.manifest.pca(self.train_regions) if self.band_set.is_pca else None
         stats = self.manifest.band_stats(self.train_regions) if config.normalization == "dataset" else OFFICIAL_STATS
         self.mean, self.std = channel_stats(self.band_set, stats, self.pca)
@@ -105,16 +105,17 @@ class ShardData:
         return self.validation.row_filter(split)
 
     def rows(self, split: str) -> int:
-        """Rows of the split; for a carved split, the expected number (count them with
-        `count_rows` where the exact figure matters)."""
-        total = 0.0
-        carve = self.row_filter(split)
+        """Rows of the split, a carved region's exactly."""
+        carved = dict(self.validation.carved_rows) if split in ("train", "valid") else {}
+        total = 0
         for shard in self.shards(split):
-            if carve is None or shard.region not in carve.carved:
+            if shard.region not in carved:
                 total += shard.rows
-            else:
-                total += shard.rows * (carve.fraction if split == "valid" else 1 - carve.fraction)
-        return int(round(total))
+            elif split == "train":
+                total += shard.rows
+        for region, size in carved.items():
+            total += size if split == "valid" else -size
+        return total
 
     def projected_bytes(self, split: str) -> int:
         """Memory of the split once projected (float16 image, uint8 mask)."""

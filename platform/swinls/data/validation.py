@@ -3,9 +3,11 @@ labelled, else a carve of its `TrainData`.
 
 The 2022 Landslide4Sense release ships `ValidData/img` without masks; validating on it counts no
 pixel at all. A region whose validation split holds no labelled pixel is therefore validated on a
-fixed fraction of its own training patches, which it then does not train on. Which patches: those
-whose hash of (region, patch id) falls below the fraction — the same patches on every run, every
-worker and every ingest, and a region added later changes nothing for the others. When the
+fixed fraction of its own training patches, which it then does not train on. Which patches: each
+patch draws a fixed number from a hash of (region, patch id), and the region's ⌈fraction × n⌉
+lowest draws validate (at least one patch, and at least one left to train on). The same patches on
+every run, every worker and every ingest of the same source; a region added later changes nothing
+for the others, and patches added to a region move its carve by at most their own number. When the
 region's `ValidData` masks arrive and are ingested, its validation is `ValidData` again and every
 training patch trains.
 """
@@ -13,12 +15,16 @@ training patch trains.
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Iterable, Literal
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
+from swinls import storage
 from swinls.shards.manifest import Manifest
 
 CARVE_SALT = "swinls/valid-carve"
@@ -30,26 +36,39 @@ def carve_draw(region: str, patch_id: str) -> float:
     return int.from_bytes(digest, "little") / 2**64
 
 
-def in_carve(region: str, patch_id: str, fraction: float) -> bool:
-    return carve_draw(region, patch_id) < fraction
+def carve_size(patches: int, fraction: float) -> int:
+    """How many of a region's training patches validate."""
+    if patches < 2:
+        return 0  # one patch cannot be both trained and validated on
+    return min(patches - 1, max(1, math.ceil(fraction * patches)))
+
+
+def carve_cutoff(region: str, ids: Iterable[str], fraction: float) -> float:
+    """The draw at or below which a patch of the region validates (-1: none does)."""
+    draws = sorted(carve_draw(region, patch_id) for patch_id in ids)
+    size = carve_size(len(draws), fraction)
+    return draws[size - 1] if size else -1.0
 
 
 @dataclass(frozen=True)
 class RowFilter:
     """The rows of a carved region's training shards one side keeps (rows of other regions pass)."""
 
-    carved: tuple[str, ...]
-    fraction: float
+    cutoffs: tuple[tuple[str, float], ...]  # (carved region, its cutoff draw)
     keep: Literal["train", "valid"]
 
+    @property
+    def carved(self) -> tuple[str, ...]:
+        return tuple(region for region, _ in self.cutoffs)
+
     def mask(self, regions: Iterable[str], ids: Iterable[str]) -> np.ndarray:
-        carved = set(self.carved)
+        cutoffs = dict(self.cutoffs)
         keep = []
         for region, patch_id in zip(regions, ids):
-            if region not in carved:
+            if region not in cutoffs:
                 keep.append(True)
             else:
-                keep.append(in_carve(region, patch_id, self.fraction) == (self.keep == "valid"))
+                keep.append((carve_draw(region, patch_id) <= cutoffs[region]) == (self.keep == "valid"))
         return np.asarray(keep, dtype=bool)
 
     def apply(self, table: pa.Table) -> pa.Table:
@@ -62,11 +81,13 @@ class ValidationPlan:
     fraction: float
     labelled: tuple[str, ...]  # validated on their own labelled ValidData
     carved: tuple[str, ...]  # validated on the carve of their TrainData
+    cutoffs: tuple[tuple[str, float], ...] = ()  # per carved region (see carve_cutoff)
+    carved_rows: tuple[tuple[str, int], ...] = ()  # per carved region, the patches that validate
 
     def row_filter(self, split: str) -> RowFilter | None:
         if not self.carved or split not in ("train", "valid"):
             return None
-        return RowFilter(self.carved, self.fraction, split)
+        return RowFilter(self.cutoffs, split)
 
     def shards(self, manifest: Manifest, split: str) -> list:
         """The shards a split reads before row filtering: training reads every training shard,
@@ -83,7 +104,9 @@ class ValidationPlan:
         if self.labelled:
             parts.append(f"ValidData of {', '.join(self.labelled)}")
         if self.carved:
-            parts.append(f"{self.fraction:.0%} of TrainData carved out of {', '.join(self.carved)} "
+            counts = dict(self.carved_rows)
+            each = ", ".join(f"{region} ({counts.get(region, 0)} patches)" for region in self.carved)
+            parts.append(f"{self.fraction:.0%} of TrainData carved out of {each} "
                          "(its ValidData has no labelled pixel; data.valid_fraction; those patches are not trained on)")
         return "validation: " + "; ".join(parts) if parts else "validation: none (no training region)"
 
@@ -97,8 +120,28 @@ def labelled_valid_pixels(manifest: Manifest, region: str) -> int:
     return sum(s.labeled_pixels for s in manifest.shards(["valid"], [region]))
 
 
-def plan_validation(manifest: Manifest, regions: Iterable[str], fraction: float) -> ValidationPlan:
-    labelled, carved = [], []
+@lru_cache(maxsize=256)
+def _training_ids(uris: tuple[str, ...]) -> tuple[str, ...]:
+    """The patch ids in a region's training shards (the id column only; shards are immutable, so
+    a process reads each set once)."""
+    ids: list[str] = []
+    for uri in uris:
+        fs, path = storage.filesystem(uri)
+        with fs.open(path, "rb") as handle:
+            ids += pq.read_table(handle, columns=["id"]).column("id").to_pylist()
+    return tuple(ids)
+
+
+def plan_validation(manifest: Manifest, uri: str, regions: Iterable[str], fraction: float) -> ValidationPlan:
+    """Each region's validation; a carve's cutoff read from the ids of the region's training shards
+    in the dataset at `uri`."""
+    labelled, carved, cutoffs, sizes = [], [], [], []
     for region in regions:
-        (labelled if labelled_valid_pixels(manifest, region) > 0 else carved).append(region)
-    return ValidationPlan(fraction, tuple(labelled), tuple(carved))
+        if labelled_valid_pixels(manifest, region) > 0:
+            labelled.append(region)
+            continue
+        ids = _training_ids(tuple(storage.join(uri, s.path) for s in manifest.shards(["train"], [region])))
+        carved.append(region)
+        cutoffs.append((region, carve_cutoff(region, ids, fraction)))
+        sizes.append((region, carve_size(len(ids), fraction)))
+    return ValidationPlan(fraction, tuple(labelled), tuple(carved), tuple(cutoffs), tuple(sizes))

@@ -63,7 +63,7 @@ def evaluate(model_uri: str, data_uri: str, regions: list[str], *, batch_size: i
     missing = [band for band in norm.inputs if band not in manifest.bands]
     if missing:
         raise ValueError(f"{loaded.uri}: the model reads bands {', '.join(missing)} that {data_uri} does not hold")
-    plan = plan_validation(manifest, regions, valid_fraction)
+    plan = plan_validation(manifest, data_uri, regions, valid_fraction)
     projector = BatchProjector(tuple(norm.inputs), tuple(manifest.patch_shape), manifest.image_dtype,
                                norm.mean, norm.std, norm.pca, plan.row_filter(EVALUATION_SPLIT))
     decide = Decision()

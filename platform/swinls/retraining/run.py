@@ -164,7 +164,7 @@ def _challenge(run: _Run, recipe: Recipe, options: RetrainOptions, log, before_p
     candidate = make_challenger(recipe, data_uri, regions, registry, key, local=options.local, log=log)
     eval_regions = evaluation_regions(manifest)
     fraction = recipe.valid_fraction(data_uri, regions)
-    plan = plan_validation(manifest, eval_regions, fraction)
+    plan = plan_validation(manifest, data_uri, eval_regions, fraction)
     log(f"evaluating on {plan.describe()}")
     use_gpu = recipe.use_gpu and not options.local
     challenger_scores = _evaluate(candidate, data_uri, eval_regions, use_gpu, fraction)
