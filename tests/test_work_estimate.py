@@ -46,3 +46,14 @@ def test_a_model_without_a_benchmark_figure_has_no_time_and_says_so():
     work = estimate(config, ROWS, threads=2)
     assert work.seconds is None and "no CPU figure for unet resnet18" in work.basis
     assert "time unknown" in describe(work)
+
+
+def test_the_dry_run_shows_the_recipe_by_its_headline_keys_and_what_differs():
+    from swinls.dry_run import recipe_lines
+
+    lines = recipe_lines(load_experiment(None, ["recipe=paper", "stage2.weight_decay=0.3"]))
+    assert '  model.size = "base"' in lines and '  model.pretrained = "swin_base_patch4_window7_224.ms_in22k_ft_in1k"' in lines
+    assert "  selftrain.top_percent = 100.0" in lines  # the default, shown: a headline key
+    assert "  stage2.weight_decay = 0.3" in lines  # not a headline key, shown because it differs
+    assert not any(line.startswith("  model.encoder") for line in lines)  # a Swin has no ResNet encoder
+    assert not any(line.startswith("  data.shuffle_buffer") for line in lines)

@@ -93,11 +93,11 @@ def data_report(config, manifest: Manifest | None = None) -> DataReport:
     report.lines.append(f"  {'region':<{width}}  {'split':<9} {'patches':>8} {'labelled':>9} {'labelled px':>13} {'landslide px':>13}")
     carved = set(data.validation.carved)
     for (region, split), c in sorted(counts.items(), key=lambda kv: (kv[0][0], ("train", "valid", "holdout", "unlabeled").index(kv[0][1]))):
-        approx = "≈" if region in carved and split == "valid" else ""
-        name = "valid*" if approx else SHOWN_SPLITS.get(split, split)
+        approx = "≈" if region in carved and split in ("train", "valid") else ""
+        name = SHOWN_SPLITS.get(split, split) + ("*" if approx else "")
         report.lines.append(f"  {region:<{width}}  {name:<9} {c.patches:>8,} {c.labelled:>9,} "
                             f"{approx + format(round(c.labelled_pixels), ','):>13} {c.landslide_pixels:>13,}")
-    report.lines.append("  " + data.validation.describe() + (" (*: carved)" if carved else ""))
+    report.lines.append("  " + data.validation.describe() + ("; *: carved, pixels ≈ the shards' mean per patch" if carved else ""))
     for split in ("train", "valid"):
         report.rows[split] = sum(c.patches for (_, s), c in counts.items() if s == split)
         if not sum(c.labelled for (_, s), c in counts.items() if s == split):
@@ -137,10 +137,38 @@ def resources_line(run, *, trials_at_once: int = 1) -> str:
             f"{os.cpu_count()} cores, {have_gpus} GPU(s)")
 
 
-def recipe_lines(config) -> list[str]:
-    from swinls.experiment_config import config_yaml
+def _flat(data, prefix: str = "") -> dict:
+    if not isinstance(data, dict):
+        return {prefix: data}
+    out = {}
+    for key, value in data.items():
+        out.update(_flat(value, f"{prefix}.{key}" if prefix else key))
+    return out
 
-    return ["recipe (resolved):"] + ["  " + line for line in config_yaml(config).rstrip().splitlines()]
+
+# what a reader checks first, shown even where it is the default
+HEADLINE_KEYS = ("model.name", "model.size", "model.encoder", "model.pretrained", "data.bands", "data.batch_size",
+                 "data.augment.flip", "data.augment.rotate_shift", "stage1.epochs", "stage1.lr", "stage1.loss.ce",
+                 "stage1.loss.wce", "stage1.loss.lovasz", "stage1.loss.image", "stage2.epochs", "stage2.freeze_encoder",
+                 "selftrain.rounds", "selftrain.top_percent", "run.num_workers", "run.use_gpu")
+
+
+def recipe_lines(config) -> list[str]:
+    """The resolved config: its headline keys and every key that differs from the defaults (the
+    run saves all of them)."""
+    import json
+
+    from swinls.config import to_dict
+    from swinls.experiment_config import ExperimentConfig
+
+    mine, defaults = _flat(to_dict(config)), _flat(to_dict(ExperimentConfig()))
+    changed = {key: value for key, value in mine.items() if key in HEADLINE_KEYS or defaults.get(key, object()) != value}
+    if changed.get("model.name") == "swinls":
+        changed.pop("model.encoder", None)  # a Swin has no ResNet encoder
+    else:
+        changed.pop("model.size", None)
+    return (["recipe (resolved; headline keys and those that differ from the defaults, docs/config.md for the rest):"]
+            + [f"  {key} = {json.dumps(value)}" for key, value in changed.items()])
 
 
 def storage_line(uri: str) -> str:

@@ -106,8 +106,8 @@ class ValidationPlan:
         if self.carved:
             counts = dict(self.carved_rows)
             each = ", ".join(f"{region} ({counts.get(region, 0)} patches)" for region in self.carved)
-            parts.append(f"{self.fraction:.0%} of TrainData carved out of {each} "
-                         "(its ValidData has no labelled pixel; data.valid_fraction; those patches are not trained on)")
+            parts.append(f"{self.fraction:.0%} of TrainData carved out of {each}, not trained on "
+                         "(no labelled pixel in its ValidData; data.valid_fraction)")
         return "validation: " + "; ".join(parts) if parts else "validation: none (no training region)"
 
     def record(self) -> dict:
