@@ -52,6 +52,8 @@ def _run(argv=None) -> int:
     from swinls.experiment_config import ExperimentConfig, load_experiment
 
     overrides = list(SMOKE_OVERRIDES if args.smoke_test else []) + args.overrides
+    if not args.recipe:
+        load_experiment(args.config, overrides)  # a misspelled key is said first, before the choice of recipe
     recipe = args.recipe or default_recipe(args)
     if recipe:
         overrides.insert(0, f"recipe={recipe}")

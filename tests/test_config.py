@@ -85,7 +85,7 @@ def test_a_recipe_is_the_base_a_config_starts_from(tmp_path):
     loop.write_text(f"recipe: {loop}\n")
     with pytest.raises(ConfigError, match="names itself"):
         load_experiment(str(loop))
-    with pytest.raises(ConfigError, match=r"recipe 'tinyy' is not one of the shipped recipes \(deeplabv3-resnet34, laptop, .*, tiny, unet-resnet34\)"):
+    with pytest.raises(ConfigError, match=r"recipe 'tinyy' is not one of the shipped recipes \(did you mean tiny\?\): deeplabv3-resnet34, laptop, .*, tiny, unet-resnet34;"):
         load_experiment(None, ["recipe=tinyy"])
     from swinls.search.space import load_space
 

@@ -95,7 +95,9 @@ def test_resnet_first_convolution_is_adapted_by_band_name(tmp_path):
 
 
 def test_a_missing_pretrained_file_is_a_clear_error(tmp_path):
-    with pytest.raises((RuntimeError, FileNotFoundError), match="nowhere.pth"):
+    from swinls.models.weights import WeightsError
+
+    with pytest.raises(WeightsError, match="nowhere.pth: no such weights file"):
         build_model(ModelConfig(size="nano", pretrained=str(tmp_path / "nowhere.pth")), BAND_SETS[3])
 
 
