@@ -4,6 +4,7 @@ loss, backward, fused AdamW), and MFU against the device's bf16 peak.
 
     python benchmarks/gpu_train.py                       # Swin-T and Swin-B at batch 64, 128, 256 on cuda
     python benchmarks/gpu_train.py --device cpu --sizes nano --batches 8 --steps 5
+    python benchmarks/gpu_train.py --sizes base,unet-resnet34,deeplabv3-resnet34 --batches 16   # the recipes' models
     python benchmarks/gpu_train.py --reference           # also the step as it was: per-sample augmentation
                                                          # on the host, losses that read the device
 
@@ -58,10 +59,14 @@ def synthetic_rows(n: int, seed: int = 0) -> dict[str, np.ndarray]:
 
 
 def model_config(size: str) -> ModelConfig:
+    """A Swin size, or a baseline as NAME-ENCODER (unet-resnet34, deeplabv3-resnet34)."""
     if size == "nano":
         from swinls.recipes import tiny_model
 
         return tiny_model()
+    if "-" in size:
+        name, encoder = size.split("-", 1)
+        return ModelConfig(name=name, encoder=encoder)
     return ModelConfig(size=size)
 
 
@@ -182,7 +187,8 @@ def measure(size: str, batch: int, args, split: ResidentSplit, rows, device: tor
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda")
-    parser.add_argument("--sizes", default="tiny,base", help="Swin sizes: nano, tiny, small, base")
+    parser.add_argument("--sizes", default="tiny,base",
+                        help="Swin sizes (nano, tiny, small, base) or baselines (unet-resnet34, deeplabv3-resnet34)")
     parser.add_argument("--batches", default="64,128,256")
     parser.add_argument("--steps", type=int, default=30, help="timed steps per setting, after the warm-up")
     parser.add_argument("--warmup", type=int, default=5)
@@ -210,7 +216,7 @@ def main() -> None:
                 achieved = r["rate"] * r["flops"]
                 mfu = f"{achieved / 1e12:.2f} TFLOP/s = MFU {100 * achieved / (peak * 1e12):.1f} %" if peak else \
                     f"{achieved / 1e12:.3f} TFLOP/s, MFU n/a"
-                label = f"{NAMES[size]} stage 1, batch {batch}{' (old step)' if reference else ''}"
+                label = f"{NAMES.get(size, size)} stage 1, batch {batch}{' (old step)' if reference else ''}"
                 print(f"{label:<36} {r['rate']:8.1f} patches/s · step {r['step_ms']:7.1f} ms = input {r['input_ms']:6.2f} ms "
                       f"({100 * r['input_ms'] / (r['input_ms'] + r['compute_ms']):4.1f} %) + compute {r['compute_ms']:7.1f} ms · "
                       f"{r['flops'] / 1e9:.1f} GFLOP/patch · {mfu}", flush=True)

@@ -4,7 +4,7 @@ split sizes, time from the measured CPU throughput or, on GPUs, FLOPs over a sta
 import pytest
 
 from swinls.experiment_config import load_experiment
-from swinls.work_estimate import LANDSLIDE4SENSE_ROWS, MEASURED, describe, estimate, passes
+from swinls.work_estimate import LANDSLIDE4SENSE_ROWS, MEASURED, MEASURED_GPU, describe, estimate, gpu_rate, passes
 
 ROWS = {"train": 100, "valid": 10, "unlabeled": 20}
 
@@ -30,15 +30,27 @@ def test_cpu_time_comes_from_the_measured_throughput_and_the_threads_here():
     assert "measured: swinls nano trains" in two.basis
 
 
-def test_gpu_time_is_an_estimate_that_says_its_basis_and_scales_with_gpus():
-    paper = load_experiment(None, ["recipe=paper"])
+def test_gpu_time_comes_from_the_measured_step_at_the_recipes_batch_and_scales_with_gpus():
+    paper = load_experiment(None, ["recipe=paper"])  # Swin-B, batch 16
     one = estimate(paper, LANDSLIDE4SENSE_ROWS)
-    assert one.basis.startswith("estimate: swinls base") and "H100" in one.basis
+    rate = dict(MEASURED_GPU[("swinls", "base")])[16]
+    assert one.basis.startswith(f"measured: swinls base trains {rate:.0f} patches/s at batch 16 on one H200")
+    seconds = (3 * one.train_passes + one.eval_passes) / 3 / rate
+    assert one.seconds == pytest.approx((seconds / 1.25, seconds / 0.8))
     two = estimate(load_experiment(None, ["recipe=paper", "run.num_workers=2"]), LANDSLIDE4SENSE_ROWS)
     assert two.seconds == pytest.approx(tuple(s / 2 for s in one.seconds))
     # the CPU figure for the same recipe is far longer: why train.py refuses it without a GPU
     cpu = estimate(load_experiment(None, ["recipe=paper", "run.use_gpu=false"]), LANDSLIDE4SENSE_ROWS, threads=2)
-    assert cpu.seconds[0] > 50 * one.seconds[1]
+    assert cpu.seconds[0] > 10 * one.seconds[1]
+
+
+def test_the_gpu_step_time_is_interpolated_between_measured_batches():
+    points = ((16, 160.0), (64, 320.0))  # a step takes 0.1 s at 16 and 0.2 s at 64
+    assert gpu_rate(points, 16) == pytest.approx(160.0) and gpu_rate(points, 64) == pytest.approx(320.0)
+    assert gpu_rate(points, 40) == pytest.approx(40 / 0.15)
+    assert gpu_rate(points, 8) == pytest.approx(80.0)  # below the smallest: no quicker a step
+    assert gpu_rate(points, 112) == pytest.approx(112 / 0.3)  # beyond the largest: the trend goes on
+    assert gpu_rate(((16, 160.0),), 64) == pytest.approx(640.0)
 
 
 def test_a_model_without_a_benchmark_figure_has_no_time_and_says_so():

@@ -9,10 +9,11 @@ Time is a range, and its basis is printed with it:
 - CPU: training patches/s measured by `benchmarks/models.py` on a 2-core machine (RGB, batch 8,
   2 torch threads; 2026-12-03), scaled by the torch threads here; a model not measured there
   gets no time, only its count of passes.
-- GPU: an estimate from FLOPs (`benchmarks/models.py`) over an H100's 989 bf16 TFLOP/s at 3–12 %
-  utilisation: vision-transformer training in eager PyTorch rarely passes ~10 % of an H100's dense
-  bf16 peak, and batches of sixteen 128×128 patches sit below that. Not measured here (no GPU was
-  lent); `benchmarks/gpu_train.py` measures the real figure (MFU) on a GPU.
+- GPU: stage-1 training patches/s measured by `benchmarks/gpu_train.py` on one H200 (eager
+  PyTorch, bf16, the split held on the device; 2026-12-04) at the batch sizes below; between them
+  the step time is interpolated (at these sizes a step takes about as long at batch 16 as at 256:
+  kernel launches, not arithmetic, bound it), beyond them extrapolated. Workers scale it linearly
+  (an assumption: DDP on one node). An H100 is of the same class; smaller GPUs are slower.
 Stage 2 (a frozen encoder) is counted as a full training pass: an upper bound.
 """
 
@@ -30,8 +31,14 @@ MEASURED = {
     ("deeplabv3", "resnet34"): (13.65, 5.1),
 }
 MEASURED_THREADS = 2
-GPU_PEAK_TFLOPS = 989.0  # H100 SXM, dense bf16
-GPU_UTILISATION = (0.03, 0.12)  # assumed, see above
+# benchmarks/gpu_train.py on one H200, eager bf16: (batch, training patches/s)
+MEASURED_GPU = {
+    ("swinls", "tiny"): ((16, 253.3), (64, 950.1), (256, 3294.8)),
+    ("swinls", "base"): ((16, 148.4), (64, 572.8), (256, 2194.4)),
+    ("unet", "resnet34"): ((16, 554.2), (64, 2174.5)),
+    ("deeplabv3", "resnet34"): ((16, 554.5), (64, 2487.8)),
+}
+MEASURED_GPU_NAME = "one H200"
 
 
 # the 2022 release: TrainData, ValidData, TestData patches (one region)
@@ -75,13 +82,14 @@ def rate(config, threads: int, gpus: float) -> tuple[tuple[float, float] | None,
     measured = MEASURED.get(key)
     name = f"{key[0]} {key[1]}"
     if config.run.use_gpu:
-        if measured is None:
-            return None, f"no FLOP count for {name} in benchmarks/models.py"
-        per_patch = 3 * measured[0] * 1e9
-        low, high = (GPU_PEAK_TFLOPS * 1e12 * u / per_patch * gpus for u in GPU_UTILISATION)
-        return (low, high), (f"estimate: {name} {3 * measured[0]:.1f} GFLOP per training patch over "
-                             f"{gpus:g} H100-class GPU(s) at {GPU_UTILISATION[0]:.0%}–{GPU_UTILISATION[1]:.0%} of "
-                             f"{GPU_PEAK_TFLOPS:.0f} bf16 TFLOP/s")
+        points = MEASURED_GPU.get(key)
+        if points is None:
+            return None, f"no GPU figure for {name} in benchmarks/gpu_train.py"
+        batch = config.data.batch_size
+        speed = gpu_rate(points, batch) * gpus
+        return (0.8 * speed, 1.25 * speed), (f"measured: {name} trains {gpu_rate(points, batch):.0f} patches/s at batch "
+                                             f"{batch} on {MEASURED_GPU_NAME} (benchmarks/gpu_train.py), ×{gpus:g} "
+                                             "GPU(s), ±25 %")
     scale = max(1, threads) / MEASURED_THREADS
     if measured is not None:
         speed = measured[1] * scale
@@ -89,6 +97,17 @@ def rate(config, threads: int, gpus: float) -> tuple[tuple[float, float] | None,
                                              f"{MEASURED_THREADS} CPU threads (benchmarks/models.py), ×{scale:g} "
                                              f"for {threads} here, ±25 %")
     return None, f"no CPU figure for {name} in benchmarks/models.py"
+
+
+def gpu_rate(points: tuple[tuple[int, float], ...], batch: int) -> float:
+    """Patches/s at `batch`: the step time interpolated linearly in the batch between measured
+    points, extrapolated beyond the largest, and below the smallest no shorter than its step."""
+    steps = [(b, b / rate) for b, rate in points]  # (batch, seconds a step)
+    if batch <= steps[0][0] or len(steps) == 1:
+        return batch / steps[0][1]
+    pairs = list(zip(steps, steps[1:]))
+    (b0, t0), (b1, t1) = next(((p, q) for p, q in pairs if batch <= q[0]), pairs[-1])
+    return batch / (t0 + (t1 - t0) * (batch - b0) / (b1 - b0))
 
 
 def estimate(config, rows: dict[str, int], *, trials: int = 1, parallel: int = 1, threads: int = 1) -> Work:

@@ -23,12 +23,19 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from swinls import storage
 from swinls.errors import SourceError
 
 WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
 HUB_FILES = ("model.safetensors", "pytorch_model.bin")  # what timm's hub repositories hold
 SIDECAR_SUFFIX = ".json"
+
+
+def _storage():
+    """Imported on use: a model built without pretrained weights needs no fsspec (the GPU
+    benchmarks run where it is missing)."""
+    from swinls import storage
+
+    return storage
 
 
 class WeightsError(SourceError):
@@ -68,7 +75,7 @@ def _sha256(path: Path) -> str:
     stat = path.stat()
     key = (str(path), stat.st_size, stat.st_mtime_ns)
     if key not in _HASHES:
-        _HASHES[key] = storage.sha256_file(path)
+        _HASHES[key] = _storage().sha256_file(path)
     return _HASHES[key]
 
 
@@ -114,7 +121,7 @@ def timm_file(value: str, arch: str) -> tuple[Path, str]:
 
 def fetch_uri(uri: str) -> Path:
     """A local copy of the weights at `uri`, downloaded once per node and checked by size and sha256."""
-    fs, path = storage.filesystem(uri)
+    fs, path = _storage().filesystem(uri)
     try:
         info = fs.info(path)
     except FileNotFoundError:
@@ -139,12 +146,12 @@ def fetch_uri(uri: str) -> Path:
         got = temporary.stat().st_size
         if got != size:
             raise WeightsError(uri, f"downloaded {got} bytes of {size}")
-        digest = storage.sha256_file(temporary)
+        digest = _storage().sha256_file(temporary)
         if expected and expected.get("sha256") not in (None, digest):
             raise WeightsError(uri, f"sha256 {digest[:12]}… differs from {expected['sha256'][:12]}… in "
                                     f"{uri}{SIDECAR_SUFFIX}: the file is corrupt or was replaced")
         os.replace(temporary, target)  # several workers of one node may race here: each writes a whole file
-        storage.write_bytes_atomic(str(meta), json.dumps({"uri": uri, "sha256": digest, "bytes": size}).encode())
+        _storage().write_bytes_atomic(str(meta), json.dumps({"uri": uri, "sha256": digest, "bytes": size}).encode())
     finally:
         temporary.unlink(missing_ok=True)
     return target
@@ -158,10 +165,10 @@ def storage_key(uri: str, size: int, tag: str) -> str:
 
 def _sidecar(uri: str) -> dict | None:
     side = uri + SIDECAR_SUFFIX
-    if not storage.exists(side):
+    if not _storage().exists(side):
         return None
     try:
-        return json.loads(storage.read_bytes(side))
+        return json.loads(_storage().read_bytes(side))
     except (ValueError, UnicodeDecodeError) as exc:
         raise WeightsError(side, f"is not the JSON jobs/weights.py writes ({exc})") from None
 
@@ -174,7 +181,7 @@ def resolve(value: str, arch: str) -> ResolvedWeights:
         path, name = timm_file(value, arch)
         source = f"timm:{name}"
     elif kind == "uri":
-        storage.check_uri(value)
+        _storage().check_uri(value)
         path = fetch_uri(value)
     else:
         path = Path(value).expanduser()
@@ -210,9 +217,9 @@ def export(name: str, destination: str) -> str:
     `destination` (a folder or bucket prefix) with the `.json` a node checks its download by; the
     URI to set as model.pretrained."""
     path, full_name = timm_file(name, name.split(".", 1)[0])
-    uri = storage.join(destination, full_name + path.suffix)
-    digest = storage.sha256_file(path)
-    storage.put_file_atomic(path, uri)
+    uri = _storage().join(destination, full_name + path.suffix)
+    digest = _storage().sha256_file(path)
+    _storage().put_file_atomic(path, uri)
     sidecar = {"source": f"timm:{full_name}", "sha256": digest, "bytes": path.stat().st_size}
-    storage.write_bytes_atomic(uri + SIDECAR_SUFFIX, (json.dumps(sidecar, indent=1) + "\n").encode())
+    _storage().write_bytes_atomic(uri + SIDECAR_SUFFIX, (json.dumps(sidecar, indent=1) + "\n").encode())
     return uri
