@@ -71,12 +71,12 @@ def rotate_shift(image, mask, selected: np.ndarray, angle: np.ndarray, shift: np
 
 
 def color(image, selected: np.ndarray, gain: np.ndarray, bias: np.ndarray):
-    """Contrast around each image's mean and a brightness offset, in normalised units."""
+    """Contrast around each band's own mean in the image and a brightness offset, in normalised units."""
     idx = _index(selected, image.device)
     sub = image[idx]
     g = torch.as_tensor(gain[selected], dtype=sub.dtype, device=sub.device).view(-1, 1, 1, 1)
     b = torch.as_tensor(bias[selected], dtype=sub.dtype, device=sub.device).view(-1, 1, 1, 1)
-    mean = sub.mean(dim=(1, 2, 3), keepdim=True)
+    mean = sub.mean(dim=(2, 3), keepdim=True)
     image[idx] = (sub - mean) * g + mean + b
     return image
 

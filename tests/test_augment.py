@@ -223,3 +223,18 @@ def test_each_batched_transform_matches_the_per_sample_reference(seed):
     for (got_image, got_mask), (want_image, want_mask) in cases:
         torch.testing.assert_close(got_image, want_image, rtol=1e-5, atol=1e-5)
         assert torch.equal(got_mask, want_mask)
+
+
+def test_colour_jitter_changes_only_the_optical_bands_each_around_its_own_mean():
+    from swinls.augment.ops import color
+
+    channels = ("B4", "B3", "slope", "DEM")
+    image = torch.randn(2, 4, H, W) + torch.tensor([0.0, 5.0, 1.0, -3.0]).view(1, 4, 1, 1)
+    out, _ = Augmenter(AugmentConfig(flip=0.0, rotate_shift=0.0, color=1.0, contrast=0.5, brightness=0.0), channels)(image, torch.zeros(2, H, W, dtype=torch.long), np.arange(2), 0)
+    assert torch.equal(out[:, 2:], image[:, 2:])  # slope and DEM keep their values
+    assert not torch.equal(out[:, :2], image[:, :2])
+    # contrast keeps each band's own mean: a band's level does not leak into another's
+    torch.testing.assert_close(out[:, :2].mean(dim=(2, 3)), image[:, :2].mean(dim=(2, 3)), atol=1e-5, rtol=0)
+    # unnamed channels are all treated as bands (the step a benchmark times)
+    both = color(image, [True, True], torch.tensor([2.0, 2.0]), torch.zeros(2))
+    assert not torch.equal(both[:, 3], image[:, 3])

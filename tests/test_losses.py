@@ -285,3 +285,15 @@ def test_lovasz_kind_chooses_the_surrogate_and_per_image_is_the_hinges_alone():
         assert parts["lovasz"].item() == pytest.approx(expected.item(), rel=1e-6)
     with pytest.raises(ValueError, match="lovasz_per_image applies to lovasz_kind 'hinge' only"):
         LossWeights(lovasz_per_image=True)
+
+
+def test_weighted_cross_entropy_keeps_images_of_one_class_with_weight_one():
+    """An all-landslide patch (no negative pixel) used to get ratio 0: every weight 0, no gradient."""
+    logits = torch.randn(2, 2, 4, 4, requires_grad=True)
+    mask = torch.ones(2, 4, 4, dtype=torch.long)
+    mask[1] = 0  # the second image: no landslide at all
+    loss = weighted_cross_entropy(logits, mask)
+    plain = torch.nn.functional.cross_entropy(logits.float(), mask)
+    assert loss.item() == pytest.approx(plain.item(), rel=1e-6)  # both images, each pixel weighing 1
+    loss.backward()
+    assert logits.grad[0].abs().sum() > 0 and logits.grad[1].abs().sum() > 0

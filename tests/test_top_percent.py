@@ -89,3 +89,27 @@ def test_two_ddp_workers_equal_the_exact_global_sort(tmp_path, top_percent, seed
         np.testing.assert_array_equal(g, w)
     # ties at the threshold were split between the ranks, not only kept or dropped whole
     assert any((p["labels"] != IGNORE).any() for p in parts)
+
+
+def test_a_negative_zero_margin_ranks_as_zero():
+    """-0.0 - 0.0 is -0.0; its sign bit used to index below the histogram (a device assert on a GPU)."""
+    logits = torch.zeros(1, 2, 2, 2)
+    logits[0, 0, 0, 0], logits[0, 1, 0, 0] = -0.0, 0.0
+    logits[0, 0, 1] = torch.tensor([3.0, 1.0])
+    predicted, bits = margin_bits(logits)
+    assert (bits >= 0).all()
+    labels = keep_top_percent_distributed(predicted, bits, 50.0, lambda t: t)
+    assert labels.shape == predicted.shape and (labels != IGNORE).sum() == 2
+
+
+def test_non_finite_logits_are_refused_not_ranked_most_confident():
+    from swinls.top_percent import NonFiniteLogits
+
+    logits = torch.randn(1, 2, 4, 4)
+    logits[0, 0, 0, 0] = float("nan")
+    predicted, bits = margin_bits(logits)
+    with pytest.raises(NonFiniteLogits, match="1 pixels have a non-finite logit margin"):
+        keep_top_percent_distributed(predicted, bits, 50.0, lambda t: t)
+    logits[0, 0, 0, 0] = float("inf")
+    with pytest.raises(NonFiniteLogits):
+        keep_top_percent_distributed(*margin_bits(logits), 100.0, lambda t: t)

@@ -21,6 +21,8 @@ BANDS: tuple[str, ...] = (
     "B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B9", "B10", "B11", "B12", "slope", "DEM",
 )
 
+OPTICAL_BANDS: tuple[str, ...] = BANDS[:12]  # Sentinel-2; slope and DEM are terrain, not light
+
 BAND_DESCRIPTIONS: dict[str, str] = {
     "B1": "coastal aerosol, 443 nm, 60 m",
     "B2": "blue, 490 nm, 10 m",

@@ -42,7 +42,8 @@ def weighted_cross_entropy(logits: torch.Tensor, mask: torch.Tensor) -> torch.Te
     positive = (mask == 1) & valid
     n_pos = positive.flatten(1).sum(1).float()
     n_neg = ((mask == 0) & valid).flatten(1).sum(1).float()
-    ratio = torch.where(n_pos > 0, n_neg / n_pos.clamp(min=1), torch.ones_like(n_pos))
+    # negatives per positive; an image of one class only (all landslide, or none) weighs its pixels 1
+    ratio = torch.where((n_pos > 0) & (n_neg > 0), n_neg / n_pos.clamp(min=1), torch.ones_like(n_pos))
     weight = torch.where(positive, ratio.view(-1, 1, 1), valid.float())
     per_image_weight = weight.flatten(1).sum(1)
     labelled = per_image_weight > 0

@@ -25,6 +25,8 @@ from typing import Callable
 
 import torch
 
+from swinls.errors import SwinLSError
+
 IGNORE = 255
 HIGH_BITS, LOW_BITS = 15, 16  # non-negative float32 bit patterns are below 2**31
 CHUNK = 1 << 24  # pixels per histogram pass, bounding the temporaries
@@ -35,8 +37,26 @@ AllSum = Callable[[torch.Tensor], torch.Tensor]  # the sum over ranks, returned 
 def margin_bits(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(predicted class as uint8, margin as its int32 bit pattern) for N×C×H×W logits."""
     top = logits.float().topk(2, dim=1)
-    margin = (top.values[:, 0] - top.values[:, 1]).clamp(min=0)
+    # + 0.0 folds -0.0 (whose sign bit would index below the histogram) to +0.0; NaN stays NaN
+    margin = (top.values[:, 0] - top.values[:, 1]).clamp(min=0) + 0.0
     return top.indices[:, 0].to(torch.uint8), margin.contiguous().view(torch.int32)
+
+
+NON_FINITE_BITS = 0x7F800000  # +inf; NaN patterns lie above it (or, with the sign bit, below 0)
+
+
+class NonFiniteLogits(SwinLSError, ValueError):
+    """Self-training met logits that are NaN or infinite: the model diverged."""
+
+
+def check_finite(bits: torch.Tensor, all_sum: AllSum) -> None:
+    """Every rank joins the count, so all raise together rather than leave the others waiting."""
+    bad = ((bits < 0) | (bits >= NON_FINITE_BITS)).sum().reshape(1).to(torch.int64)
+    total = int(all_sum(bad)[0])
+    if total:
+        raise NonFiniteLogits(f"self-training: {total} pixels have a non-finite logit margin (NaN or infinite logits): "
+                              "the model diverged, and ranking them would keep them as the most confident; "
+                              "lower the learning rate or check the inputs' normalisation")
 
 
 def _histogram(predicted: torch.Tensor, bits: torch.Tensor, num_classes: int, bins: int, value, select) -> torch.Tensor:
@@ -82,6 +102,7 @@ def keep_top_percent_distributed(predicted: torch.Tensor, bits: torch.Tensor, to
                                  rank: int = 0, world_size: int = 1, num_classes: int = 2) -> torch.Tensor:
     """This rank's pseudo-labels (uint8, IGNORE where not kept) for its N×H×W predictions and
     margin bits, ranked against every rank's pixels."""
+    check_finite(bits, all_sum)
     if top_percent >= 100.0:
         return predicted.clone()
     keep = torch.zeros_like(predicted, dtype=torch.bool)

@@ -15,20 +15,27 @@ Order: flips → rotate+shift → colour → cutout → cutmix.
 from __future__ import annotations
 
 import math
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 
 from swinls.augment.config import IGNORE, AugmentConfig
 from swinls.augment.params import sample_params
+from swinls.bands import OPTICAL_BANDS
 
 
 class Augmenter:
     """Callable on (image N×C×H×W float, mask N×H×W int, keys, epoch) → a new augmented pair;
-    the inputs are left untouched. Keys may be a tensor (kept on its device) or an array."""
+    the inputs are left untouched. Keys may be a tensor (kept on its device) or an array.
 
-    def __init__(self, config: AugmentConfig) -> None:
+    `channels` names the image's channels: colour jitter changes only the Sentinel-2 bands among
+    them (slope, DEM and principal components keep their values); None treats every channel as
+    a band."""
+
+    def __init__(self, config: AugmentConfig, channels: Sequence[str] | None = None) -> None:
         self.config = config
+        self.optical = None if channels is None else tuple(name in OPTICAL_BANDS for name in channels)
 
     def __call__(self, image: torch.Tensor, mask: torch.Tensor, keys, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
         config = self.config
@@ -40,7 +47,7 @@ class Augmenter:
         if config.rotate_shift > 0:
             image, mask = rotate_shift(image, mask, p.rotate, p.angle, p.shift)
         if config.color > 0:
-            image = color(image, p.color, p.gain, p.bias)
+            image = color(image, p.color, p.gain, p.bias, self.optical)
         if config.cutout > 0:
             image, mask = cutout(image, mask, p.cutout, p.cutout_centre, config.cutout_size)
         if config.cutmix > 0 and image.shape[0] > 1:
@@ -94,12 +101,16 @@ def rotate_shift(image, mask, selected, angle, shift):
             torch.where(_rows(selected, mask), labels, mask))
 
 
-def color(image, selected, gain, bias):
-    """Contrast around each image's mean and a brightness offset, in normalised units."""
+def color(image, selected, gain, bias, optical: Sequence[bool] | None = None):
+    """Contrast around each band's own mean in the image and a brightness offset, in normalised
+    units, on the optical bands only (`optical`: one flag per channel; None: every channel)."""
     g = _on(gain, image, image.dtype).view(-1, 1, 1, 1)
     b = _on(bias, image, image.dtype).view(-1, 1, 1, 1)
-    mean = image.mean(dim=(1, 2, 3), keepdim=True)
-    return torch.where(_rows(selected, image), (image - mean) * g + mean + b, image)
+    mean = image.mean(dim=(2, 3), keepdim=True)
+    chosen = _rows(selected, image)
+    if optical is not None:
+        chosen = chosen & _on(optical, image, torch.bool).view(1, -1, 1, 1)
+    return torch.where(chosen, (image - mean) * g + mean + b, image)
 
 
 def box_masks(centre_row, centre_col, side, height: int, width: int) -> torch.Tensor:

@@ -72,7 +72,7 @@ class BlockRunner:
         self.store = RunStore(run_uri)
         self.attempt = uuid.uuid4().hex[:8]
         self.channels = tuple(normalization["channels"])
-        self.augmenter = Augmenter(config.data.augment)
+        self.augmenter = Augmenter(config.data.augment, self.channels)
         self.gpu = GpuSettings.resolve(ctx.device, bf16=config.run.bf16, channels_last=config.model.channels_last,
                                        deterministic=config.data.deterministic)
         self.gpu.apply()
