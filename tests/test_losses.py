@@ -1,5 +1,6 @@
 import itertools
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -297,3 +298,20 @@ def test_weighted_cross_entropy_keeps_images_of_one_class_with_weight_one():
     assert loss.item() == pytest.approx(plain.item(), rel=1e-6)  # both images, each pixel weighing 1
     loss.backward()
     assert logits.grad[0].abs().sum() > 0 and logits.grad[1].abs().sum() > 0
+
+
+def test_the_inductor_compiled_step_equals_eager_on_ignored_pixels(tmp_path):
+    """With model.compile's default backend, a batch holding 255s used to abort the process in a
+    generated kernel ("index out of bounds: 0 <= tmp < 2"): run where that cannot take pytest down."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, TORCHINDUCTOR_CACHE_DIR=str(tmp_path / "inductor"))
+    done = subprocess.run([sys.executable, "-m", "tests.compiled_loss_case"], capture_output=True, text=True,
+                          timeout=300, cwd=str(Path(__file__).resolve().parents[1]), env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["compiled"] == pytest.approx(result["eager"], rel=1e-5)
+    assert result["gradient_difference"] <= 1e-5 * result["gradient_scale"] + 1e-7

@@ -30,15 +30,24 @@ def _safe_mean(total: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
     return total / count.clamp(min=1)
 
 
+def class_index(mask: torch.Tensor) -> torch.Tensor:
+    """A class index for every pixel, in range whatever the mask holds (255 → 1): the loss weighs
+    ignored pixels 0, so which class they index does not matter, but the index must be safe on its
+    own. Deriving it from the `valid` flags instead (masked_fill) let inductor's generated CPU
+    kernel read a flag from a buffer it had stored differently and index with 255: a C++ bounds
+    assert that ends the process (a device assert on a GPU)."""
+    return mask.clamp(max=1)
+
+
 def cross_entropy(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     valid = mask != IGNORE
-    per_pixel = F.cross_entropy(logits.float(), mask.masked_fill(~valid, 0), reduction="none")
+    per_pixel = F.cross_entropy(logits.float(), class_index(mask), reduction="none")
     return _safe_mean((per_pixel * valid).sum(), valid.sum())
 
 
 def weighted_cross_entropy(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     valid = mask != IGNORE
-    per_pixel = F.cross_entropy(logits.float(), mask.masked_fill(~valid, 0), reduction="none")  # N×H×W
+    per_pixel = F.cross_entropy(logits.float(), class_index(mask), reduction="none")  # N×H×W
     positive = (mask == 1) & valid
     n_pos = positive.flatten(1).sum(1).float()
     n_neg = ((mask == 0) & valid).flatten(1).sum(1).float()
@@ -54,7 +63,7 @@ def weighted_cross_entropy(logits: torch.Tensor, mask: torch.Tensor) -> torch.Te
 def focal(logits: torch.Tensor, mask: torch.Tensor, gamma: float = 2.0) -> torch.Tensor:
     valid = mask != IGNORE
     log_p = F.log_softmax(logits.float(), dim=1)
-    target = mask.masked_fill(~valid, 0).clamp(max=1).unsqueeze(1)
+    target = class_index(mask).unsqueeze(1)
     log_pt = log_p.gather(1, target).squeeze(1)
     loss = -((1 - log_pt.exp()) ** gamma) * log_pt
     return _safe_mean((loss * valid).sum(), valid.sum())
