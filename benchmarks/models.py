@@ -1,5 +1,6 @@
-"""Model size, compute and CPU speed: parameters, forward FLOPs per 128×128 patch, and training
-(forward + backward + step) patches/s on this machine, for every model and Swin size.
+"""Model size, compute and CPU speed: parameters (encoder, decoder and image head), forward FLOPs
+per 128×128 patch, and training (forward + backward + step) patches/s on this machine, for every
+model and Swin size.
 
     python benchmarks/models.py [--bands RGB] [--batch 4] [--steps 3]
 
@@ -18,10 +19,18 @@ from torch.utils.flop_counter import FlopCounterMode
 from swinls.bands import resolve_band_set
 from swinls.losses import PAPER_STAGE1, composite
 from swinls.models import ModelConfig, build_model
-from swinls.recipes import tiny_model
+from swinls.recipes import recipe_data, tiny_model
+
+
+def proxy_model() -> ModelConfig:
+    from swinls.config import from_dict
+
+    return from_dict(ModelConfig, recipe_data("swin-proxy")["model"])
+
 
 CONFIGS = [
-    ("SwinLS nano", tiny_model(drop_path=0.1)),
+    ("SwinLS nano (not a Swin: no shifted window)", tiny_model(drop_path=0.1)),
+    ("SwinLS proxy (swin-proxy recipe)", proxy_model()),
     ("SwinLS tiny", ModelConfig(size="tiny")),
     ("SwinLS small", ModelConfig(size="small")),
     ("SwinLS base", ModelConfig(size="base")),
@@ -63,14 +72,24 @@ def main() -> None:
     args = parser.parse_args()
     channels = resolve_band_set(args.bands).channels
     print(f"{len(channels)} bands ({args.bands}), 128×128, batch {args.batch}, {torch.get_num_threads()} torch threads")
-    print(f"| model | parameters (M) | forward GFLOPs / patch | train patches/s (CPU) |")
-    print(f"| --- | ---: | ---: | ---: |")
+    print("| model | parameters (M): encoder + decoder + head | forward GFLOPs / patch | train patches/s (CPU) |")
+    print("| --- | ---: | ---: | ---: |")
     for label, config in CONFIGS:
         model = build_model(config, channels)
-        params = sum(p.numel() for p in model.parameters()) / 1e6
+        encoder, decoder, rest = parameter_split(model)
         gflops = forward_flops(model, len(channels)) / 1e9
         rate = train_rate(model, len(channels), args.batch, args.steps)
-        print(f"| {label} | {params:.1f} | {gflops:.2f} | {rate:.1f} |", flush=True)
+        print(f"| {label} | {encoder + decoder + rest:.2f} = {encoder:.2f} + {decoder:.2f} + {rest:.3f} | {gflops:.2f} | "
+              f"{rate:.1f} |", flush=True)
+
+
+def parameter_split(model) -> tuple[float, float, float]:
+    """Millions of parameters in the encoder, the decoder, and the rest (the image-level head)."""
+    def count(module) -> float:
+        return sum(p.numel() for p in module.parameters()) / 1e6
+
+    total, encoder, decoder = count(model), count(model.encoder), count(model.decoder)
+    return encoder, decoder, total - encoder - decoder
 
 
 if __name__ == "__main__":

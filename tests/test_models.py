@@ -104,7 +104,7 @@ def test_a_missing_pretrained_file_is_a_clear_error(tmp_path):
 def test_unknown_names_are_errors_listing_the_valid_ones():
     with pytest.raises(ValueError, match="valid models: swinls, unet, deeplabv3"):
         ModelConfig(name="segformer")
-    with pytest.raises(ValueError, match="valid sizes: nano, tiny, small, base"):
+    with pytest.raises(ValueError, match="valid sizes: nano, proxy, tiny, small, base"):
         ModelConfig(size="huge")
     assert adapt_first_conv(torch.ones(4, 3, 2, 2), ("B4",)).shape == (4, 1, 2, 2)
 
@@ -124,3 +124,24 @@ def test_channels_last_and_bf16_change_nothing_beyond_precision():
     assert low.dtype == torch.bfloat16
     scale = reference.abs().max()
     assert (low.float() - reference).abs().max() < 0.05 * scale
+
+
+def test_the_swin_proxy_alternates_plain_and_shifted_windows_and_nano_does_not():
+    from swinls.config import from_dict
+    from swinls.recipes import recipe_data
+
+    def blocks(model):
+        return [(name, tuple(m.window_size), tuple(m.shift_size)) for name, m in model.encoder.named_modules()
+                if hasattr(m, "shift_size") and hasattr(m, "attn")]
+
+    proxy = build_model(from_dict(ModelConfig, recipe_data("swin-proxy")["model"]), BAND_SETS[3])
+    found = blocks(proxy)
+    assert [name.split(".")[-1] for name, _, _ in found] == ["0", "1"] * 4  # two blocks a stage
+    shifts = [shift for _, _, shift in found]
+    # stages at 32, 16, 8 tokens: plain then shifted by half the window of 4; the last stage is one window
+    assert shifts == [(0, 0), (2, 2)] * 3 + [(0, 0), (0, 0)]
+    assert all(window == (4, 4) for _, window, _ in found)
+    encoder = sum(p.numel() for p in proxy.encoder.parameters())
+    assert encoder > 4 * sum(p.numel() for p in proxy.decoder.parameters())  # the encoder is the model
+    nano = build_model(ModelConfig(size="nano", decoder_channels=(16, 16, 8, 8, 8)), BAND_SETS[3])
+    assert all(shift == (0, 0) for _, _, shift in blocks(nano))

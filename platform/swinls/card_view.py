@@ -9,7 +9,7 @@ from swinls.training.report import epoch_row, epoch_table_header
 
 def _architecture(model: dict) -> str:
     if model.get("name", "swinls") == "swinls":
-        name, details = f"swinls {model.get('size')}", [f"window {model.get('window_size')}"]
+        name, details = f"swinls {model.get('size')}", [f"window {model.get('window_size') or 'default'}"]
     else:
         name, details = f"{model['name']} on {model.get('encoder')}", []
     if model.get("decoder_channels"):

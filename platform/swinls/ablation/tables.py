@@ -151,7 +151,7 @@ def target_f1s(text: str) -> tuple[float, ...]:
 def _scaling() -> Table:
     rows = [Row(f"workers-{n}", f"{n} Ray Train worker{'s' if n > 1 else ''}", (f"run.num_workers={n}",)) for n in WORKER_COUNTS]
     rows += [Row(f"size-{size}", f"Swin {size}, 1 worker", (f"model.size={size}", "run.num_workers=1"))
-             for size in ("nano", "tiny", "small", "base")]
+             for size in ("proxy", "tiny", "small", "base")]
     return Table("scaling", "Scaling: Ray Train workers and model size", tuple(rows), ("swinls",),
                  metrics=("throughput", "time_to_f1", "valid_f1", "holdout_f1"),
                  common=tuple(ROTATE_SHIFT + BALANCED + ["selftrain.rounds=0"]))

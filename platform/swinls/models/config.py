@@ -6,18 +6,20 @@ from dataclasses import dataclass
 from typing import Literal
 
 MODEL_NAMES = ("swinls", "unet", "deeplabv3")
-SWIN_SIZES = ("nano", "tiny", "small", "base")
+SWIN_SIZES = ("nano", "proxy", "tiny", "small", "base")
 
 
 @dataclass(frozen=True)
 class ModelConfig:
     name: Literal["swinls", "unet", "deeplabv3"] = "swinls"
-    size: Literal["nano", "tiny", "small", "base"] = "base"  # SwinLS encoder; the paper uses Swin-B
+    # SwinLS encoder; the paper uses Swin-B. proxy: a Swin for CPUs (two blocks a stage, plain then
+    # shifted windows); nano: one block a stage, no shifted window — not a Swin, for smoke tests
+    size: Literal["nano", "proxy", "tiny", "small", "base"] = "base"
     encoder: str = "resnet34"  # timm ResNet of the U-Net and DeepLabv3 baselines
     # None (from scratch), "timm" (the encoder's default timm weights), a timm name with its tag,
     # a local weights file, or an s3:// URI (jobs/weights.py puts timm's there): models/weights.py
     pretrained: str | None = None
-    window_size: int = 8  # 128×128 patches give 32×32 tokens: windows of 8 tile every stage
+    window_size: int | None = None  # None: the size's own (models/encoders.py: 4 for proxy, 8 for the others)
     decoder_channels: tuple[int, ...] = (256, 128, 64, 32, 16)
     drop_path: float = 0.1
     image_head: bool = True  # the paper's image-level branch: global pool + FC on the deepest features

@@ -19,8 +19,17 @@ from torch import nn
 from swinls.models.config import ModelConfig
 from swinls.models.weights import ResolvedWeights, WeightsError, read_state_dict, resolve
 
+# window size per Swin size when model.window_size is unset: 128×128 patches give 32×32 tokens,
+# which windows of 8 tile at every stage; the proxy's window is scaled from Swin-B's (see above)
+DEFAULT_WINDOW = {"nano": 8, "proxy": 4, "tiny": 8, "small": 8, "base": 8}
 SWIN_ARCH = {
+    # one block a stage: no block has a shifted window, so tokens never see past their 8×8 window
+    # before merging. Fast enough for the test suite; not a Swin.
     "nano": ("swin_tiny_patch4_window7_224", dict(embed_dim=32, depths=(1, 1, 1, 1), num_heads=(1, 2, 4, 8))),
+    # the smallest Swin: two blocks a stage (plain, then shifted windows), heads of 32 channels as in
+    # every Swin, and a window of 4 tokens — Swin-B's 7 at 224 px scaled to 128 px, so each stage
+    # has as many windows across as Swin-B's (8, 4, 2, 1)
+    "proxy": ("swin_tiny_patch4_window7_224", dict(embed_dim=32, depths=(2, 2, 2, 2), num_heads=(1, 2, 4, 8))),
     "tiny": ("swin_tiny_patch4_window7_224", {}),
     "small": ("swin_small_patch4_window7_224", {}),
     "base": ("swin_base_patch4_window7_224", {}),
@@ -47,7 +56,8 @@ def _timm_spec(config: ModelConfig) -> tuple[str, dict, bool]:
     """timm architecture name, its keyword arguments, and whether features come out NHWC."""
     if config.name == "swinls":
         arch, extra = SWIN_ARCH[config.size]
-        return arch, dict(extra, img_size=128, window_size=config.window_size, drop_path_rate=config.drop_path), True
+        window = config.window_size or DEFAULT_WINDOW[config.size]
+        return arch, dict(extra, img_size=128, window_size=window, drop_path_rate=config.drop_path), True
     if config.name == "deeplabv3":
         return config.encoder, dict(output_stride=8), False
     return config.encoder, {}, False
