@@ -37,7 +37,7 @@ def test_the_saved_config_loads_back_to_the_same_config():
     (["model.size=huge"], "model.size: 'huge' is not one of"),
     (["run.num_workers=two"], "run.num_workers: expected an integer"),
     (["data.augment.flip=1.5"], "augment.flip is a probability"),
-    (["selftrain.top_percent=0"], "top_percent"),
+    (["selftrain.top_percent=-5"], "top_percent"),
     (["stage1.epochs"], "must look like key.sub=value"),
 ])
 def test_unknown_misspelled_or_invalid_keys_are_errors_naming_them(overrides, message):

@@ -113,3 +113,10 @@ def test_non_finite_logits_are_refused_not_ranked_most_confident():
     logits[0, 0, 0, 0] = float("inf")
     with pytest.raises(NonFiniteLogits):
         keep_top_percent_distributed(*margin_bits(logits), 100.0, lambda t: t)
+
+
+def test_a_of_zero_keeps_no_pseudo_label_for_table_4s_control():
+    predicted, bits = rank_data(0, seed=3)
+    labels = keep_top_percent_distributed(predicted, bits, 0.0, lambda t: t)
+    assert (labels == IGNORE).all()
+    assert all((e == IGNORE).all() for e in exact([predicted], [bits], 0.0))

@@ -40,14 +40,14 @@ class SelfTrainConfig:
     each predicted class (the rest ignored), then train both stages again on labeled + pseudo."""
 
     rounds: int = 1  # 0 turns self-training off
-    top_percent: float = 100.0  # the paper's A
+    top_percent: float = 100.0  # the paper's A; 0 keeps no pseudo-label: the same extra training on labelled rows alone (a control)
     stage1: StageConfig = StageConfig(epochs=10, lr=5e-5)
     stage2: StageConfig = StageConfig(epochs=3, lr=1e-5, loss=PAPER_STAGE2, freeze_encoder=True)
     png_samples: int = 0  # pseudo-label maps saved as PNG for a look (the paper's Figure 3)
 
     def __post_init__(self) -> None:
-        if self.rounds < 0 or not 0.0 < self.top_percent <= 100.0:
-            raise ValueError(f"selftrain.rounds must be >= 0 and top_percent in (0, 100], got {self.rounds}, {self.top_percent}")
+        if self.rounds < 0 or not 0.0 <= self.top_percent <= 100.0:
+            raise ValueError(f"selftrain.rounds must be >= 0 and top_percent in [0, 100], got {self.rounds}, {self.top_percent}")
 
 
 @dataclass(frozen=True)

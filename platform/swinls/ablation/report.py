@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from swinls import storage
+from swinls.ablation import differences
 from swinls.ablation.tables import Row, Table
 from swinls.ablation.trial import trial_name
 from swinls.checkpoints import RunStore
@@ -252,6 +253,10 @@ def write_outputs(table: Table, rows: tuple[Row, ...], trials: list[dict], model
     records = collect(table, rows, trials, exp_uri, targets)
     summary = summarise(table, rows, records, models, targets)
     text = markdown(table, summary, targets)
+    names = [row.name for row in rows]
+    if table.reference in names:
+        found = differences.differences(records, names, list(models), table.reference)
+        text += "\n" + differences.markdown(found, {row.name: row.label for row in rows}, MODEL_LABELS)
     uris = {name: storage.join(exp_uri, name) for name in ("trials.csv", "table.md", "table.png")}
     storage.write_bytes_atomic(uris["trials.csv"], csv_text(records).encode())
     storage.write_bytes_atomic(uris["table.md"], text.encode())

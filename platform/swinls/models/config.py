@@ -12,9 +12,7 @@ SWIN_SIZES = ("nano", "proxy", "tiny", "small", "base")
 @dataclass(frozen=True)
 class ModelConfig:
     name: Literal["swinls", "unet", "deeplabv3"] = "swinls"
-    # SwinLS encoder; the paper uses Swin-B. proxy: a Swin for CPUs (two blocks a stage, plain then
-    # shifted windows); nano: one block a stage, no shifted window — not a Swin, for smoke tests
-    size: Literal["nano", "proxy", "tiny", "small", "base"] = "base"
+    size: Literal["nano", "proxy", "tiny", "small", "base"] = "base"  # the paper: base; proxy: the CPU Swin; nano: not a Swin (one block a stage), for smoke tests
     encoder: str = "resnet34"  # timm ResNet of the U-Net and DeepLabv3 baselines
     # None (from scratch), "timm" (the encoder's default timm weights), a timm name with its tag,
     # a local weights file, or an s3:// URI (jobs/weights.py puts timm's there): models/weights.py
