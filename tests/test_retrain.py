@@ -268,3 +268,6 @@ parameters:
     assert len(storage.list_files(storage.join(registry_uri, "searches", key, "trials"))) > 0
     ran = yaml.safe_load(storage.read_bytes(storage.join(registry_uri, "searches", key, "space.yaml")))
     assert ran["budget"]["samples"] == 1
+    # the search picked its best on half the validation patches; the verdict was judged on the other half
+    assert ran["base"]["data"]["verdict_fraction"] == 0.5 and outcome.record["verdict_fraction"] == 0.5
+    assert any("set aside by patch id for the verdict" in line for line in world["lines"])

@@ -101,3 +101,35 @@ def test_ray_data_reads_the_same_carve_as_the_plain_reader(ray_local, carved):
     for split in ("train", "valid"):
         rows = build_dataset(data, split, materialize=False).take_batch(100, batch_format="numpy")
         assert keys(rows) == keys(read_split(data, split)), split
+
+
+def test_a_verdict_share_of_validation_is_set_aside_by_patch_id(carved, tmp_path):
+    """Retraining with --space: trials validate on one part, the verdict is judged on the other."""
+    from swinls.data.validation import plan_validation
+
+    uri = str(carved / "shards")
+    whole = keys(read_split(ShardData(DataConfig(uri=uri)), "valid"))
+    data = ShardData(DataConfig(uri=uri, verdict_fraction=0.5))
+    seen = keys(read_split(data, "valid"))
+    plan = plan_validation(data.manifest, uri, ["north"], 0.1, 0.5)
+    verdict = keys(read_split_filtered(data, plan, "verdict"))
+    assert seen.isdisjoint(verdict) and seen | verdict == whole and verdict
+    assert keys(read_split(data, "train")) == keys(read_split(ShardData(DataConfig(uri=uri)), "train"))
+    assert "50% of it set aside by patch id for the verdict" in data.validation.describe()
+
+
+def read_split_filtered(data, plan, split):
+    """The rows of a plan's split read the way retraining's evaluation reads them."""
+    import pyarrow.parquet as pq
+
+    from swinls import storage
+
+    keep = plan.row_filter(split)
+    out = []
+    for shard in plan.shards(data.manifest, split):
+        fs, path = storage.filesystem(storage.join(data.config.uri, shard.path))
+        with fs.open(path, "rb") as handle:
+            table = keep.apply(pq.read_table(handle, columns=["id", "region", "split"]))
+        out += [row_key(r, s, i) for r, s, i in zip(table.column("region").to_pylist(), table.column("split").to_pylist(),
+                                                    table.column("id").to_pylist())]
+    return {"key": out}

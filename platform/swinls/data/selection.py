@@ -38,6 +38,7 @@ class DataConfig:
     holdout_regions: tuple[str, ...] = ()
     # the training patches a region without labelled ValidData validates on (fixed by patch id)
     valid_fraction: float = 0.1  # of a region's training patches kept for validation when its ValidData is unlabelled
+    verdict_fraction: float = 0.0  # of the validation patches set aside (by patch id) for a verdict no trial validates on
     batch_size: int = 16  # per worker
     eval_batch_size: int = 32
     materialize: Literal["auto", "always", "never"] = "auto"
@@ -58,6 +59,8 @@ class DataConfig:
             raise ValueError("batch sizes must be positive")
         if not 0.0 < self.valid_fraction < 1.0:
             raise ValueError(f"data.valid_fraction must be in (0, 1), got {self.valid_fraction}")
+        if not 0.0 <= self.verdict_fraction < 1.0:
+            raise ValueError(f"data.verdict_fraction must be in [0, 1), got {self.verdict_fraction}")
 
 
 class ShardData:
@@ -75,7 +78,8 @@ class ShardData:
             raise ManifestError(f"{Manifest.uri(config.uri)} has no region {', '.join(unknown)} (it has {', '.join(regions)})")
         self.train_regions = list(config.train_regions) or [r for r in regions if r not in config.holdout_regions]
         self.holdout_regions = list(config.holdout_regions)
-        self.validation: ValidationPlan = plan_validation(self.manifest, config.uri, self.train_regions, config.valid_fraction)
+        self.validation: ValidationPlan = plan_validation(self.manifest, config.uri, self.train_regions, config.valid_fraction,
+                                                           config.verdict_fraction)
         self.pca: PCAProjection | None = self.manifest.pca(self.train_regions) if self.band_set.is_pca else None
         stats = self.manifest.band_stats(self.train_regions) if config.normalization == "dataset" else OFFICIAL_STATS
         self.mean, self.std = channel_stats(self.band_set, stats, self.pca)
@@ -115,6 +119,8 @@ class ShardData:
                 total += shard.rows
         for region, size in carved.items():
             total += size if split == "valid" else -size
+        if split == "valid" and self.config.verdict_fraction:  # the set-aside part: by patch id, about this share
+            total = round(total * (1 - self.config.verdict_fraction))
         return total
 
     def projected_bytes(self, split: str) -> int:

@@ -28,11 +28,12 @@ from swinls import storage
 from swinls.shards.manifest import Manifest
 
 CARVE_SALT = "swinls/valid-carve"
+VERDICT_SALT = "swinls/verdict"  # another draw: which validation patches a verdict keeps to itself
 
 
-def carve_draw(region: str, patch_id: str) -> float:
+def carve_draw(region: str, patch_id: str, salt: str = CARVE_SALT) -> float:
     """A patch's fixed draw in [0, 1)."""
-    digest = hashlib.blake2b(f"{CARVE_SALT}/{region}/{patch_id}".encode(), digest_size=8).digest()
+    digest = hashlib.blake2b(f"{salt}/{region}/{patch_id}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "little") / 2**64
 
 
@@ -55,7 +56,8 @@ class RowFilter:
     """The rows of a carved region's training shards one side keeps (rows of other regions pass)."""
 
     cutoffs: tuple[tuple[str, float], ...]  # (carved region, its cutoff draw)
-    keep: Literal["train", "valid"]
+    keep: Literal["train", "valid", "verdict"]
+    verdict: float = 0.0  # the share of validation set aside for the verdict (`verdict` keeps it, `valid` the rest)
 
     @property
     def carved(self) -> tuple[str, ...]:
@@ -65,10 +67,14 @@ class RowFilter:
         cutoffs = dict(self.cutoffs)
         keep = []
         for region, patch_id in zip(regions, ids):
-            if region not in cutoffs:
-                keep.append(True)
+            validates = region not in cutoffs or carve_draw(region, patch_id) <= cutoffs[region]
+            if self.keep == "train":
+                keep.append(region not in cutoffs or not validates)
+            elif not self.verdict:
+                keep.append(validates)
             else:
-                keep.append((carve_draw(region, patch_id) <= cutoffs[region]) == (self.keep == "valid"))
+                set_aside = carve_draw(region, patch_id, VERDICT_SALT) < self.verdict
+                keep.append(validates and set_aside == (self.keep == "verdict"))
         return np.asarray(keep, dtype=bool)
 
     def apply(self, table: pa.Table) -> pa.Table:
@@ -83,18 +89,19 @@ class ValidationPlan:
     carved: tuple[str, ...]  # validated on the carve of their TrainData
     cutoffs: tuple[tuple[str, float], ...] = ()  # per carved region (see carve_cutoff)
     carved_rows: tuple[tuple[str, int], ...] = ()  # per carved region, the patches that validate
+    verdict: float = 0.0  # of the validation patches, the share only a verdict sees
 
     def row_filter(self, split: str) -> RowFilter | None:
-        if not self.carved or split not in ("train", "valid"):
+        if split not in ("train", "valid", "verdict") or not (self.carved or (self.verdict and split != "train")):
             return None
-        return RowFilter(self.cutoffs, split)
+        return RowFilter(self.cutoffs, split, self.verdict)
 
     def shards(self, manifest: Manifest, split: str) -> list:
         """The shards a split reads before row filtering: training reads every training shard,
         validation the labelled regions' ValidData and the carved regions' TrainData."""
         if split == "train":
             return manifest.shards(["train"], [*self.labelled, *self.carved])
-        if split == "valid":
+        if split in ("valid", "verdict"):
             return [*manifest.shards(["valid"], self.labelled), *manifest.shards(["train"], self.carved)]
         raise ValueError(f"a validation plan has no split {split!r}")
 
@@ -108,6 +115,8 @@ class ValidationPlan:
             each = ", ".join(f"{region} ({counts.get(region, 0)} patches)" for region in self.carved)
             parts.append(f"{self.fraction:.0%} of TrainData carved out of {each}, not trained on "
                          "(no labelled pixel in its ValidData; data.valid_fraction)")
+        if parts and self.verdict:
+            parts.append(f"{self.verdict:.0%} of it set aside by patch id for the verdict, validated on by no trial")
         return "validation: " + "; ".join(parts) if parts else "validation: none (no training region)"
 
     def record(self) -> dict:
@@ -132,7 +141,8 @@ def _training_ids(uris: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(ids)
 
 
-def plan_validation(manifest: Manifest, uri: str, regions: Iterable[str], fraction: float) -> ValidationPlan:
+def plan_validation(manifest: Manifest, uri: str, regions: Iterable[str], fraction: float,
+                    verdict: float = 0.0) -> ValidationPlan:
     """Each region's validation; a carve's cutoff read from the ids of the region's training shards
     in the dataset at `uri`."""
     labelled, carved, cutoffs, sizes = [], [], [], []
@@ -144,4 +154,4 @@ def plan_validation(manifest: Manifest, uri: str, regions: Iterable[str], fracti
         carved.append(region)
         cutoffs.append((region, carve_cutoff(region, ids, fraction)))
         sizes.append((region, carve_size(len(ids), fraction)))
-    return ValidationPlan(fraction, tuple(labelled), tuple(carved), tuple(cutoffs), tuple(sizes))
+    return ValidationPlan(fraction, tuple(labelled), tuple(carved), tuple(cutoffs), tuple(sizes), verdict)

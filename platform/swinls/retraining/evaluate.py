@@ -23,6 +23,7 @@ from swinls.metrics import Confusion, json_safe
 from swinls.shards import Manifest
 
 EVALUATION_SPLIT = "valid"
+VERDICT_SPLIT = "verdict"  # validation's set-aside share (data.verdict_fraction)
 
 
 @dataclass
@@ -54,7 +55,9 @@ def evaluation_regions(manifest: Manifest) -> list[str]:
 
 
 def evaluate(model_uri: str, data_uri: str, regions: list[str], *, batch_size: int = 32, use_gpu: bool = False,
-             valid_fraction: float = DataConfig.valid_fraction) -> Scores:
+             valid_fraction: float = DataConfig.valid_fraction, verdict_fraction: float = 0.0) -> Scores:
+    """Pixel counts per region on the validation patches no candidate trained on; with a
+    `verdict_fraction`, on the share of them set aside for the verdict only."""
     from swinls.prediction.model import Decision, load_for_prediction
 
     loaded = load_for_prediction(model_uri, use_gpu=use_gpu)
@@ -63,12 +66,13 @@ def evaluate(model_uri: str, data_uri: str, regions: list[str], *, batch_size: i
     missing = [band for band in norm.inputs if band not in manifest.bands]
     if missing:
         raise ValueError(f"{loaded.uri}: the model reads bands {', '.join(missing)} that {data_uri} does not hold")
-    plan = plan_validation(manifest, data_uri, regions, valid_fraction)
+    plan = plan_validation(manifest, data_uri, regions, valid_fraction, verdict_fraction)
+    split = VERDICT_SPLIT if verdict_fraction else EVALUATION_SPLIT
     projector = BatchProjector(tuple(norm.inputs), tuple(manifest.patch_shape), manifest.image_dtype,
-                               norm.mean, norm.std, norm.pca, plan.row_filter(EVALUATION_SPLIT))
+                               norm.mean, norm.std, norm.pca, plan.row_filter(split))
     decide = Decision()
     scores = Scores(loaded.uri)
-    shards = plan.shards(manifest, EVALUATION_SPLIT)
+    shards = plan.shards(manifest, split)
     for region in regions:
         counts = Confusion()
         for shard in (s for s in shards if s.region == region):

@@ -22,6 +22,8 @@ from swinls.training.report import epoch_row, epoch_table_header
 PLACED = ("storage", "name")
 PLACED_DATA = ("uri", "train_regions", "holdout_regions")
 
+SEARCH_VERDICT_FRACTION = 0.5  # of the validation patches, by patch id (data/validation.py)
+
 
 @dataclass(frozen=True)
 class Recipe:
@@ -58,7 +60,13 @@ class Recipe:
         from swinls.search.space import override_space
 
         return override_space(storage.read_bytes(self.space).decode(), samples=self.samples, workers=self.workers,
-                              use_gpu=self.use_gpu, base=[*self.overrides, *self._on(regions)])
+                              use_gpu=self.use_gpu, base=[*self.overrides, *self._on(regions),
+                                                          f"data.verdict_fraction={SEARCH_VERDICT_FRACTION}"])
+
+    def verdict_fraction(self) -> float:
+        """The share of validation the verdict keeps to itself: a search picks its best trial by
+        validation F1, so judging that trial on the same patches would favour it."""
+        return SEARCH_VERDICT_FRACTION if self.space else 0.0
 
     def band_sets(self, data_uri: str, regions: list[str]) -> list[str]:
         """Every band set the challenger may be trained on (a space's choices too)."""

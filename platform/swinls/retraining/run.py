@@ -163,16 +163,17 @@ def _challenge(run: _Run, recipe: Recipe, options: RetrainOptions, log, before_p
     log(f"run {key}: a challenger on {', '.join(regions)}")
     candidate = make_challenger(recipe, data_uri, regions, registry, key, local=options.local, log=log)
     eval_regions = evaluation_regions(manifest)
-    fraction = recipe.valid_fraction(data_uri, regions)
-    plan = plan_validation(manifest, data_uri, eval_regions, fraction)
-    log(f"evaluating on {plan.describe()}")
+    fraction, verdict_share = recipe.valid_fraction(data_uri, regions), recipe.verdict_fraction()
+    plan = plan_validation(manifest, data_uri, eval_regions, fraction, verdict_share)
+    log(f"evaluating on {plan.describe()}" + (" (the verdict is judged on that share alone)" if verdict_share else ""))
     use_gpu = recipe.use_gpu and not options.local
-    challenger_scores = _evaluate(candidate, data_uri, eval_regions, use_gpu, fraction)
-    champion_scores = _evaluate(champion.uri, data_uri, eval_regions, use_gpu, fraction) if champion else None
+    challenger_scores = _evaluate(candidate, data_uri, eval_regions, use_gpu, fraction, verdict_share)
+    champion_scores = _evaluate(champion.uri, data_uri, eval_regions, use_gpu, fraction, verdict_share) if champion else None
     verdict = judge(champion_scores, challenger_scores, min_gain=options.min_gain, max_region_drop=options.max_region_drop)
     before = champion.version if champion else None
     record = {"key": key, "created": now(), "data": data_uri, "manifest_sha256": manifest_sha, "regions": regions,
-              "evaluation_regions": eval_regions, "code_version": code_version(), "recipe": recipe.describe(),
+              "evaluation_regions": eval_regions, "verdict_fraction": verdict_share, "code_version": code_version(),
+              "recipe": recipe.describe(),
               "candidate": candidate, "champion": {"before": before, "after": before},
               "scores": {"champion": champion_scores.table() if champion_scores else None,
                          "challenger": challenger_scores.table()},
@@ -192,13 +193,14 @@ def _challenge(run: _Run, recipe: Recipe, options: RetrainOptions, log, before_p
     return _commit(registry, records, record, uri)
 
 
-def _evaluate(model_uri: str, data_uri: str, regions: list[str], use_gpu: bool, fraction: float) -> Scores:
+def _evaluate(model_uri: str, data_uri: str, regions: list[str], use_gpu: bool, fraction: float,
+              verdict_share: float = 0.0) -> Scores:
     if not use_gpu:
-        return evaluate(model_uri, data_uri, regions, valid_fraction=fraction)
+        return evaluate(model_uri, data_uri, regions, valid_fraction=fraction, verdict_fraction=verdict_share)
     import ray
 
     return ray.get(ray.remote(num_gpus=1)(evaluate).remote(model_uri, data_uri, regions, use_gpu=True,
-                                                            valid_fraction=fraction))
+                                                            valid_fraction=fraction, verdict_fraction=verdict_share))
 
 
 def _commit(registry: ModelRegistry, records: DecisionLog, record: dict, uri: str) -> Outcome:
