@@ -6,9 +6,9 @@ on labelled + pseudo-labelled rows. A training pass costs three forward passes (
 step); an evaluation pass one.
 
 Time is a range, and its basis is printed with it:
-- CPU: training patches/s measured by `benchmarks/models.py` on a 2-core machine (RGB, batch 8,
-  2 torch threads; 2026-12-03), scaled by the torch threads here; a model not measured there
-  gets no time, only its count of passes.
+- CPU: the lowest and highest training patches/s of three runs of `benchmarks/models.py` on a
+  2-core VM (RGB, 2 torch threads; 2026-12-03 and 2026-12-04), scaled by the torch
+  threads here; a model not measured there gets no time, only its count of passes.
 - GPU: stage-1 training patches/s measured by `benchmarks/gpu_train.py` on one H200 (eager
   PyTorch, bf16, the split held on the device; 2026-12-04) at the batch sizes below; between them
   the step time is interpolated (at these sizes a step takes about as long at batch 16 as at 256:
@@ -22,13 +22,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 # benchmarks/models.py, 3 bands, 128×128: forward GFLOPs per patch and CPU training patches/s
+# (lowest, highest of three runs)
 MEASURED = {
-    ("swinls", "nano"): (0.31, 58.1),
-    ("swinls", "tiny"): (4.50, 10.8),
-    ("swinls", "small"): (7.30, 7.0),
-    ("swinls", "base"): (11.87, 4.7),
-    ("unet", "resnet34"): (3.90, 10.7),
-    ("deeplabv3", "resnet34"): (13.65, 5.1),
+    ("swinls", "nano"): (0.31, (37.5, 58.1)),
+    ("swinls", "proxy"): (0.40, (29.5, 42.2)),
+    ("swinls", "tiny"): (4.50, (7.5, 10.8)),
+    ("swinls", "small"): (7.30, (4.5, 7.0)),
+    ("swinls", "base"): (11.87, (3.1, 4.7)),
+    ("unet", "resnet34"): (3.90, (9.8, 11.1)),
+    ("deeplabv3", "resnet34"): (13.65, (4.4, 5.1)),
 }
 MEASURED_THREADS = 2
 # benchmarks/gpu_train.py on one H200, eager bf16: (batch, training patches/s)
@@ -92,10 +94,10 @@ def rate(config, threads: int, gpus: float) -> tuple[tuple[float, float] | None,
                                              "GPU(s), ±25 %")
     scale = max(1, threads) / MEASURED_THREADS
     if measured is not None:
-        speed = measured[1] * scale
-        return (0.8 * speed, 1.25 * speed), (f"measured: {name} trains {measured[1]:g} patches/s on "
-                                             f"{MEASURED_THREADS} CPU threads (benchmarks/models.py), ×{scale:g} "
-                                             f"for {threads} here, ±25 %")
+        low, high = measured[1]
+        return (low * scale, high * scale), (f"measured: {name} trains {low:g}–{high:g} patches/s on "
+                                             f"{MEASURED_THREADS} CPU threads over 3 runs (benchmarks/models.py), "
+                                             f"×{scale:g} for {threads} here")
     return None, f"no CPU figure for {name} in benchmarks/models.py"
 
 
