@@ -38,6 +38,7 @@ class DataReport:
     rows: dict[str, int] = field(default_factory=dict)  # patches per split the run reads
 
 
+SPLIT_ORDER = ("train", "valid", "holdout", "unlabeled")
 SHOWN_SPLITS = {"unlabeled": "test"}  # the split self-training pseudo-labels is the dataset's TestData
 
 
@@ -45,9 +46,9 @@ def _shard_count(shard) -> SplitCount:
     return SplitCount(shard.rows, shard.labeled_rows, shard.labeled_pixels, shard.positive_pixels)
 
 
-def _carved_counts(data: ShardData, shard, uri: str) -> dict[str, SplitCount]:
+def _carved_counts(data: ShardData, shard) -> dict[str, SplitCount]:
     """A carved region's training shard, split exactly by patch id into its train and valid sides."""
-    fs, path = storage.filesystem(uri)
+    fs, path = storage.filesystem(storage.join(data.config.uri, shard.path))
     with fs.open(path, "rb") as handle:
         table = pq.read_table(handle, columns=["id", "region", "labeled", "positive_pixels"])
     carve = data.row_filter("valid")
@@ -66,11 +67,14 @@ def split_counts(data: ShardData) -> dict[tuple[str, str], SplitCount]:
     """(region, split) → counts, for the splits the run reads."""
     counts: dict[tuple[str, str], SplitCount] = {}
     carved = set(data.validation.carved)
-    for split in ("train", "valid", "holdout", "unlabeled"):
+    sides: dict[str, dict[str, SplitCount]] = {}  # a carved shard is read once for both of its sides
+    for split in SPLIT_ORDER:
         for shard in data.shards(split):
             key = (shard.region, split)
             if shard.region in carved and split in ("train", "valid"):
-                part = _carved_counts(data, shard, storage.join(data.config.uri, shard.path))[split]
+                if shard.path not in sides:
+                    sides[shard.path] = _carved_counts(data, shard)
+                part = sides[shard.path][split]
             else:
                 part = _shard_count(shard)
             counts.setdefault(key, SplitCount()).add(part)
@@ -92,7 +96,7 @@ def data_report(config, manifest: Manifest | None = None) -> DataReport:
     width = max([len(r) for r, _ in counts] + [6])
     report.lines.append(f"  {'region':<{width}}  {'split':<9} {'patches':>8} {'labelled':>9} {'labelled px':>13} {'landslide px':>13}")
     carved = set(data.validation.carved)
-    for (region, split), c in sorted(counts.items(), key=lambda kv: (kv[0][0], ("train", "valid", "holdout", "unlabeled").index(kv[0][1]))):
+    for (region, split), c in sorted(counts.items(), key=lambda kv: (kv[0][0], SPLIT_ORDER.index(kv[0][1]))):
         approx = "≈" if region in carved and split in ("train", "valid") else ""
         name = SHOWN_SPLITS.get(split, split) + ("*" if approx else "")
         report.lines.append(f"  {region:<{width}}  {name:<9} {c.patches:>8,} {c.labelled:>9,} "

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 from scipy import stats
 
+from swinls.metrics import defined
+
 CONFIDENCE = 0.95
 
 
@@ -44,8 +46,7 @@ def _by_seed(records: list[dict], row: str, model: str, metric: str) -> dict[int
     out = {}
     for record in records:
         value = record.get(metric)
-        if (record["row"], record["model"], record["status"]) == (row, model, "complete") and value is not None \
-                and not math.isnan(value):
+        if (record["row"], record["model"], record["status"]) == (row, model, "complete") and defined(value):
             out[record["seed"]] = float(value)
     return out
 

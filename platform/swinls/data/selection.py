@@ -111,14 +111,9 @@ class ShardData:
     def rows(self, split: str) -> int:
         """Rows of the split, a carved region's exactly."""
         carved = dict(self.validation.carved_rows) if split in ("train", "valid") else {}
-        total = 0
-        for shard in self.shards(split):
-            if shard.region not in carved:
-                total += shard.rows
-            elif split == "train":
-                total += shard.rows
-        for region, size in carved.items():
-            total += size if split == "valid" else -size
+        # a carved region's validation reads its training shards: count its carve, not those rows
+        total = sum(s.rows for s in self.shards(split) if split != "valid" or s.region not in carved)
+        total += sum(carved.values()) * (1 if split == "valid" else -1)
         if split == "valid" and self.config.verdict_fraction:  # the set-aside part: by patch id, about this share
             total = round(total * (1 - self.config.verdict_fraction))
         return total

@@ -66,11 +66,13 @@ def _timm_spec(config: ModelConfig) -> tuple[str, dict, bool]:
 def _create(arch: str, kwargs: dict, in_chans: int, weights: ResolvedWeights | None = None) -> nn.Module:
     if weights is None:
         return timm.create_model(arch, pretrained=False, features_only=True, in_chans=in_chans, **kwargs)
-    read_state_dict(weights.path, weights.source)  # a corrupt file named as such, not as a timm traceback
     try:
         return timm.create_model(arch, pretrained=True, features_only=True, in_chans=in_chans, **kwargs,
                                  pretrained_cfg_overlay={"file": str(weights.path)})
-    except (OSError, RuntimeError) as exc:  # e.g. weights of another size of the architecture
+    except Exception as exc:  # safetensors, pickle and zip errors have no common base
+        # the file read on its own names a corrupt file as such, not as a timm traceback (only on
+        # failure: a good file is read once); else they are weights of another architecture or size
+        read_state_dict(weights.path, weights.source)
         raise WeightsError(weights.source, f"do not fit {arch} ({str(exc).splitlines()[0][:300]})") from None
 
 

@@ -22,11 +22,11 @@ from dataclasses import dataclass
 from swinls import cas, storage
 from swinls.bands import BandError, resolve_band_set
 from swinls.config import ConfigError
+from swinls.data.validation import plan_validation
 from swinls.errors import SwinLSError
 from swinls.locks import Lock
 from swinls.published import code_version
 from swinls.retraining.decision import MAX_REGION_DROP, MIN_GAIN, judge
-from swinls.data.validation import plan_validation
 from swinls.retraining.evaluate import Scores, evaluate, evaluation_regions, regions_labelled_in
 from swinls.retraining.recipe import Recipe, make_challenger, run_key
 from swinls.retraining.records import DecisionLog, intent
