@@ -25,7 +25,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 import warnings
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "platform"))  # the package beside this job (ray job submit's copy), not an installed one
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -14,6 +14,8 @@ import json
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "platform"))  # the package beside this job (ray job submit's copy), not an installed one
+
 from swinls.synthetic import DEFAULT_REGIONS, SyntheticSpec, ensure_synthetic
 
 

@@ -27,6 +27,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "platform"))  # the package beside this job (ray job submit's copy), not an installed one
 
 
 def parse_args(argv=None):
@@ -88,7 +89,8 @@ def _run(argv=None) -> int:
         config = load_experiment(args.config, overrides + [f"storage={json.dumps(config.storage)}",
                                                            f"data.uri={json.dumps(default_dataset(args.cache))}"])
     from swinls.training import run_experiment
-    from swinls.training.report import epoch_row, epoch_table_header
+    from swinls.training.progress import LiveLines
+    from swinls.training.report import epoch_table_header
 
     if not args.local:
         from swinls.ray_start import check_gpus, init_local_ray
@@ -98,11 +100,8 @@ def _run(argv=None) -> int:
     from swinls.data.selection import ShardData
 
     print(ShardData(config.data).validation.describe(), flush=True)
-    print(epoch_table_header())
-    result = run_experiment(config, local=args.local, printer=lambda m: print(epoch_row(m), flush=True))
-    if not args.local:  # under Ray the workers report; print the table from the run's history
-        for metrics in result.history:
-            print(epoch_row(metrics))
+    print(epoch_table_header(live=True), flush=True)
+    result = run_experiment(config, local=args.local, printer=LiveLines(lambda line: print(line, flush=True)))
     print(f"final checkpoint: {result.checkpoint}")
     return 0
 

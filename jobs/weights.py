@@ -16,6 +16,9 @@ with a `.json` beside them (sha256 and size) that every node checks its download
 from __future__ import annotations
 
 import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "platform"))  # the package beside this job (ray job submit's copy), not an installed one
 
 
 def parse_args(argv=None):

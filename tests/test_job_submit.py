@@ -107,8 +107,8 @@ def stop_tree(process: subprocess.Popen) -> None:
             pass
 
 
-def ray_cli(env, *args, timeout=120) -> subprocess.CompletedProcess:
-    return subprocess.run([str(BIN / "ray"), *args], env=env, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+def ray_cli(env, *args, timeout=120, cwd=ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / "ray"), *args], env=env, capture_output=True, text=True, timeout=timeout, cwd=cwd)
 
 
 def submit(env, s3_endpoint, *tune_args) -> str:
@@ -116,10 +116,10 @@ def submit(env, s3_endpoint, *tune_args) -> str:
                       "--storage", "s3://e2e/experiments", "--name", NAME, *tune_args)
 
 
-def submit_job(env, s3_endpoint, script, *args) -> str:
+def submit_job(env, s3_endpoint, script, *args, cwd=ROOT) -> str:
     runtime_env = json.dumps({"env_vars": {"AWS_ENDPOINT_URL": s3_endpoint}})
     done = ray_cli(env, "job", "submit", "--no-wait", "--working-dir", ".", "--runtime-env-json", runtime_env, "--",
-                   "python", script, *args)
+                   "python", script, *args, cwd=cwd)
     assert done.returncode == 0, done.stderr + done.stdout
     return next(line.split("'")[1] for line in done.stdout.splitlines() + done.stderr.splitlines()
                 if "submitted successfully" in line)
@@ -185,6 +185,9 @@ def test_submitted_search_stopped_and_resumed_publishes_the_best_to_s3(head, s3_
     for trial, pointer in before.items():
         assert after[trial] == pointer, f"{trial} was trained again after --resume"
     assert "best model: s3://e2e/experiments/e2e/best/versions/" in logs
+    # each trial's epochs as they end, not only the table at the end (the budget's 2 + 1 epochs)
+    epochs = [line.split()[1:3] for line in logs.splitlines() if len(line.split()) > 3 and line.split()[1] in ("stage1", "stage2")]
+    assert epochs.count(["stage1", "2"]) >= 1 and epochs.count(["stage2", "1"]) >= 1, logs[-3000:]
     table = [line for line in logs.splitlines() if line.strip()[:1].isdigit() and "complete" in line]
     assert len(table) == 2
     _, card = load_best(f"{exp_uri}/best")
@@ -233,6 +236,8 @@ def test_scheduled_retraining_submitted_to_the_cluster_promotes_then_judges_a_ne
         return [line for line in logs.splitlines() if line.strip()]
 
     first = night()
+    assert [line.split()[:2] for line in first if line.split()[:1] in (["stage1"], ["stage2"])] == [
+        ["stage1", "1"], ["stage2", "1"]]  # the challenger's epochs, live from the workers
     champion = storage.latest_version("s3://nightly/registry/champion")["version"]
     assert first[-1].startswith(f"decision: promoted {champion} (first champion")
 
@@ -249,3 +254,30 @@ def test_scheduled_retraining_submitted_to_the_cluster_promotes_then_judges_a_ne
     now = storage.latest_version("s3://nightly/registry/champion")["version"]
     assert (now == record["champion"]["after"]) if verdict == "promoted" else (now == champion)
     assert any(line.startswith("volcanic-arc ") for line in third)  # the score table, per region
+
+
+def test_the_submitted_copy_of_the_package_is_what_every_worker_runs(head, s3_endpoint, synthetic_raw, tmp_path):
+    """The cluster launcher installs the project on every node; a job submitted from a changed
+    working directory must run the change, on the driver and in the Train workers, and the
+    checkpoint must say which code trained it (no .git travels with the job)."""
+    from swinls.published import source_hash
+
+    copy = tmp_path / "project"
+    shutil.copytree(ROOT, copy, ignore=shutil.ignore_patterns(".venv", ".git", "runs", ".cache", "__pycache__", "*.egg-info"))
+    with open(copy / "platform" / "swinls" / "losses.py", "a") as edited:
+        edited.write("\n# an edit submitted with the job\n")
+    submitted, installed = source_hash(copy / "platform" / "swinls"), source_hash(ROOT / "platform" / "swinls")
+    assert submitted != installed
+    storage.filesystem("s3://code")[0].mkdir("code")
+    if not storage.exists("s3://code/shards/manifest.json"):
+        ingest(str(synthetic_raw), "s3://code/shards")
+    job = submit_job(head, s3_endpoint, "jobs/train.py", "--smoke-test", "--data", "s3://code/shards",
+                     "--storage", "s3://code/runs", "--name", "submitted", cwd=copy)
+    wait_until(lambda: status(head, job) not in ("RUNNING", "PENDING"), 600, "the training job")
+    logs = ray_cli(head, "job", "logs", job).stdout
+    assert status(head, job) == "SUCCEEDED", logs[-3000:]
+    from swinls.checkpoints import RunStore
+
+    state = RunStore("s3://code/runs/submitted").load()
+    assert state["code_version"]["source"] == submitted  # the worker imported the submitted copy
+    assert state["code_version"]["git"] is None

@@ -58,13 +58,14 @@ def ray_run(ray_local, synthetic_raw, tmp_path_factory):
     pid_file = str(tmp_path_factory.mktemp("pids") / "worker")
     killer = WorkerKiller("s3://training-tests/runs/ddp", pid_file)
     killer.start()
-    result = run_experiment(config, pid_file=pid_file)
+    forwarded: list[dict] = []  # what the driver got while the workers trained
+    result = run_experiment(config, pid_file=pid_file, printer=forwarded.append)
     killer.join(timeout=1)
-    return config, result, killer
+    return config, result, killer, forwarded
 
 
 def test_both_stages_and_a_self_training_round_complete_under_ddp(ray_run):
-    _, result, _ = ray_run
+    _, result, _, _ = ray_run
     steps = [(h["phase"], h["phase_epoch"]) for h in result.history]
     assert steps == [("stage1", 1), ("stage1", 2), ("stage1", 3), ("stage2", 1), ("stage2", 2),
                      ("selftrain1-stage1", 1), ("selftrain1-stage2", 1)]
@@ -73,8 +74,20 @@ def test_both_stages_and_a_self_training_round_complete_under_ddp(ray_run):
     assert {h["valid_pixels"] for h in result.history} == {4 * 128 * 128}
 
 
+def test_the_driver_gets_every_epoch_while_the_workers_train(ray_run):
+    """Under Ray the epochs run in worker processes whose output the jobs do not forward; each
+    epoch's report still reaches the driver's printer (a restarted attempt repeats epochs)."""
+    _, result, _, forwarded = ray_run
+    last_of = {(m["phase"], m["phase_epoch"]): m for m in forwarded}  # a repeated epoch's latest report
+    assert [(k, last_of[k]["valid_f1"]) for k in last_of] == [((h["phase"], h["phase_epoch"]), h["valid_f1"])
+                                                             for h in result.history]
+    last = forwarded[-1]
+    assert (last["phase"], last["epoch"], last["epochs_total"]) == ("selftrain1-stage2", 7, 7)
+    assert "checkpoint" not in last  # only what a line shows travels
+
+
 def test_a_killed_worker_is_recovered_from_its_checkpoint(ray_run):
-    _, result, killer = ray_run
+    _, result, killer, _ = ray_run
     assert killer.killed_after is not None, "the test never got to kill a worker"
     attempts = [h["attempt"] for h in result.history]
     assert len(set(attempts)) >= 3  # first attempt, restarted group, self-training fit
@@ -88,7 +101,7 @@ def test_a_killed_worker_is_recovered_from_its_checkpoint(ray_run):
 
 
 def test_checkpoints_on_s3_load_safely_and_stage2_kept_the_encoder(ray_run):
-    _, result, _ = ray_run
+    _, result, _, _ = ray_run
     store = RunStore(result.run_uri)
     finals = store.latest()["phase_finals"]
     stage1, stage2 = store.load(finals["stage1"]), store.load(finals["stage2"])
@@ -100,7 +113,7 @@ def test_checkpoints_on_s3_load_safely_and_stage2_kept_the_encoder(ray_run):
 
 
 def test_pseudo_labels_were_written_beside_the_run(ray_run):
-    _, result, _ = ray_run
+    _, result, _, _ = ray_run
     manifest = selftrain.describe(result.run_uri, 1)
     assert manifest["files"] == ["rank-0.parquet", "rank-1.parquet"] and manifest["top_percent"] == 90.0
     assert 0.88 < manifest["kept"] <= 0.92  # top 90% of each class (rounded up per class)

@@ -64,5 +64,6 @@ def describe_card(card: ModelCard, version_uri: str) -> list[str]:
             lines.append(f"  {epoch_row(dict(values, phase=phase))}")
     code = card.code_version
     lines.append(f"code: swinls-platform {code.package}" + (f", git {code.git[:12]}" if code.git else "")
+                 + (f", source {code.source[:12]}" if code.source else "")
                  + "; " + ", ".join(f"{k} {v}" for k, v in card.libraries.items() if v and k != "swinls-platform"))
     return lines

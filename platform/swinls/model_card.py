@@ -70,6 +70,7 @@ class Metrics:
 class CodeVersion:
     package: str | None = None
     git: str | None = None
+    source: str | None = None  # sha256 of the package's files (cards before it have none)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ previous versions stay readable. Cards and weights carry no credentials.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.metadata
 import io
@@ -29,12 +30,34 @@ LIBRARIES = ("torch", "timm", "ray", "optuna", "numpy", "pyarrow", "rasterio", "
 
 
 def code_version() -> dict:
+    """The code that runs: the package's version, the commit when there is a `.git` (a cluster
+    node's copy has none), and always a hash of the package's own files as they are loaded."""
+    return dict(_code_version())
+
+
+@functools.lru_cache(maxsize=1)
+def _code_version() -> dict:
     here = Path(__file__).resolve().parent
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         sha = ""
-    return {"package": _version("swinls-platform"), "git": sha or None}
+    return {"package": _version("swinls-platform"), "git": sha or None, "source": source_hash()}
+
+
+SOURCE_SUFFIXES = (".py", ".yaml")  # the modules and the recipes they load
+
+
+@functools.lru_cache(maxsize=1)
+def source_hash(root: Path | None = None) -> str:
+    """sha256 over the package's source files (relative path and bytes, in path order): what a
+    retraining key depends on, so that an edited module is a new run with or without git."""
+    root = root or Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.suffix in SOURCE_SUFFIXES and "__pycache__" not in p.parts):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
 
 
 def _version(name: str) -> str | None:

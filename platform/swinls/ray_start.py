@@ -4,8 +4,10 @@ that takes every logical CPU starves the pipeline and hangs)."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+from pathlib import Path
 
 from swinls.preflight import DeviceError
 
@@ -29,7 +31,7 @@ def init_local_ray(training_workers: int = 1, num_cpus: int | None = None, **kwa
         return
     log_to_driver = kwargs.pop("log_to_driver", True)
     if os.environ.get("RAY_ADDRESS") or kwargs.get("address"):
-        ray.init(log_to_driver=log_to_driver, **kwargs)
+        ray.init(log_to_driver=log_to_driver, runtime_env=submitted_code_env(kwargs.pop("runtime_env", None)), **kwargs)
         return
     kwargs.pop("address", None)
     # Ray Train's controller polls its workers every 2 s by default; a worker holds one report
@@ -49,6 +51,22 @@ def init_local_ray(training_workers: int = 1, num_cpus: int | None = None, **kwa
     # The dashboard stays on: it serves the state API that Ray Train's placement-group cleaner
     # needs, without which a trial stopped by the scheduler leaks its workers' CPUs.
     ray.init(address="local", num_cpus=cpus, log_to_driver=log_to_driver, _system_config=system_config, **kwargs)
+
+
+def package_dir() -> Path:
+    return Path(__file__).resolve().parent
+
+
+def submitted_code_env(runtime_env: dict | None = None) -> dict:
+    """The job's runtime environment with this package as a py_module: every node's workers
+    import the code the driver imported (under `ray job submit --working-dir .` the submitted
+    copy), not whatever an image or the cluster launcher installed there. A job that ships its own
+    py_modules keeps them (Ray refuses to merge the same field twice)."""
+    runtime_env = dict(runtime_env or {})
+    job = json.loads(os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR") or "{}")
+    if "py_modules" not in runtime_env and "py_modules" not in (job.get("runtime_env") or {}):
+        runtime_env["py_modules"] = [str(package_dir())]
+    return runtime_env
 
 
 def check_gpus(needed: float, what: str) -> None:

@@ -30,7 +30,9 @@ from swinls.ablation.trial import run_ablation_trial, trains_in_actor, trial_con
 from swinls.config import ConfigError
 from swinls.errors import AllTrialsFailed, NothingToRankOn
 from swinls.metrics import undefined_everywhere
+from swinls.search.callbacks import EpochLines
 from swinls.search.experiment import error_line, tune_storage
+from swinls.training.progress import flush_print
 
 
 # --smoke-test: one epoch per stage and the fastest models (nano, which is not a Swin; a ResNet-18
@@ -195,7 +197,8 @@ def run_ablation(request: AblationRequest, *, storage_uri: str, name: str, verbo
         param_space={"trial": ray.tune.grid_search([trial_name(t["row"], t["model"], t["seed"]) for t in trials])},
         tune_config=ray.tune.TuneConfig(max_concurrent_trials=concurrency),
         run_config=ray.tune.RunConfig(name=f"grid-{time.strftime('%Y%m%d-%H%M%S')}", storage_path=tune_path,
-                                      storage_filesystem=tune_fs, verbose=0, callbacks=[Progress(len(trials), verbose)],
+                                      storage_filesystem=tune_fs, verbose=0,
+                                      callbacks=[Progress(len(trials), verbose)] + ([EpochLines(flush_print)] if verbose else []),
                                       failure_config=ray.tune.FailureConfig(max_failures=1)),
     )
     results = tuner.fit()

@@ -16,7 +16,8 @@ from swinls.config import to_dict
 from swinls.experiment_config import load_experiment
 from swinls.published import publish_best
 from swinls.retraining.registry import ModelRegistry, RegistryError
-from swinls.training.report import epoch_row, epoch_table_header
+from swinls.training.progress import LiveLines
+from swinls.training.report import epoch_table_header
 
 # where the run lives and what it trains on come from the registry and the data, not the recipe
 PLACED = ("storage", "name")
@@ -128,9 +129,8 @@ def make_challenger(recipe: Recipe, data_uri: str, regions: list[str], registry:
     run_uri = storage.join(registry.path("runs"), key)
     log(f"challenger: training at {run_uri}" + (" (resuming from its checkpoints)" if storage.exists(
         storage.join(run_uri, "checkpoints")) else ""))
-    if local:
-        log(epoch_table_header())
-    result = run_experiment(experiment, local=local, printer=lambda metrics: log(epoch_row(metrics)))
+    log(epoch_table_header(live=True))
+    result = run_experiment(experiment, local=local, printer=LiveLines(log))
     if result.checkpoint is None:
         raise RegistryError(f"{run_uri}: the challenger's run ended without a checkpoint")
     final = result.final

@@ -119,7 +119,10 @@ def retrain(data_uri: str, registry_uri: str, recipe: Recipe, options: RetrainOp
             return Outcome("no-op", f"decision: no-op (champion {champion.version} was trained on this manifest "
                                     f"and every labelled region in it)")
 
-    key = run_key(manifest_sha, recipe.identity(data_uri, regions), code_version())
+    # the code that runs, not the commit: a node's copy has no .git, and a commit of docs alone
+    # changes no model
+    code = code_version()
+    key = run_key(manifest_sha, recipe.identity(data_uri, regions), {"package": code["package"], "source": code["source"]})
     try:
         lock = registry.run_lock(key)
     except RegistryError as exc:

@@ -13,6 +13,8 @@ import ray.tune
 from swinls import storage
 from swinls.published import publish_best
 from swinls.search.space import SCORE
+from swinls.training.progress import LiveLines
+from swinls.training.report import epoch_table_header
 
 log = logging.getLogger(__name__)
 
@@ -103,3 +105,21 @@ class StopAtTarget(ray.tune.Stopper):
 
     def stop_all(self) -> bool:
         return self.reached
+
+
+class EpochLines(ray.tune.Callback):
+    """One line per trial epoch on the driver (what `ray job logs` shows): the trial, then the
+    epoch table's row with the trial's own time left."""
+
+    def __init__(self, printer=print) -> None:
+        self.printer = printer
+        self.lines: dict[str, LiveLines] = {}
+
+    def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+        if "phase_epoch" not in result:
+            return
+        if not self.lines:
+            self.printer(f"{'trial':<24} {epoch_table_header(live=True)}")
+        label = str(trial.config.get("trial") or trial.trial_id)
+        lines = self.lines.setdefault(trial.trial_id, LiveLines(self.printer, prefix=f"{label[:24]:<24} "))
+        lines(result)

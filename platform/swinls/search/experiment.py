@@ -126,7 +126,8 @@ def run_search(space_text: str, *, data_uri: str, storage_uri: str, name: str, r
     import ray.tune
     from ray.tune.schedulers import ASHAScheduler
 
-    from swinls.search.callbacks import StopAtTarget, StudyAndBestCallback
+    from swinls.search.callbacks import EpochLines, StopAtTarget, StudyAndBestCallback
+    from swinls.training.progress import flush_print
     from swinls.search.optuna_search import PruneAwareOptunaSearch
 
     space = parse_space(space_text, space_source)  # every error before any trial starts
@@ -169,7 +170,7 @@ def run_search(space_text: str, *, data_uri: str, storage_uri: str, name: str, r
             tune_config=ray.tune.TuneConfig(search_alg=searcher, scheduler=scheduler,
                                             num_samples=space.samples, max_concurrent_trials=concurrency(space)),
             run_config=ray.tune.RunConfig(name=name, storage_path=tune_path, storage_filesystem=tune_fs,
-                                          callbacks=[callback], verbose=verbose,
+                                          callbacks=[callback] + ([EpochLines(flush_print)] if verbose else []), verbose=verbose,
                                           stop=StopAtTarget(SCORE, space.mode, stop_at) if stop_at is not None else None,
                                           failure_config=ray.tune.FailureConfig(max_failures=1)),
         )

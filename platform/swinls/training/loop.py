@@ -27,6 +27,7 @@ from swinls.experiment_config import ExperimentConfig, StageConfig
 from swinls.metrics import DeviceCounts
 from swinls.models import SegmentationModel, build_model
 from swinls.models.encoders import resolve_pretrained
+from swinls.published import code_version
 from swinls.top_percent import keep_top_percent_distributed, margin_bits
 from swinls.training.context import WorkerContext
 from swinls.training.plan import Block, Phase, resume_point
@@ -79,6 +80,8 @@ class BlockRunner:
         self.saver = BackgroundSaver(self.store)
         trained = [p for b in blocks for p in b.phases if p.is_training and p.stage.epochs > 0]
         self.final_phase = trained[-1].name if trained else None
+        self.epochs_total = sum(p.stage.epochs for p in trained)  # the whole run's, for the driver's time left
+        self.code = code_version()  # what this worker imported: on a cluster, the submitted copy
 
     def run(self, block: Block) -> None:
         try:
@@ -148,7 +151,8 @@ class BlockRunner:
             loss, patches = self._train_epoch(net, optimizer, stage, epoch_key, loss_of)
             train_seconds = time.perf_counter() - started
             schedule.epoch = epoch + 1
-            metrics = {"phase": phase.name, "phase_epoch": epoch + 1, "epoch": len(self.history) + 1,
+            metrics = {"phase": phase.name, "phase_epoch": epoch + 1, "phase_epochs": stage.epochs,
+                       "epoch": len(self.history) + 1, "epochs_total": self.epochs_total,
                        "lr": schedule.lr(epoch), "train_loss": loss, "train_patches": patches,
                        "train_seconds": train_seconds, **self._evaluate("valid")}
             if ctx.has_split("holdout"):
@@ -162,7 +166,8 @@ class BlockRunner:
                 state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": schedule.state_dict(),
                          "rng": {"torch": torch.get_rng_state(), "seed": self.config.run.seed},
                          "config": to_dict(self.config), "normalization": self.normalization,
-                         "channels": list(self.channels), "history": self.history, "pretrained": self.pretrained}
+                         "channels": list(self.channels), "history": self.history, "pretrained": self.pretrained,
+                         "code_version": self.code}
                 # uploaded while the next epoch trains; a phase's last checkpoint is waited for, and
                 # only a checkpoint in storage is reported (what a search publishes as the best model)
                 uri = self.saver.submit(state, phase=phase.name, epoch=epoch + 1, phase_done=done,

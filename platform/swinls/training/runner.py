@@ -39,7 +39,9 @@ def _block_done(blocks: list[Block], index: int, store: RunStore, run_uri: str) 
 
 
 def run_experiment(config: ExperimentConfig, *, run_uri: str | None = None, local: bool = False,
-                   callbacks: list | None = None, printer=print, pid_file: str | None = None) -> RunResult:
+                   callbacks: list | None = None, printer=None, pid_file: str | None = None) -> RunResult:
+    """Run what is not done yet of `config`; `printer` gets each epoch's report in this process,
+    also when the epochs run in Ray Train workers (then without the checkpoint)."""
     run_uri = run_uri or run_uri_for(config)
     store = RunStore(run_uri)
     store.write_config(config_yaml(config))
@@ -53,8 +55,13 @@ def run_experiment(config: ExperimentConfig, *, run_uri: str | None = None, loca
         trained = True
         if local:
             _run_local(config, run_uri, blocks, index, data, normalization, printer)
-        else:
+        elif printer is None:
             _run_ray(config, run_uri, blocks, index, data, normalization, callbacks, pid_file)
+        else:
+            from swinls.training.forwarding import forwarded_epochs
+
+            with forwarded_epochs(printer) as forwarder:
+                _run_ray(config, run_uri, blocks, index, data, normalization, [*(callbacks or []), forwarder], pid_file)
     pointer = store.latest() or {}
     checkpoint = store.checkpoint_uri(pointer["checkpoint"]) if pointer else None
     return RunResult(run_uri, checkpoint, pointer.get("history", []), trained)

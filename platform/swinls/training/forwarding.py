@@ -1,0 +1,59 @@
+"""Rank 0's per-epoch report, from Ray Train's controller to the driver.
+
+Under Ray the epochs run in Train workers whose output does not reach the driver (the jobs start
+Ray with `log_to_driver=False`, so that `ray job logs` is not Ray's logging of every worker).
+Rank 0's report reaches Ray Train's controller; `EpochForwarder`, a Train callback there, puts it
+on a queue (a small Ray actor) that a thread of the driver prints from.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+
+from ray.train import UserCallback
+
+from swinls.training.progress import line_fields
+
+
+class EpochForwarder(UserCallback):
+    """Ray Train callback (it runs in the controller): rank 0's report onto the driver's queue."""
+
+    def __init__(self, queue) -> None:
+        self.queue = queue
+
+    def after_report(self, run_context, metrics: list[dict], checkpoint) -> None:
+        if metrics and metrics[0]:
+            try:
+                self.queue.put_nowait(line_fields(metrics[0]))
+            except Exception:  # noqa: BLE001 - a line lost is not worth a training run
+                pass
+
+
+@contextlib.contextmanager
+def forwarded_epochs(on_epoch):
+    """Yields a Train callback whose reports reach `on_epoch` in this process, from a thread,
+    until the block ends (every line queued by then is printed)."""
+    from ray.util.queue import Empty, Queue
+
+    queue = Queue(actor_options={"num_cpus": 0})
+    stop = threading.Event()
+
+    def drain() -> None:
+        while True:
+            try:
+                item = queue.get(timeout=0.5)
+            except Empty:
+                if stop.is_set():
+                    return
+                continue
+            on_epoch(item)
+
+    thread = threading.Thread(target=drain, name="swinls-epoch-lines", daemon=True)
+    thread.start()
+    try:
+        yield EpochForwarder(queue)
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+        queue.shutdown()
