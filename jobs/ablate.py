@@ -51,7 +51,7 @@ def parse_args(argv=None):
     parser.add_argument("--target-f1", type=target_f1s, default=DEFAULT_TARGET_F1S, metavar="F1[,F1...]",
                         help="scaling: the valid F1s the time is measured to, a column each")
     parser.add_argument("--max-concurrent", type=int, default=0, metavar="N", help="trials at once (0: what fits)")
-    add_shared(parser, "--smoke-test", "--cache", "--num-cpus", "--dry-run")
+    add_shared(parser, "--smoke-test", "--cache", "--shared-fs", "--num-cpus", "--dry-run")
     return parser.parse_args(argv)
 
 
@@ -111,25 +111,29 @@ def _run(argv=None) -> int:
             print(line)
         return 0
     print(f"{table.name}: {count} trials; {held}", flush=True)
-    if args.preset:
-        from swinls.defaults import preset_dataset
-
-        request.overrides.append(f"data.uri={preset_dataset(args.preset, args.cache)}")
-    elif args.data or not settings.get("data", {}).get("uri"):
-        from swinls.defaults import default_dataset
-
-        request.overrides.append(f"data.uri={args.data or default_dataset(args.cache)}")
-
     import os
 
     from swinls.ablation.run import run_ablation
     from swinls.cli import quiet_bookkeeping
     from swinls.ray_start import check_gpus, init_local_ray
+    from swinls.reachable import check_reachable, current_cluster, pretrained_path
 
     quiet_bookkeeping()
     local = not os.environ.get("RAY_ADDRESS")
     init_local_ray(training_workers=run.num_workers, num_cpus=args.num_cpus, log_to_driver=False)
     check_gpus(run.num_workers * run.gpus_per_worker if run.use_gpu else 0, "each trial")
+    cluster = current_cluster()
+    check_reachable({"--storage": storage_uri, "--data": args.data or configs[0].data.uri,
+                     "model.pretrained": pretrained_path(configs[0].model.pretrained)}, cluster, args.shared_fs)
+    publish_to = storage_uri if cluster.multi_node else None  # the preset or built-in data, for every node
+    if args.preset:
+        from swinls.defaults import preset_dataset
+
+        request.overrides.append(f"data.uri={preset_dataset(args.preset, args.cache, publish_to=publish_to)}")
+    elif args.data or not settings.get("data", {}).get("uri"):
+        from swinls.defaults import default_dataset
+
+        request.overrides.append(f"data.uri={args.data or default_dataset(args.cache, publish_to=publish_to)}")
     outputs = run_ablation(request, storage_uri=storage_uri, name=name, local_cores=(os.cpu_count() or 1) if local else None)
     print()
     print(outputs.markdown)

@@ -47,7 +47,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--probability", action="store_true", help="scenes: also write P(landslide) as <scene>_probability.tif")
     parser.add_argument("--overlap", type=int, default=defaults.overlap, help="scenes: pixels shared by neighbouring windows")
     parser.add_argument("--batch-size", type=int, help="patches or windows per model call (16 on CPU, 128 on a GPU)")
-    add_shared(parser, "--use-gpu")
+    add_shared(parser, "--use-gpu", "--shared-fs")
     parser.add_argument("--no-bf16", action="store_true", help="with --use-gpu: float32 instead of bf16 autocast")
     parser.add_argument("--ray", action="store_true", help="Ray Data batch inference (the default under ray job submit)")
     parser.add_argument("--actors", type=int, help="model actors on Ray (default: one per GPU, or what the CPUs allow)")
@@ -81,6 +81,9 @@ def _run(argv=None) -> int:
         quiet_bookkeeping()
         init_local_ray(log_to_driver=False)
         check_gpus(1 if args.use_gpu else 0, "prediction")
+        from swinls.reachable import check_reachable, current_cluster
+
+        check_reachable({"MODEL": args.model, "INPUT": args.input, "OUTPUT": args.output}, current_cluster(), args.shared_fs)
     else:
         preflight.check_devices(args.use_gpu, 1, local=True)
     with warnings.catch_warnings():

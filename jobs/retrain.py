@@ -25,6 +25,7 @@ printed is `decision: promoted|kept|no-op ...`. Decisions are kept under REGISTR
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -44,7 +45,7 @@ def parse_args(argv=None):
     recipe.add_argument("--space", metavar="YAML", help="a search space YAML instead: a short search picks the challenger")
     add_shared(parser, "--recipe", "--set")
     parser.add_argument("--samples", type=int, metavar="N", help="with --space: the search's number of trials")
-    add_shared(parser, "--workers", "--use-gpu", "--local", "--cache", "--num-cpus", "--dry-run")
+    add_shared(parser, "--workers", "--use-gpu", "--local", "--cache", "--shared-fs", "--num-cpus", "--dry-run")
     parser.add_argument("--min-gain", type=float, default=MIN_GAIN, metavar="F1", help="overall F1 the challenger must add")
     parser.add_argument("--max-region-drop", type=float, default=MAX_REGION_DROP, metavar="F1", help="F1 no region may lose")
     parser.add_argument("--rollback", metavar="VERSION", help="point the champion at an earlier version, and stop")
@@ -96,10 +97,21 @@ def _run(argv=None) -> int:
         for line in plan(config, headline=headline, storage_uri=args.registry, trials=trials, show_recipe=not args.space):
             print(line)
         return 0
+    publish_to = None
+    if not args.local and os.environ.get("RAY_ADDRESS"):  # a cluster: what it runs on must reach every path
+        from swinls.ray_start import init_local_ray
+        from swinls.reachable import check_reachable, current_cluster, pretrained_path
+
+        init_local_ray(training_workers=run.num_workers, num_cpus=args.num_cpus, log_to_driver=False)
+        cluster = current_cluster()
+        pretrained = None if args.space else recipe.experiment(args.data or "", regions, args.registry, "check").model.pretrained
+        check_reachable({"--registry": args.registry, "--data": args.data, "model.pretrained": pretrained_path(pretrained)},
+                        cluster, args.shared_fs)
+        publish_to = args.registry if cluster.multi_node else None
     if not args.data:
         from swinls.defaults import default_dataset
 
-        args.data = default_dataset(args.cache)
+        args.data = default_dataset(args.cache, publish_to=publish_to)
     quiet_bookkeeping()
     options = RetrainOptions(min_gain=args.min_gain, max_region_drop=args.max_region_drop, local=args.local,
                              num_cpus=args.num_cpus)

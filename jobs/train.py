@@ -35,7 +35,7 @@ def parse_args(argv=None):
 
     parser = JobParser(__doc__, root=ROOT)
     add_shared(parser, "--recipe", "--config", "--set", "--data", "--storage", "--name", "--workers", "--use-gpu", "--local",
-               "--smoke-test", "--cache", "--num-cpus", "--dry-run")
+               "--smoke-test", "--cache", "--shared-fs", "--num-cpus", "--dry-run")
     return parser.parse_args(argv)
 
 
@@ -83,20 +83,27 @@ def _run(argv=None) -> int:
     from swinls.dry_run import weights_line
 
     print(weights_line(config.model), flush=True)  # a missing or corrupt file stops here, before training
+    publish_to = None
+    if not args.local:
+        from swinls.ray_start import check_gpus, init_local_ray
+        from swinls.reachable import check_reachable, current_cluster, pretrained_path
+
+        init_local_ray(training_workers=run.num_workers, num_cpus=args.num_cpus, log_to_driver=False)
+        check_gpus(run.num_workers * run.gpus_per_worker if run.use_gpu else 0, "the run")
+        cluster = current_cluster()
+        check_reachable({"--storage": config.storage, "--data": config.data.uri,
+                         "model.pretrained": pretrained_path(config.model.pretrained)}, cluster, args.shared_fs)
+        publish_to = config.storage if cluster.multi_node else None  # the built-in data, for every node
     if not config.data.uri:
         from swinls.defaults import default_dataset
 
+        data_uri = default_dataset(args.cache, publish_to=publish_to)
         config = load_experiment(args.config, overrides + [f"storage={json.dumps(config.storage)}",
-                                                           f"data.uri={json.dumps(default_dataset(args.cache))}"])
+                                                           f"data.uri={json.dumps(data_uri)}"])
     from swinls.training import run_experiment
     from swinls.training.progress import LiveLines
     from swinls.training.report import epoch_table_header
 
-    if not args.local:
-        from swinls.ray_start import check_gpus, init_local_ray
-
-        init_local_ray(training_workers=run.num_workers, num_cpus=args.num_cpus, log_to_driver=False)
-        check_gpus(run.num_workers * run.gpus_per_worker if run.use_gpu else 0, "the run")
     from swinls.data.selection import ShardData
 
     print(ShardData(config.data).validation.describe(), flush=True)

@@ -44,7 +44,7 @@ def parse_args(argv=None):
     parser.add_argument("--cpus-per-worker", type=float, metavar="N", help="override the space's CPUs per worker")
     parser.add_argument("--gpus-per-worker", type=float, metavar="N",
                         help="with --use-gpu: a share of a GPU per worker (0.25: four small trials per GPU)")
-    add_shared(parser, "--set", "--cache", "--num-cpus", "--dry-run")
+    add_shared(parser, "--set", "--cache", "--shared-fs", "--num-cpus", "--dry-run")
     args = parser.parse_args(argv)
     if args.resume and not args.name:
         parser.error("--resume needs the --name of the experiment to continue")
@@ -104,20 +104,26 @@ def _run(argv=None) -> int:
                          show_recipe=False):
             print(line)
         return 0
-    if args.data:
-        data_uri = args.data
-    else:
-        from swinls.defaults import default_dataset
-
-        print(f"built-in synthetic dataset: preparing it under {args.cache} (reused after the first time)", flush=True)
-        data_uri = default_dataset(args.cache)
     from swinls.cli import quiet_bookkeeping
     from swinls.ray_start import check_gpus, init_local_ray
+    from swinls.reachable import check_reachable, current_cluster, pretrained_path
     from swinls.search.experiment import run_search
     from swinls.search.summary import failure_summary, summary_lines, unrankable_summary
 
     init_local_ray(training_workers=run.num_workers, num_cpus=args.num_cpus, log_to_driver=False)
     check_gpus(run.num_workers * run.gpus_per_worker if run.use_gpu else 0, "each trial")
+    cluster = current_cluster()
+    check_reachable({"--storage": args.storage, "--data": args.data,
+                     "model.pretrained": pretrained_path(space.experiment({}).model.pretrained)}, cluster, args.shared_fs)
+    if args.data:
+        data_uri = args.data
+    else:
+        from swinls.defaults import default_dataset
+
+        publish_to = args.storage if cluster.multi_node else None
+        print(f"built-in synthetic dataset: preparing it under {args.cache}" + (
+            f", published to {publish_to} for every node" if publish_to else "") + " (reused after the first time)", flush=True)
+        data_uri = default_dataset(args.cache, publish_to=publish_to)
     quiet_bookkeeping()
     result = run_search(text, data_uri=data_uri, storage_uri=args.storage, name=name, resume=resume,
                         space_source=args.space)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from swinls.reachable import published_dataset_uri
 from swinls.shards import Manifest, ingest
 from swinls.synthetic import SyntheticSpec, ensure_synthetic
 
@@ -13,25 +14,30 @@ DEFAULT_SPEC = SyntheticSpec(seed=0, write_scenes=True)
 SMOKE_OVERRIDES = ["recipe=smoke"]
 
 
-def default_dataset(cache: str | Path = ".cache", spec: SyntheticSpec = DEFAULT_SPEC) -> str:
-    """Generate and ingest the built-in dataset on first use; afterwards just return its URI."""
+def default_dataset(cache: str | Path = ".cache", spec: SyntheticSpec = DEFAULT_SPEC, publish_to: str | None = None) -> str:
+    """Generate and ingest the built-in dataset on first use; afterwards just return its URI.
+    `publish_to`: a storage URI every node reaches (a multi-node cluster), where the shards go
+    instead of under `cache` (the raw files stay on this node: only ingest reads them)."""
     cache = Path(cache).absolute()
-    raw, shards = cache / "synthetic", cache / "shards"
+    raw = cache / "synthetic"
+    shards = published_dataset_uri(publish_to, "builtin") if publish_to else str(cache / "shards")
     ensure_synthetic(raw, spec)
-    if Manifest.load_if_exists(str(shards)) is None or set(Manifest.load(str(shards)).regions) != set(spec.regions):
-        ingest(str(raw), str(shards))
-    return str(shards)
+    if Manifest.load_if_exists(shards) is None or set(Manifest.load(shards).regions) != set(spec.regions):
+        ingest(str(raw), shards)
+    return shards
 
 
-def preset_dataset(name: str, cache: str | Path = ".cache", seed: int = 0) -> str:
+def preset_dataset(name: str, cache: str | Path = ".cache", seed: int = 0, publish_to: str | None = None) -> str:
     """A benchmark-size synthetic dataset (`jobs/synth.py --preset`), generated and ingested on
-    first use under `cache/presets/`; afterwards just its URI."""
+    first use under `cache/presets/` (the shards under `publish_to` when given, as above);
+    afterwards just its URI."""
     from swinls.synthetic.presets import preset_spec
 
     spec = preset_spec(name, seed=seed)
     cache = Path(cache).absolute() / "presets"
-    raw, shards = cache / f"{name}-s{seed}", cache / f"{name}-s{seed}-shards"
+    raw = cache / f"{name}-s{seed}"
+    shards = published_dataset_uri(publish_to, f"{name}-s{seed}") if publish_to else str(cache / f"{name}-s{seed}-shards")
     ensure_synthetic(raw, spec)
-    if Manifest.load_if_exists(str(shards)) is None:
-        ingest(str(raw), str(shards))
-    return str(shards)
+    if Manifest.load_if_exists(shards) is None:
+        ingest(str(raw), shards)
+    return shards

@@ -42,6 +42,8 @@ SHARED_FLAGS: dict[str, SharedFlag] = {flag.name: flag for flag in (
                {"action": "store_true"}),
     SharedFlag("--num-cpus", "logical CPUs of a local Ray (default: cores + 2, room for Ray Data beside training)",
                {"type": int, "metavar": "N"}),
+    SharedFlag("--shared-fs", "a folder every node of the cluster mounts (NFS, EFS): local paths under it are allowed "
+               "on a multi-node cluster, where any other local path is refused", {"metavar": "PATH"}),
     SharedFlag("--smoke-test", "the tiny recipe: a nano Swin, an epoch or two per stage (minutes on a laptop)",
                {"action": "store_true"}),
 )}

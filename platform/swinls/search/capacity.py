@@ -47,6 +47,15 @@ def max_resources(config_text: str, source: str = "cluster config") -> dict[str,
     return total
 
 
+def worker_node_slots(config_text: str, source: str = "cluster config") -> int:
+    """How many worker nodes the autoscaler may start (0: the head is the whole cluster)."""
+    config = yaml.safe_load(config_text) or {}
+    types = config.get("available_node_types") or {}
+    head = config.get("head_node_type")
+    slots = sum(int(spec.get("max_workers", 0)) for name, spec in types.items() if name != head)
+    return min(slots, int(config.get("max_workers", slots)))
+
+
 def trials_that_fit(resources: dict[str, float], *, num_workers: int, cpus_per_worker: float, driver_cpus: float,
                     use_gpu: bool, gpus_per_worker: float) -> int:
     """Trials at once in these resources, keeping a CPU for Ray Data; at least one."""

@@ -95,9 +95,13 @@ def run_trial(config: dict, *, space: SearchSpace, data_uri: str, exp_uri: str) 
     saved = RunStore(run_uri_for(experiment)).latest() or {}  # a resumed trial's score continues its history
     score = TrialScore(space.metric, space.score_epochs, saved.get("history", []))
     result = run_experiment(experiment, callbacks=[ScoreReportCallback(score, live_columns(space))])
-    if not result.trained and result.history:
-        # the run had finished before an interrupted search was resumed: its final epoch, again
-        ray.tune.report(dict(scored(result.final, score, live_columns(space)), checkpoint=result.checkpoint))
+    if result.history:
+        # The final epoch once more, from here: the run may have finished before an interrupted
+        # search was resumed, or its worker may have written the last checkpoint and died with its
+        # node before reporting it, and Tune would take a finished trial for one stopped early
+        # (never published, PRUNED in the study). A repeated epoch replaces itself everywhere.
+        final = TrialScore(space.metric, space.score_epochs, result.history[:-1])
+        ray.tune.report(dict(scored(result.final, final, live_columns(space)), checkpoint=result.checkpoint))
 
 
 def tune_storage(exp_uri: str):

@@ -37,6 +37,7 @@ class WorkerContext:
     rank = 0
     world_size = 1
     device = torch.device("cpu")
+    node_id: str | None = None  # the Ray node this worker runs on (None: no Ray)
 
     def batches(self, split: str, *, epoch: int, batch_size: int, augmenter: Augmenter | None = None,
                 shuffle: bool = False, seed: int = 0) -> Iterator[Batch]:
@@ -108,6 +109,7 @@ class RayContext(WorkerContext):
 
     def __init__(self, shuffle_buffer: int, data: ShardData | None = None, resident: tuple[str, ...] = (),
                  run_uri: str = "", train_with_round: int = 0) -> None:
+        import ray
         import ray.train
         import ray.train.torch
 
@@ -115,6 +117,7 @@ class RayContext(WorkerContext):
         self.rank = context.get_world_rank()
         self.world_size = context.get_world_size()
         self.device = ray.train.torch.get_device()
+        self.node_id = ray.get_runtime_context().get_node_id()
         self.shuffle_buffer = shuffle_buffer
         self.resident = tuple(resident)
         self._splits = _ResidentSplits(lambda split: split_rows(data, split, run_uri, train_with_round), self.device)

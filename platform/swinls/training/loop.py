@@ -159,6 +159,8 @@ class BlockRunner:
                 metrics.update(self._evaluate("holdout"))
             metrics["seconds"] = time.perf_counter() - started
             metrics["attempt"] = self.attempt
+            if ctx.node_id:  # where rank 0 trained it: after a node is lost, where the run went on
+                metrics["node"] = ctx.node_id
             self.history.append(metrics)
             done = epoch + 1 == stage.epochs
             metrics["run_complete"] = done and phase.name == self.final_phase  # tells a finished run from a stopped one
