@@ -45,3 +45,16 @@ def test_concurrency_counts_what_the_cluster_can_scale_to_and_gpu_shares():
     assert concurrency_for(head_only, largest, **dict(trial, cpus_per_worker=0.5)) == 32  # now the GPU shares bind
     assert concurrency_for({"CPU": 16, "GPU": 1}, None, **dict(trial, cpus_per_worker=0.5)) == 4  # four trials on one GPU
     assert concurrency_for({"CPU": 16, "GPU": 1}, None, **dict(trial, gpus_per_worker=1.0)) == 1
+
+
+def test_a_worker_no_node_can_hold_is_refused_at_start(ray_local, synthetic_shards, tmp_path):
+    """Ray would leave such a trial pending forever; the session's Ray has one node of 4 CPUs."""
+    from tests.jobs import run_in_process
+
+    code, out, err = run_in_process("tune", "--cpus-per-worker", "64", "--data", synthetic_shards,
+                                    "--storage", str(tmp_path), "--name", "too-wide")
+    assert code == 2, err
+    assert err.strip().splitlines()[-1] == (
+        "error: each trial asks for 64 CPU(s) per Ray Train worker, on one node; no node of the cluster has that (the largest: "
+        "4 CPU(s), 0 GPU(s)): lower run.cpus_per_worker or add a larger node type")
+    assert not (tmp_path / "too-wide").exists()

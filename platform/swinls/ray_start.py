@@ -87,3 +87,24 @@ def check_gpus(needed: float, what: str) -> None:
         where = "the cluster" if os.environ.get("RAY_ADDRESS") else "this machine"
         raise DeviceError(f"{what} asks for {needed:g} GPU(s) but {where} has {have:g}"
                           + ("; to run on CPUs, drop --use-gpu or --set run.use_gpu=false" if not have else ""))
+
+
+def check_worker_fits(cpus: float, gpus: float, what: str) -> None:
+    """Fail in one line when no node, now or of any type the autoscaler can start, holds one
+    worker's CPUs and GPUs: Ray would keep the request pending forever, silently."""
+    import ray
+
+    from swinls.search.capacity import cluster_config_path, node_type_resources
+
+    nodes = [node["Resources"] for node in ray.nodes() if node.get("Alive")]
+    path = cluster_config_path()
+    if path:
+        nodes += node_type_resources(path.read_text(), str(path))
+    if any(node.get("CPU", 0) >= cpus and node.get("GPU", 0) >= gpus for node in nodes):
+        return
+    largest = max(nodes, key=lambda node: (node.get("GPU", 0), node.get("CPU", 0)), default={})
+    asked = f"{cpus:g} CPU(s)" + (f" and {gpus:g} GPU(s)" if gpus else "")
+    kinds = "no node of the cluster, nor any node type its autoscaler starts," if path else "no node of the cluster"
+    raise DeviceError(f"{what} asks for {asked} per Ray Train worker, on one node; {kinds} has that (the largest: "
+                      f"{largest.get('CPU', 0):g} CPU(s), {largest.get('GPU', 0):g} GPU(s)): lower run.cpus_per_worker "
+                      "or add a larger node type")

@@ -47,6 +47,13 @@ def max_resources(config_text: str, source: str = "cluster config") -> dict[str,
     return total
 
 
+def node_type_resources(config_text: str, source: str = "cluster config") -> list[dict[str, float]]:
+    """Each node type's resources (the nodes an autoscaler can start, the head included)."""
+    config = yaml.safe_load(config_text) or {}
+    return [{k: float(v) for k, v in (spec.get("resources") or {}).items()}
+            for spec in (config.get("available_node_types") or {}).values()]
+
+
 def worker_node_slots(config_text: str, source: str = "cluster config") -> int:
     """How many worker nodes the autoscaler may start (0: the head is the whole cluster)."""
     config = yaml.safe_load(config_text) or {}
