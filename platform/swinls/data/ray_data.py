@@ -58,20 +58,36 @@ class ShardReader:
                         yield self.projector(table)
 
 
-def build_dataset(data: ShardData, split: str, materialize: bool | None = None):
+def build_dataset(data: ShardData, split: str, materialize: bool | None = None, seed: int | None = None):
+    """The split's rows as a Ray dataset. With a `seed` its blocks come in a new order on every
+    pass (every epoch), the same orders for the same seed: for a stream, the order in which
+    shards are read, so that a pass mixes regions instead of reading them one after another as
+    the manifest lists them; for a materialised split, the order of its small blocks."""
     import ray.data
 
     uris = data.shard_uris(split)
     if not uris:
         raise ValueError(f"split {split!r} of {data.config.uri} has no shards (regions: {', '.join(data.train_regions)})")
     units = ray.data.from_items([{"uri": uri} for uri in uris], override_num_blocks=len(uris))
-    # rows in manifest order whatever task finishes first: the same seed gives the same run
+    # rows in block order whatever task finishes first: the same seed gives the same run
     units.context.execution_options.preserve_order = data.config.deterministic
+    materialized = should_materialize(data, split) if materialize is None else materialize
+    if seed is not None and not materialized:
+        units = units.randomize_block_order(seed=_per_pass(seed))
     dataset = units.map_batches(ShardReader(BatchProjector.for_data(data, split)), batch_size=1, batch_format="numpy")
-    if should_materialize(data, split) if materialize is None else materialize:
+    if materialized:
         # small blocks, so that workers share evaluation rows and shuffles have something to mix
         dataset = dataset.repartition(max(1, -(-data.rows(split) // ROWS_PER_BLOCK))).materialize()
+        if seed is not None:
+            dataset = dataset.randomize_block_order(seed=_per_pass(seed))
     return dataset
+
+
+def _per_pass(seed: int):
+    """Ray's seed that changes with every execution of the dataset (an epoch), reproducibly."""
+    from ray.data import RandomSeedConfig
+
+    return RandomSeedConfig(seed=seed, reseed_after_execution=True)
 
 
 def split_data_config(deterministic: bool = True):

@@ -95,7 +95,7 @@ def _run_local(config, run_uri, blocks, index, data, normalization, printer) -> 
     run_block(config, run_uri, blocks, index, ctx, normalization)
 
 
-def _datasets(data: ShardData, block: Block, run_uri: str, resident: tuple[str, ...] = ()) -> dict:
+def _datasets(data: ShardData, block: Block, run_uri: str, resident: tuple[str, ...] = (), seed: int = 0) -> dict:
     """Ray Data pipelines for the splits not held on the devices."""
     from swinls.data.ray_data import build_dataset
 
@@ -103,9 +103,10 @@ def _datasets(data: ShardData, block: Block, run_uri: str, resident: tuple[str, 
     for split in needed_splits(data, block):
         if split in resident:
             continue
-        datasets[split] = build_dataset(data, split)
+        # training passes shuffle their block order by the run's seed, new every epoch
+        datasets[split] = build_dataset(data, split, seed=seed if split == "train" else None)
         if split == "train" and block.train_with_round:
-            pseudo = build_dataset(data, "unlabeled").map_batches(selftrain.PseudoLabeler(run_uri, block.train_with_round),
+            pseudo = build_dataset(data, "unlabeled", seed=seed).map_batches(selftrain.PseudoLabeler(run_uri, block.train_with_round),
                                                                   batch_format="numpy")
             datasets[split] = datasets[split].union(pseudo)
     return datasets
@@ -150,7 +151,7 @@ def _run_ray(config, run_uri, blocks, index, data, normalization, callbacks, pid
         run_config=ray.train.RunConfig(name=f"block-{index}", storage_path=storage_path, storage_filesystem=filesystem,
                                        failure_config=ray.train.FailureConfig(max_failures=config.run.max_failures),
                                        callbacks=callbacks or None),
-        datasets=_datasets(data, blocks[index], run_uri, resident) or None,
+        datasets=_datasets(data, blocks[index], run_uri, resident, config.run.seed) or None,
         dataset_config=split_data_config(config.data.deterministic),
     )
     trainer.fit()
