@@ -62,7 +62,13 @@ def _run(argv: list[str] | None = None) -> int:
     options = IngestOptions(on_bad=args.on_bad, region=args.region, labels=args.labels, rows_per_shard=args.rows_per_shard,
                             rows_per_group=args.rows_per_group, image_dtype=args.image_dtype,
                             read_threads=args.read_threads)
-    report = ingest(args.src, args.dst, options)
+    from swinls.progress import Progress
+
+    patches = Progress("ingest", "patches")
+    try:
+        report = ingest(args.src, args.dst, options, progress=patches)
+    finally:
+        patches.close()
     for name in report.unchanged:
         print(f"{name}: unchanged since the last ingest, kept")
     for name in report.ingested:

@@ -70,7 +70,11 @@ def _run(argv: list[str] | None = None) -> int:
     import time
 
     started = time.perf_counter()
-    summary = ensure_synthetic(args.out, spec)
+    from swinls.progress import Progress
+
+    scenes = Progress("synth", "scenes")
+    summary = ensure_synthetic(args.out, spec, scenes)
+    scenes.close()
     for name, region in summary["regions"].items():
         fractions = ", ".join(f"{s} {f:.2%}" for s, f in region["positive_fraction"].items())
         print(f"{name}: {json.dumps(region['counts'])}; landslide pixels: {fractions}")
@@ -81,7 +85,9 @@ def _run(argv: list[str] | None = None) -> int:
     if args.ingest:
         from swinls.shards import ingest
 
-        report = ingest(args.out, args.ingest)
+        patches = Progress("ingest", "patches")
+        report = ingest(args.out, args.ingest, progress=patches)
+        patches.close()
         print(f"ingested {report.patches} patches into {report.manifest_uri}")
     return 0
 

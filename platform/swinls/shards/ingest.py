@@ -116,8 +116,10 @@ def _read_in_order(where, sources: list[PatchSource], threads: int) -> Iterator[
 class _RegionIngest:
     """Streams one region's patches into shards, collecting its statistics."""
 
-    def __init__(self, dst: str, region: RegionSources, options: IngestOptions, shape: tuple[int, int] | None, spool: str):
+    def __init__(self, dst: str, region: RegionSources, options: IngestOptions, shape: tuple[int, int] | None, spool: str,
+                 progress=None):
         self.dst, self.region, self.options, self.shape, self.spool = dst, region, options, shape, spool
+        self.progress = progress
         self.writers: dict[str, ShardWriter] = {}
         self.moments = BandMoments(BANDS)
         self.skipped: list[dict] = []
@@ -149,6 +151,8 @@ class _RegionIngest:
         for problem in self.region.problems:
             self.bad(PatchError(where(problem.source), problem.reason))
         for source, result in _read_in_order(where, self.region.patches, self.options.read_threads):
+            if self.progress is not None:
+                self.progress.add()
             if isinstance(result, PatchError):
                 self.bad(result)
                 continue
@@ -188,7 +192,9 @@ class _RegionIngest:
             writer.abort()
 
 
-def ingest(src: str, dst: str, options: IngestOptions = IngestOptions()) -> IngestReport:
+def ingest(src: str, dst: str, options: IngestOptions = IngestOptions(), progress=None) -> IngestReport:
+    """Ingest `src` into the shard dataset `dst`. `progress` (swinls.progress.Progress) counts
+    the patches as they are written."""
     started = time.perf_counter()
     src = str(src).rstrip("/")
     listing = storage.list_files(src)
@@ -213,6 +219,8 @@ def ingest(src: str, dst: str, options: IngestOptions = IngestOptions()) -> Inge
     report = IngestReport(manifest_uri=Manifest.uri(dst), manifest_sha256="")
     created: list[str] = []
     new_entries: dict[str, RegionEntry] = {}
+    if progress is not None:
+        progress.total = sum(len(region.patches) for region in regions)
     with tempfile.TemporaryDirectory(prefix="swinls-ingest-") as spool:
         try:
             for region in regions:
@@ -225,8 +233,10 @@ def ingest(src: str, dst: str, options: IngestOptions = IngestOptions()) -> Inge
                 if (old is not None and old.source == tree and old.labels == labels_tree
                         and old.source_fingerprint == fingerprint):
                     report.unchanged.append(region.name)
+                    if progress is not None:
+                        progress.drop(len(region.patches))
                     continue
-                work = _RegionIngest(dst, _relative(region), options, shape, spool)
+                work = _RegionIngest(dst, _relative(region), options, shape, spool, progress)
                 try:
                     work.run(tree, _within(origin, region.prefix))
                     entry = work.finish(tree, len(region.files), fingerprint, labels_tree)

@@ -125,7 +125,7 @@ def _assign_splits(spec: SyntheticSpec, region: str, n_tiles: int) -> list[tuple
     return out
 
 
-def _write_region(root: Path, spec: SyntheticSpec, name: str) -> dict:
+def _write_region(root: Path, spec: SyntheticSpec, name: str, progress=None) -> dict:
     profile = spec.profile(name)
     per_side = spec.scene_size // spec.patch_size
     tiles_per_scene = per_side * per_side
@@ -159,6 +159,8 @@ def _write_region(root: Path, spec: SyntheticSpec, name: str) -> dict:
             counts[split] += 1
             positives[split] += int(scene.label[window].sum())
             index.append({"split": split, "id": patch_id, "scene": scene_no, "row": row * ps, "col": col * ps})
+        if progress is not None:
+            progress.add()
     pixels = {s: counts[s] * spec.patch_size**2 for s in counts}
     return {
         "profile": asdict(profile),
@@ -177,8 +179,9 @@ def _write_scene(folder: Path, scene_no: int, values: np.ndarray, label: np.ndar
     write_geotiff(folder / f"scene_{scene_no}_mask.tif", label, crs=profile.crs, transform=transform, band_names=("landslide",))
 
 
-def write_synthetic(out_dir: str | Path, spec: SyntheticSpec = SyntheticSpec()) -> dict:
-    """Generate the dataset into `out_dir` (which must not exist yet); returns its summary."""
+def write_synthetic(out_dir: str | Path, spec: SyntheticSpec = SyntheticSpec(), progress=None) -> dict:
+    """Generate the dataset into `out_dir` (which must not exist yet); returns its summary.
+    `progress` (swinls.progress.Progress) counts the scenes as they are written."""
     out = Path(out_dir)
     if out.exists():
         raise FileExistsError(f"{out} already exists; synthetic data is written to a new folder")
@@ -186,8 +189,10 @@ def write_synthetic(out_dir: str | Path, spec: SyntheticSpec = SyntheticSpec()) 
     staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
     try:
         summary = {"generator": "swinls.synthetic", "spec": spec.to_dict(), "bands": list(BANDS), "regions": {}}
+        if progress is not None:
+            progress.total = sum(spec.scenes_for(name) for name in spec.regions)
         for name in spec.regions:
-            summary["regions"][name] = _write_region(staging, spec, name)
+            summary["regions"][name] = _write_region(staging, spec, name, progress)
         (staging / SPEC_FILE).write_text(json.dumps(summary, indent=1, sort_keys=True) + "\n")
         os.replace(staging, out)
     except BaseException:
@@ -196,7 +201,7 @@ def write_synthetic(out_dir: str | Path, spec: SyntheticSpec = SyntheticSpec()) 
     return summary
 
 
-def ensure_synthetic(out_dir: str | Path, spec: SyntheticSpec = SyntheticSpec()) -> dict:
+def ensure_synthetic(out_dir: str | Path, spec: SyntheticSpec = SyntheticSpec(), progress=None) -> dict:
     """Reuse a dataset generated earlier with the same spec, or generate it."""
     out = Path(out_dir)
     spec_path = out / SPEC_FILE
@@ -205,4 +210,4 @@ def ensure_synthetic(out_dir: str | Path, spec: SyntheticSpec = SyntheticSpec())
         if summary.get("spec") == json.loads(json.dumps(spec.to_dict())):
             return summary
         raise FileExistsError(f"{out} holds synthetic data generated with a different spec; choose another folder")
-    return write_synthetic(out, spec)
+    return write_synthetic(out, spec, progress)
