@@ -30,7 +30,7 @@ from swinls.ablation.trial import run_ablation_trial, trains_in_actor, trial_con
 from swinls.config import ConfigError
 from swinls.errors import AllTrialsFailed, NothingToRankOn
 from swinls.metrics import undefined_everywhere
-from swinls.search.callbacks import EpochLines
+from swinls.search.callbacks import EpochLines, WaitingNotice
 from swinls.search.experiment import error_line, tune_storage
 from swinls.training.progress import flush_print
 
@@ -198,7 +198,7 @@ def run_ablation(request: AblationRequest, *, storage_uri: str, name: str, verbo
         tune_config=ray.tune.TuneConfig(max_concurrent_trials=concurrency),
         run_config=ray.tune.RunConfig(name=f"grid-{time.strftime('%Y%m%d-%H%M%S')}", storage_path=tune_path,
                                       storage_filesystem=tune_fs, verbose=0,
-                                      callbacks=[Progress(len(trials), verbose)] + ([EpochLines(flush_print)] if verbose else []),
+                                      callbacks=[Progress(len(trials), verbose)] + (_live(configs) if verbose else []),
                                       failure_config=ray.tune.FailureConfig(max_failures=1)),
     )
     results = tuner.fit()
@@ -208,6 +208,13 @@ def run_ablation(request: AblationRequest, *, storage_uri: str, name: str, verbo
         raise AllTrialsFailed(f"all {len(errors)} trials failed: {errors[0]} (outputs so far: {outputs.uris.get('table.md', exp_uri)})")
     check_rankable(outputs.records, outputs.uris.get("table.md", exp_uri))
     return outputs
+
+
+def _live(configs: dict) -> list:
+    """The driver's lines while trials run: each epoch, and a notice while trials wait to start."""
+    run = max((c.run for c in configs.values()), key=lambda r: (r.use_gpu, r.num_workers * r.cpus_per_worker))
+    worker = {"CPU": run.cpus_per_worker, "GPU": run.gpus_per_worker if run.use_gpu else 0}
+    return [EpochLines(flush_print), WaitingNotice(worker, run.num_workers, flush_print)]
 
 
 def check_rankable(records: list[dict], where: str) -> None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import tempfile
+import time
 import warnings
 from pathlib import Path
 
@@ -15,6 +17,7 @@ from swinls.published import publish_best
 from swinls.search.space import SCORE
 from swinls.training.progress import LiveLines
 from swinls.training.report import epoch_table_header
+from swinls.work_estimate import duration
 
 log = logging.getLogger(__name__)
 
@@ -123,3 +126,45 @@ class EpochLines(ray.tune.Callback):
         label = str(trial.config.get("trial") or trial.trial_id)
         lines = self.lines.setdefault(trial.trial_id, LiveLines(self.printer, prefix=f"{label[:24]:<24} "))
         lines(result)
+
+
+WAIT_NOTICE_ENV = "SWINLS_WAIT_NOTICE_S"
+
+
+class WaitingNotice(ray.tune.Callback):
+    """Says so while a trial waits for resources instead of leaving the log silent: a trial that
+    cannot be placed at all, or whose Ray Train workers have not started a first epoch. On an
+    autoscaling cluster that is nodes being added (minutes); elsewhere, resources held by others."""
+
+    def __init__(self, worker: dict[str, float], workers: int, printer=print, after_s: float | None = None,
+                 every_s: float = 300.0) -> None:
+        self.worker, self.workers, self.printer, self.every_s = worker, workers, printer, every_s
+        self.after_s = float(os.environ.get(WAIT_NOTICE_ENV, 60)) if after_s is None else after_s
+        self.waiting_since: dict[str, float] = {}
+        self.said: dict[str, float] = {}
+
+    def on_step_begin(self, iteration, trials, **info) -> None:
+        now = time.monotonic()
+        running = [t for t in trials if t.status == "RUNNING"]
+        waiting = [t for t in running if not t.last_result] or ([] if running else [t for t in trials if t.status == "PENDING"][:1])
+        keys = {(t.trial_id, t.status): t for t in waiting}  # placed, then waiting for workers: two waits
+        for key, trial in keys.items():
+            since = self.waiting_since.setdefault(key, now)
+            if now - since >= self.after_s and now - self.said.get(key, -1e18) >= self.every_s:
+                self.said[key] = now
+                self.printer(self._line(trial, now - since))
+        for key in set(self.waiting_since) - set(keys):
+            self.waiting_since.pop(key)
+
+    def _line(self, trial, seconds: float) -> str:
+        from swinls.search.capacity import cluster_config_path
+
+        free = {k: v for k, v in ray.available_resources().items() if k in ("CPU", "GPU")}
+        asks = ", ".join(f"{v:g} {k}" for k, v in self.worker.items() if v)
+        what = ("its Ray Train workers have not started" if trial.status == "RUNNING"
+                else "no trial could be placed")
+        scaling = ("; the cluster's autoscaler can add nodes, which takes minutes" if cluster_config_path()
+                   else "; nothing will add nodes here, so it waits for other work to release them")
+        return (f"waiting {duration(seconds)}: {what} (trial {trial.config.get('trial') or trial.trial_id}; "
+                f"{self.workers} worker(s) of {asks} each; free now: "
+                f"{', '.join(f'{v:g} {k}' for k, v in free.items()) or 'nothing'}){scaling}")

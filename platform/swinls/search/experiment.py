@@ -130,7 +130,7 @@ def run_search(space_text: str, *, data_uri: str, storage_uri: str, name: str, r
     import ray.tune
     from ray.tune.schedulers import ASHAScheduler
 
-    from swinls.search.callbacks import EpochLines, StopAtTarget, StudyAndBestCallback
+    from swinls.search.callbacks import EpochLines, StopAtTarget, StudyAndBestCallback, WaitingNotice
     from swinls.training.progress import flush_print
     from swinls.search.optuna_search import PruneAwareOptunaSearch
 
@@ -168,13 +168,16 @@ def run_search(space_text: str, *, data_uri: str, storage_uri: str, name: str, r
                                       reduction_factor=float(space.scheduler.get("reduction_factor", 2)))
         objective = {"metric": space.metric, "scope": space.scope, "mode": space.mode}
         callback = StudyAndBestCallback(exp_uri, name, objective, str(study_file))
+        r = space.run
+        waiting = WaitingNotice({"CPU": r.cpus_per_worker, "GPU": r.gpus_per_worker if r.use_gpu else 0}, r.num_workers,
+                                flush_print)
         tuner = ray.tune.Tuner(
             trainable,
             # metric and mode live in the searcher and the scheduler, which may stop trials by another metric
             tune_config=ray.tune.TuneConfig(search_alg=searcher, scheduler=scheduler,
                                             num_samples=space.samples, max_concurrent_trials=concurrency(space)),
             run_config=ray.tune.RunConfig(name=name, storage_path=tune_path, storage_filesystem=tune_fs,
-                                          callbacks=[callback] + ([EpochLines(flush_print)] if verbose else []), verbose=verbose,
+                                          callbacks=[callback] + ([EpochLines(flush_print), waiting] if verbose else []), verbose=verbose,
                                           stop=StopAtTarget(SCORE, space.mode, stop_at) if stop_at is not None else None,
                                           failure_config=ray.tune.FailureConfig(max_failures=1)),
         )
