@@ -34,9 +34,13 @@ class EpochForwarder(UserCallback):
 def forwarded_epochs(on_epoch):
     """Yields a Train callback whose reports reach `on_epoch` in this process, from a thread,
     until the block ends (every line queued by then is printed)."""
+    import ray
     from ray.util.queue import Empty, Queue
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    queue = Queue(actor_options={"num_cpus": 0})
+    # on the driver's node: a spot worker node that goes would take the queue with it
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
+    queue = Queue(actor_options={"num_cpus": 0, "scheduling_strategy": here})
     stop = threading.Event()
 
     def drain() -> None:
@@ -47,6 +51,8 @@ def forwarded_epochs(on_epoch):
                 if stop.is_set():
                     return
                 continue
+            except Exception:  # noqa: BLE001 - the queue is gone: no more lines, the run goes on
+                return
             on_epoch(item)
 
     thread = threading.Thread(target=drain, name="swinls-epoch-lines", daemon=True)
