@@ -4,12 +4,15 @@ fed, what it was trained on, and how it scored after each phase. What `jobs/card
 from __future__ import annotations
 
 from swinls.model_card import ModelCard
+from swinls.models.config import DEFAULT_WINDOW
 from swinls.training.report import epoch_row, epoch_table_header
 
 
 def _architecture(model: dict) -> str:
     if model.get("name", "swinls") == "swinls":
-        name, details = f"swinls {model.get('size')}", [f"window {model.get('window_size') or 'default'}"]
+        # a card that left the window to the size says which window that size has
+        window = model.get("window_size") or DEFAULT_WINDOW.get(model.get("size"), "default")
+        name, details = f"swinls {model.get('size')}", [f"window {window}"]
     else:
         name, details = f"{model['name']} on {model.get('encoder')}", []
     if model.get("decoder_channels"):

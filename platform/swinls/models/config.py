@@ -7,6 +7,10 @@ from typing import Literal
 
 MODEL_NAMES = ("swinls", "unet", "deeplabv3")
 SWIN_SIZES = ("nano", "proxy", "tiny", "small", "base")
+# window size per Swin size when model.window_size is unset: 128×128 patches give 32×32 tokens,
+# which windows of 8 tile at every stage; the proxy's window is scaled from Swin-B's
+# (models/encoders.py, SWIN_ARCH)
+DEFAULT_WINDOW = {"nano": 8, "proxy": 4, "tiny": 8, "small": 8, "base": 8}
 
 
 @dataclass(frozen=True)

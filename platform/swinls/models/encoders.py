@@ -16,12 +16,9 @@ import timm
 import torch
 from torch import nn
 
-from swinls.models.config import ModelConfig
+from swinls.models.config import DEFAULT_WINDOW, ModelConfig
 from swinls.models.weights import ResolvedWeights, WeightsError, read_state_dict, resolve
 
-# window size per Swin size when model.window_size is unset: 128×128 patches give 32×32 tokens,
-# which windows of 8 tile at every stage; the proxy's window is scaled from Swin-B's (see above)
-DEFAULT_WINDOW = {"nano": 8, "proxy": 4, "tiny": 8, "small": 8, "base": 8}
 SWIN_ARCH = {
     # one block a stage: no block has a shifted window, so tokens never see past their 8×8 window
     # before merging. Fast enough for the test suite; not a Swin.
