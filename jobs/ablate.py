@@ -115,14 +115,13 @@ def _run(argv=None) -> int:
 
     from swinls.ablation.run import run_ablation
     from swinls.cli import quiet_bookkeeping
-    from swinls.ray_start import check_gpus, check_worker_fits, init_local_ray
+    from swinls.ray_start import check_placeable, init_local_ray
     from swinls.reachable import check_reachable, current_cluster, pretrained_path
 
     quiet_bookkeeping()
     local = not os.environ.get("RAY_ADDRESS")
     init_local_ray(training_workers=run.num_workers, num_cpus=args.num_cpus, log_to_driver=False)
-    check_gpus(run.num_workers * run.gpus_per_worker if run.use_gpu else 0, "each trial")
-    check_worker_fits(run.cpus_per_worker, run.gpus_per_worker if run.use_gpu else 0, "each trial")
+    check_placeable(run, "each trial")
     cluster = current_cluster()
     check_reachable({"--storage": storage_uri, "--data": args.data or configs[0].data.uri,
                      "model.pretrained": pretrained_path(configs[0].model.pretrained)}, cluster, args.shared_fs)

@@ -85,12 +85,11 @@ def _run(argv=None) -> int:
     print(weights_line(config.model), flush=True)  # a missing or corrupt file stops here, before training
     publish_to = None
     if not args.local:
-        from swinls.ray_start import check_gpus, check_worker_fits, init_local_ray
+        from swinls.ray_start import check_placeable, init_local_ray
         from swinls.reachable import check_reachable, current_cluster, pretrained_path
 
         init_local_ray(training_workers=run.num_workers, num_cpus=args.num_cpus, log_to_driver=False)
-        check_gpus(run.num_workers * run.gpus_per_worker if run.use_gpu else 0, "the run")
-        check_worker_fits(run.cpus_per_worker, run.gpus_per_worker if run.use_gpu else 0, "the run")
+        check_placeable(run, "the run")
         cluster = current_cluster()
         check_reachable({"--storage": config.storage, "--data": config.data.uri,
                          "model.pretrained": pretrained_path(config.model.pretrained)}, cluster, args.shared_fs)

@@ -105,14 +105,13 @@ def _run(argv=None) -> int:
             print(line)
         return 0
     from swinls.cli import quiet_bookkeeping
-    from swinls.ray_start import check_gpus, check_worker_fits, init_local_ray
+    from swinls.ray_start import check_placeable, init_local_ray
     from swinls.reachable import check_reachable, current_cluster, pretrained_path
     from swinls.search.experiment import run_search
     from swinls.search.summary import failure_summary, summary_lines, unrankable_summary
 
     init_local_ray(training_workers=run.num_workers, num_cpus=args.num_cpus, log_to_driver=False)
-    check_gpus(run.num_workers * run.gpus_per_worker if run.use_gpu else 0, "each trial")
-    check_worker_fits(run.cpus_per_worker, run.gpus_per_worker if run.use_gpu else 0, "each trial")
+    check_placeable(run, "each trial")
     cluster = current_cluster()
     check_reachable({"--storage": args.storage, "--data": args.data,
                      "model.pretrained": pretrained_path(space.experiment({}).model.pretrained)}, cluster, args.shared_fs)

@@ -108,3 +108,11 @@ def check_worker_fits(cpus: float, gpus: float, what: str) -> None:
     raise DeviceError(f"{what} asks for {asked} per Ray Train worker, on one node; {kinds} has that (the largest: "
                       f"{largest.get('CPU', 0):g} CPU(s), {largest.get('GPU', 0):g} GPU(s)): lower run.cpus_per_worker "
                       "or add a larger node type")
+
+
+def check_placeable(run, what: str) -> None:
+    """Both checks for a training run's settings (`run.*`): the GPUs it needs in all, and one
+    worker's CPUs and GPUs on some node."""
+    gpus = run.gpus_per_worker if run.use_gpu else 0
+    check_gpus(run.num_workers * gpus, what)
+    check_worker_fits(run.cpus_per_worker, gpus, what)

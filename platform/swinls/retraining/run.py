@@ -156,14 +156,11 @@ def _challenge(run: _Run, recipe: Recipe, options: RetrainOptions, log, before_p
     registry, records, lock, champion, key, data_uri = run.registry, run.records, run.lock, run.champion, run.key, run.data_uri
     manifest, manifest_sha, regions = run.manifest, run.manifest_sha, run.regions
     if not options.local:
-        from swinls.ray_start import init_local_ray
-
-        from swinls.ray_start import check_gpus, check_worker_fits
+        from swinls.ray_start import check_placeable, init_local_ray
 
         settings = recipe.run_settings(data_uri, regions)
         init_local_ray(training_workers=settings.num_workers, num_cpus=options.num_cpus, log_to_driver=False)
-        check_gpus(settings.num_workers * settings.gpus_per_worker if settings.use_gpu else 0, "the challenger")
-        check_worker_fits(settings.cpus_per_worker, settings.gpus_per_worker if settings.use_gpu else 0, "the challenger")
+        check_placeable(settings, "the challenger")
     log(f"run {key}: a challenger on {', '.join(regions)}")
     candidate = make_challenger(recipe, data_uri, regions, registry, key, local=options.local, log=log)
     eval_regions = evaluation_regions(manifest)
