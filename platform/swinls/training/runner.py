@@ -60,7 +60,7 @@ def run_experiment(config: ExperimentConfig, *, run_uri: str | None = None, loca
         else:
             from swinls.training.forwarding import forwarded_epochs
 
-            with forwarded_epochs(printer) as forwarder:
+            with forwarded_epochs(printer, history=lambda: (store.latest() or {}).get("history", [])) as forwarder:
                 _run_ray(config, run_uri, blocks, index, data, normalization, [*(callbacks or []), forwarder], pid_file)
     pointer = store.latest() or {}
     checkpoint = store.checkpoint_uri(pointer["checkpoint"]) if pointer else None
