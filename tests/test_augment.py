@@ -238,3 +238,21 @@ def test_colour_jitter_changes_only_the_optical_bands_each_around_its_own_mean()
     # unnamed channels are all treated as bands (the step a benchmark times)
     both = color(image, [True, True], torch.tensor([2.0, 2.0]), torch.zeros(2))
     assert not torch.equal(both[:, 3], image[:, 3])
+
+
+def test_on_a_cpu_only_the_rows_drawn_to_rotate_are_warped_and_each_row_is_what_the_whole_batch_warp_gives():
+    from swinls.augment.ops import _warp
+
+    generator = torch.Generator().manual_seed(0)
+    image = torch.randn(6, 14, H, W, generator=generator)
+    mask = torch.randint(0, 2, (6, H, W), generator=generator)
+    selected = np.array([True, False, True, False, False, True])
+    angle = torch.rand(6, generator=generator, dtype=torch.float64) * np.pi
+    shift = (torch.rand(6, 2, generator=generator, dtype=torch.float64) - 0.5) * 0.5
+    out_image, out_mask = rotate_shift(image, mask, selected, angle, shift)
+    whole_image, whole_mask = _warp(image, mask, angle, shift)  # what the GPU path computes for every row
+    for row, chosen in enumerate(selected):
+        assert torch.equal(out_image[row], whole_image[row] if chosen else image[row])
+        assert torch.equal(out_mask[row], whole_mask[row] if chosen else mask[row])
+    unchanged_image, unchanged_mask = rotate_shift(image, mask, np.zeros(6, bool), angle, shift)
+    assert unchanged_image is image and unchanged_mask is mask  # nothing drawn: no copy, no warp
