@@ -15,6 +15,8 @@ import ray.tune
 from swinls import storage
 from swinls.published import publish_best
 from swinls.search.space import SCORE
+
+EPOCH_KEY = "epoch"  # the run's own epoch count (search/experiment.py EPOCH)
 from swinls.training.progress import LiveLines
 from swinls.training.report import epoch_table_header
 from swinls.work_estimate import duration
@@ -133,15 +135,27 @@ WAIT_NOTICE_ENV = "SWINLS_WAIT_NOTICE_S"
 
 class WaitingNotice(ray.tune.Callback):
     """Says so while a trial waits for resources instead of leaving the log silent: a trial that
-    cannot be placed at all, or whose Ray Train workers have not started a first epoch. On an
-    autoscaling cluster that is nodes being added (minutes); elsewhere, resources held by others."""
+    cannot be placed at all, whose Ray Train workers have not started a first epoch, or that has
+    reported epochs and then gone quiet for much longer than an epoch takes (its workers lost with
+    a node and waiting to be placed again). On an autoscaling cluster that is nodes being added
+    (minutes); elsewhere, resources held by others."""
+
+    STALLED_EPOCHS = 3  # quiet for this many of its own epochs: not a slow epoch any more
 
     def __init__(self, worker: dict[str, float], workers: int, printer=print, after_s: float | None = None,
                  every_s: float = 300.0) -> None:
         self.worker, self.workers, self.printer, self.every_s = worker, workers, printer, every_s
         self.after_s = float(os.environ.get(WAIT_NOTICE_ENV, 60)) if after_s is None else after_s
-        self.waiting_since: dict[str, float] = {}
-        self.said: dict[str, float] = {}
+        self.waiting_since: dict[tuple, float] = {}
+        self.said: dict[tuple, float] = {}
+        self.last_result_at: dict[str, float] = {}
+        self.epoch_s: dict[str, float] = {}
+
+    def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+        now = time.monotonic()
+        if trial.trial_id in self.last_result_at:
+            self.epoch_s[trial.trial_id] = now - self.last_result_at[trial.trial_id]
+        self.last_result_at[trial.trial_id] = now
 
     def on_step_begin(self, iteration, trials, **info) -> None:
         now = time.monotonic()
@@ -149,20 +163,39 @@ class WaitingNotice(ray.tune.Callback):
         waiting = [t for t in running if not t.last_result] or ([] if running else [t for t in trials if t.status == "PENDING"][:1])
         keys = {(t.trial_id, t.status): t for t in waiting}  # placed, then waiting for workers: two waits
         for key, trial in keys.items():
-            since = self.waiting_since.setdefault(key, now)
-            if now - since >= self.after_s and now - self.said.get(key, -1e18) >= self.every_s:
-                self.said[key] = now
-                self.printer(self._line(trial, now - since))
+            self._maybe_say(key, self.waiting_since.setdefault(key, now), now, trial)
+        for trial in running:
+            last = self.last_result_at.get(trial.trial_id)
+            if last is None or not trial.last_result:
+                continue
+            quiet_after = max(self.after_s, self.STALLED_EPOCHS * self.epoch_s.get(trial.trial_id, 0.0))
+            key = (trial.trial_id, "stalled", last)  # a new epoch ends this wait
+            if now - last >= quiet_after:
+                keys[key] = trial
+                self._maybe_say(key, last, now, trial, after_s=0.0)
         for key in set(self.waiting_since) - set(keys):
             self.waiting_since.pop(key)
 
-    def _line(self, trial, seconds: float) -> str:
+    def _maybe_say(self, key: tuple, since: float, now: float, trial, after_s: float | None = None) -> None:
+        self.waiting_since[key] = since
+        if now - since >= (self.after_s if after_s is None else after_s) and now - self.said.get(key, -1e18) >= self.every_s:
+            self.said[key] = now
+            self.printer(self._line(trial, now - since, stalled=key[1] == "stalled"))
+
+    def _line(self, trial, seconds: float, stalled: bool = False) -> str:
         from swinls.search.capacity import cluster_config_path
 
         free = {k: v for k, v in ray.available_resources().items() if k in ("CPU", "GPU")}
         asks = ", ".join(f"{v:g} {k}" for k, v in self.worker.items() if v)
-        what = ("its Ray Train workers have not started" if trial.status == "RUNNING"
-                else "no trial could be placed")
+        if stalled:
+            epoch = (trial.last_result or {}).get(EPOCH_KEY)
+            usual = self.epoch_s.get(trial.trial_id)
+            what = (f"no epoch since epoch {epoch}" + (f" (an epoch took {duration(usual)})" if usual else "")
+                    + ": its Ray Train workers are restarting, or waiting for a node to replace one that was lost")
+        elif trial.status == "RUNNING":
+            what = "its Ray Train workers have not started"
+        else:
+            what = "no trial could be placed"
         scaling = ("; the cluster's autoscaler can add nodes, which takes minutes" if cluster_config_path()
                    else "; nothing will add nodes here, so it waits for other work to release them")
         return (f"waiting {duration(seconds)}: {what} (trial {trial.config.get('trial') or trial.trial_id}; "

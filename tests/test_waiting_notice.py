@@ -1,0 +1,40 @@
+"""The waiting notice for a trial that reported epochs and then went quiet: its Train workers
+lost with a node and waiting to be placed again. Only a wait much longer than the trial's own
+epochs counts; a new epoch ends it. (The notice for a trial never placed: test_tune_job.py.)"""
+
+from __future__ import annotations
+
+import time
+from types import SimpleNamespace
+
+from swinls.search.callbacks import WaitingNotice
+
+
+def running_trial(epoch: int):
+    # what the callback reads of a Tune trial: its id, status, config and last result
+    return SimpleNamespace(trial_id="t1", status="RUNNING", config={"trial": "a1"}, last_result={"epoch": epoch})
+
+
+def test_a_trial_quiet_for_three_of_its_epochs_is_said_to_wait_and_an_epoch_ends_it(ray_local):
+    lines: list[str] = []
+    notice = WaitingNotice({"CPU": 1}, 1, lines.append, after_s=5.0)
+    trial = running_trial(4)
+    notice.on_trial_result(0, [trial], trial, {"epoch": 4})
+
+    notice.epoch_s["t1"] = 20.0
+    notice.last_result_at["t1"] = time.monotonic() - 40  # quiet for two epochs: a slow epoch, not a wait
+    notice.on_step_begin(0, [trial])
+    assert lines == []
+
+    notice.epoch_s["t1"] = 10.0  # quiet for four of its epochs
+    notice.on_step_begin(0, [trial])
+    assert len(lines) == 1
+    assert lines[0].startswith("waiting 40 s: no epoch since epoch 4 (an epoch took 10 s): its Ray Train workers are restarting")
+    assert "(trial a1; 1 worker(s) of 1 CPU each; free now: " in lines[0]
+    notice.on_step_begin(0, [trial])
+    assert len(lines) == 1  # said once per wait, again only after `every_s`
+
+    trial.last_result = {"epoch": 5}
+    notice.on_trial_result(0, [trial], trial, {"epoch": 5})  # the workers are back
+    notice.on_step_begin(0, [trial])
+    assert len(lines) == 1 and not any(key[1] == "stalled" for key in notice.waiting_since)
