@@ -91,7 +91,7 @@ def _run(argv=None) -> int:
     run = space.run
     preflight.check_devices(run.use_gpu, run.num_workers * run.gpus_per_worker)
     name = args.name or f"{Path(args.space).stem}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
-    resume = args.resume or same_search_again(args.storage, name, text)
+    resume = same_search_again(args.storage, name, text) or args.resume  # --resume of another space is refused too
     if args.dry_run:
         from swinls.dry_run import plan
 

@@ -73,6 +73,29 @@ def trials_that_fit(resources: dict[str, float], *, num_workers: int, cpus_per_w
     return max(1, fit)
 
 
-def concurrency_for(resources_now: dict[str, float], resources_max: dict[str, float] | None, **trial) -> int:
+def driver_slots(nodes: list[dict[str, float]], driver_cpus: float, marker: str) -> int | None:
+    """Trial drivers that fit the nodes carrying `marker` (cluster.yaml's head: drivers stay off
+    spot workers); None when no node pins them."""
+    pinned = [node for node in nodes if node.get(marker)]
+    if not pinned or driver_cpus <= 0:
+        return None
+    return max(1, int(sum(node.get("CPU", 0) for node in pinned) // driver_cpus))
+
+
+def concurrency_for(resources_now: dict[str, float], resources_max: dict[str, float] | None, *,
+                    drivers: int | None = None, **trial) -> tuple[int, str]:
+    """Trials at once and why: what fits the cluster it can scale to, within the room its pinned
+    drivers have."""
     now = trials_that_fit(resources_now, **trial)
-    return max(now, trials_that_fit(resources_max, **trial)) if resources_max else now
+    fit, why = now, f"what fits the cluster now ({_describe(resources_now)})"
+    if resources_max and trials_that_fit(resources_max, **trial) > now:
+        fit = trials_that_fit(resources_max, **trial)
+        why = (f"what fits the largest cluster its autoscaler allows ({_describe(resources_max)}; "
+               f"now {_describe(resources_now)})")
+    if drivers is not None and drivers < fit:
+        fit, why = drivers, f"{why}, within the {drivers} trial driver(s) the head holds"
+    return fit, why
+
+
+def _describe(resources: dict[str, float]) -> str:
+    return ", ".join(f"{resources.get(key, 0):g} {key}" for key in ("CPU", "GPU") if resources.get(key) or key == "CPU")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from swinls.errors import SwinLSError
 
+import functools
 import hashlib
 import json
 import math
@@ -59,20 +60,23 @@ def max_epochs(space: SearchSpace) -> int:
     return max(1, sum(p.stage.epochs for p in phases if p.is_training))
 
 
-def concurrency(space: SearchSpace) -> int:
-    """How many trials run at once: `budget.max_concurrent`, or as many as fit the cluster it
-    can scale to (search/capacity.py), keeping a CPU for Ray Data."""
+def concurrency(space: SearchSpace) -> tuple[int, str]:
+    """How many trials run at once, and why: `budget.max_concurrent`, or as many as fit the
+    cluster it can scale to (search/capacity.py), keeping a CPU for Ray Data, with room for every
+    trial's driver on the head when drivers are pinned there."""
     if space.max_concurrent:
-        return space.max_concurrent
+        return space.max_concurrent, "the space's budget.max_concurrent"
     import ray
 
-    from swinls.search.capacity import cluster_config_path, concurrency_for, max_resources
+    from swinls.search.capacity import cluster_config_path, concurrency_for, driver_slots, max_resources
 
     path = cluster_config_path()
     largest = max_resources(path.read_text(), str(path)) if path else None
     r = space.run
-    return concurrency_for(ray.cluster_resources(), largest, num_workers=r.num_workers, cpus_per_worker=r.cpus_per_worker,
-                           driver_cpus=space.driver_cpus, use_gpu=r.use_gpu, gpus_per_worker=r.gpus_per_worker)
+    drivers = driver_slots([n["Resources"] for n in ray.nodes() if n.get("Alive")], space.driver_cpus, DRIVER_RESOURCE)
+    return concurrency_for(ray.cluster_resources(), largest, drivers=drivers, num_workers=r.num_workers,
+                           cpus_per_worker=r.cpus_per_worker, driver_cpus=space.driver_cpus, use_gpu=r.use_gpu,
+                           gpus_per_worker=r.gpus_per_worker)
 
 
 def trial_experiment(space: SearchSpace, sampled: dict, data_uri: str, exp_uri: str, trial_id: str):
@@ -104,6 +108,20 @@ def run_trial(config: dict, *, space: SearchSpace, data_uri: str, exp_uri: str) 
         ray.tune.report(dict(scored(result.final, final, live_columns(space)), checkpoint=result.checkpoint))
 
 
+def check_study(study_file: Path, exp_uri: str) -> None:
+    """Tune's restore would log a searcher that cannot load its study and then wait forever with
+    no trial; say what is missing instead."""
+    import optuna
+
+    missing = f"{exp_uri}: cannot resume, its Optuna study ({storage.join(exp_uri, 'optuna', 'study.db')})"
+    if not study_file.exists():
+        raise FileNotFoundError(f"{missing} is not in storage")
+    try:
+        optuna.load_study(study_name=STUDY_NAME, storage=f"sqlite:///{study_file}")
+    except KeyError as exc:
+        raise FileNotFoundError(f"{missing} holds no study named {STUDY_NAME!r}") from exc
+
+
 def tune_storage(exp_uri: str):
     """Where Tune keeps an experiment's state: `<experiment>/tune`, on the experiment's filesystem."""
     import pyarrow.fs as pafs
@@ -130,7 +148,7 @@ def run_search(space_text: str, *, data_uri: str, storage_uri: str, name: str, r
     import ray.tune
     from ray.tune.schedulers import ASHAScheduler
 
-    from swinls.search.callbacks import EpochLines, StopAtTarget, StudyAndBestCallback, WaitingNotice
+    from swinls.search.callbacks import EpochLines, StopAtTarget, StudyAndBestCallback, WaitingNotice, upload_study
     from swinls.training.progress import flush_print
     from swinls.search.optuna_search import PruneAwareOptunaSearch
 
@@ -149,6 +167,7 @@ def run_search(space_text: str, *, data_uri: str, storage_uri: str, name: str, r
             raise FileNotFoundError(f"{exp_uri}: no experiment to resume")
         if not study_file.exists() and storage.exists(storage.join(exp_uri, "optuna", "study.db")):
             study_file.write_bytes(storage.read_bytes(storage.join(exp_uri, "optuna", "study.db")))
+        check_study(study_file, exp_uri)
         tuner = ray.tune.Tuner.restore(f"{tune_path}/{name}", trainable=trainable, resume_unfinished=True, restart_errored=True,
                                        storage_filesystem=tune_fs)
     else:
@@ -158,6 +177,7 @@ def run_search(space_text: str, *, data_uri: str, storage_uri: str, name: str, r
         study_file.unlink(missing_ok=True)
         sampler = make_sampler(space, seed)
         searcher = PruneAwareOptunaSearch(space=space.define_by_run, metric=SCORE, mode=space.mode,
+                                          on_save=functools.partial(upload_study, exp_uri, str(study_file)),
                                           storage=optuna.storages.RDBStorage(f"sqlite:///{study_file}"),
                                           study_name=STUDY_NAME, sampler=sampler)
         scheduler = None
@@ -171,11 +191,14 @@ def run_search(space_text: str, *, data_uri: str, storage_uri: str, name: str, r
         r = space.run
         waiting = WaitingNotice({"CPU": r.cpus_per_worker, "GPU": r.gpus_per_worker if r.use_gpu else 0}, r.num_workers,
                                 flush_print)
+        at_once, why = concurrency(space)
+        if verbose:
+            flush_print(f"trials at once: up to {at_once} ({why})")
         tuner = ray.tune.Tuner(
             trainable,
             # metric and mode live in the searcher and the scheduler, which may stop trials by another metric
             tune_config=ray.tune.TuneConfig(search_alg=searcher, scheduler=scheduler,
-                                            num_samples=space.samples, max_concurrent_trials=concurrency(space)),
+                                            num_samples=space.samples, max_concurrent_trials=at_once),
             run_config=ray.tune.RunConfig(name=name, storage_path=tune_path, storage_filesystem=tune_fs,
                                           callbacks=[callback] + ([EpochLines(flush_print), waiting] if verbose else []), verbose=verbose,
                                           stop=StopAtTarget(SCORE, space.mode, stop_at) if stop_at is not None else None,

@@ -16,6 +16,10 @@ finished here too — instead of reporting to a finished Optuna trial, which Opt
 The study can also hold trials suggested after Tune's last save, which Tune never restarts: they
 would stay RUNNING forever, so restoring marks them FAIL (the study belongs to this experiment
 alone, so no other search is running them).
+
+The study can never be behind: each time Tune saves this searcher, `on_save` first puts the
+study in the experiment's storage. A head lost with its disk leaves a searcher state that names
+Optuna trials; the study restored from storage holds every one of them.
 """
 
 from __future__ import annotations
@@ -29,8 +33,9 @@ STEP = "epoch"
 
 
 class PruneAwareOptunaSearch(OptunaSearch):
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args, on_save=None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        self._on_save = on_save  # picklable: it is saved and restored with the searcher
         self._reported_steps: dict[str, set[int]] = {}  # saved and restored with the searcher
         self._finished_in_study: set[str] = set()  # finished in the study after the searcher was saved
 
@@ -41,6 +46,11 @@ class PruneAwareOptunaSearch(OptunaSearch):
             return
         self._ot_trials[trial_id].report(value, step)
         steps.add(step)
+
+    def save(self, checkpoint_path: str) -> None:
+        if self._on_save is not None:
+            self._on_save()
+        super().save(checkpoint_path)
 
     def restore(self, checkpoint_path: str) -> None:
         super().restore(checkpoint_path)
