@@ -80,6 +80,16 @@ class _ResidentSplits:
                                        seed=seed, rank=rank, world_size=world_size, equal=split == TRAIN)
 
 
+def _ray_node_id() -> str | None:
+    """The Ray node this process runs on, when it is a Ray worker; None otherwise."""
+    import sys
+
+    ray = sys.modules.get("ray")  # never import Ray for a plain local run
+    if ray is None or not ray.is_initialized():
+        return None
+    return ray.get_runtime_context().get_node_id()
+
+
 class LocalContext(WorkerContext):
     """One process, no Ray: every split is read from the shards once and held on the device."""
 
@@ -90,6 +100,7 @@ class LocalContext(WorkerContext):
         self.train_with_round = train_with_round
         self._splits = _ResidentSplits(lambda split: split_rows(data, split, run_uri, train_with_round), self.device)
         self._print = printer
+        self.node_id = _ray_node_id()  # an ablation trial trains in its Tune actor, on some node
 
     def has_split(self, split: str) -> bool:
         return self.data.rows(split) > 0 or (split == TRAIN and bool(self.train_with_round))
