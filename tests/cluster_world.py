@@ -1,12 +1,20 @@
-"""A Ray cluster of several nodes on one machine, a job run against it, and a worker node taken
-away mid-trial as a spot reclaim would do it.
+"""A Ray cluster of several nodes on one machine, a job run against it, and what a cloud does to
+such a cluster: a worker node taken away mid-trial (a spot reclaim), the head lost and started
+again (the job then resubmitted with --resume), or nodes added by an autoscaler.
 
 Ray's own `ray.cluster_utils.Cluster` starts a head and worker nodes, each a raylet with its own
 resources (the head carries `swinls_driver`, as cluster.yaml's head does, so trials' drivers stay
-there). The job runs as a user would run it on the head (`python jobs/<job>.py`, RAY_ADDRESS set).
-Once `--kill-when` holds, the node where an unfinished trial trained its last epoch (recorded in its
-checkpoint's history) is removed without warning and a fresh node joins (what an autoscaler does after a reclaim). A process can be connected to one Ray
-cluster only, so tests/test_multinode.py runs this in its own process and reads its JSON report.
+there). With `--autoscale N` the head starts alone with an autoscaler config (Ray's fake multi-node
+provider: a node it launches is a raylet on this machine) whose worker type allows N nodes; the job
+finds that config as it would find cluster.yaml's bootstrap file on a real head. The job runs as a
+user would run it on the head (`python jobs/<job>.py`, RAY_ADDRESS set). Once `--kill-when` holds,
+looking at the runs' checkpoints under `--watch`, `--lose node` removes without warning the node
+where an unfinished run trained its last epoch (its checkpoint's history says which) and a fresh
+node joins, as an autoscaler would add one; `--lose head` kills the job and every node, starts a
+new cluster whose head has an empty disk, and submits the job again with --resume.
+
+A process can be connected to one Ray cluster only, so tests/test_multinode.py runs this in its own
+process and reads its JSON report.
 
     python tests/cluster_world.py --report out.json --watch s3://b/exp/e --kill-when one-finished \\
         -- tune --space ... --storage s3://b/exp --name e
@@ -17,6 +25,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -28,63 +38,32 @@ sys.path.insert(0, str(ROOT / "platform"))
 
 NODE_CPUS = 2
 JOB_TIMEOUT_S = 1500
+POINTER = "checkpoints/LATEST.json"
 
 
-def trial_pointers(exp_uri: str) -> dict[str, dict]:
-    """trial folder → its run's checkpoint pointer (the trials that have checkpointed)."""
+def run_pointers(watch_uri: str) -> dict[str, dict]:
+    """Each run under `watch_uri` (a search's or ablation's trials, a retraining's runs) → its
+    checkpoint pointer, keyed by the run's folder relative to `watch_uri`."""
     from swinls import storage
 
-    trials = storage.join(exp_uri, "trials")
-    if not storage.exists(trials):
+    if not storage.exists(watch_uri):
         return {}
-    return {rel.split("/")[0]: storage.read_json(storage.join(trials, rel))
-            for rel in storage.list_files(trials) if rel.endswith("checkpoints/LATEST.json")}
-
-
-FINAL_PHASE = "stage2"  # the jobs run here train without self-training
+    return {rel[:-len(POINTER)].rstrip("/"): storage.read_json(storage.join(watch_uri, rel))
+            for rel in storage.list_files(watch_uri) if rel.endswith(POINTER)}
 
 
 def finished(pointer: dict) -> bool:
-    return pointer["phase"] == FINAL_PHASE and pointer["phase_done"]
+    """The run's last phase done (whatever its recipe's phases are)."""
+    last = pointer["history"][-1] if pointer.get("history") else {}
+    return bool(pointer["phase_done"] and last.get("run_complete"))
 
 
 def ready_to_kill(pointers: dict[str, dict], when: str) -> bool:
     done = [t for t, p in pointers.items() if finished(p)]
     running = [t for t, p in pointers.items() if not finished(p)]
-    if when == "one-finished":  # a finished trial that must not run again, and one mid-run
+    if when == "one-finished":  # a finished run that must not run again, and one mid-run
         return bool(done) and bool(running)
-    return bool(running)  # "mid-run": a trial with a checkpoint, not finished
-
-
-class Reclaimer:
-    """Removes an unfinished trial's node once `when` holds, then a fresh node joins.
-    Called from the main thread: Ray starts and stops nodes with signal handlers, which Python
-    allows only there."""
-
-    def __init__(self, cluster, exp_uri: str, when: str) -> None:
-        self.cluster, self.exp_uri, self.when = cluster, exp_uri, when
-        self.report: dict = {}
-        self.done = when == "never"
-
-    def poll(self) -> None:
-        if self.done:
-            return
-        try:
-            pointers = trial_pointers(self.exp_uri)
-            if not ready_to_kill(pointers, self.when):
-                return
-            # the node where an unfinished trial trained its last epoch (its history says which)
-            busy = {p["history"][-1].get("node") for p in pointers.values() if not finished(p)}
-            victims = [n for n in self.cluster.worker_nodes if n.node_id in busy]
-        except Exception as exc:  # noqa: BLE001 - storage mid-write, a state API hiccup: look again
-            self.report.setdefault("watch_errors", []).append(repr(exc)[:200])
-            return
-        if victims:
-            self.done = True  # once, whatever happens next
-            self.report.update(before=pointers, removed_node=victims[0].node_id)
-            self.cluster.remove_node(victims[0], allow_graceful=False)
-            self.report["removed_at"] = time.time()
-            self.report["added_node"] = self.cluster.add_node(num_cpus=NODE_CPUS).node_id
+    return bool(running)  # "mid-run": a run with a checkpoint, not finished
 
 
 def free_port() -> int:
@@ -93,47 +72,178 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def autoscaler_config(gcs_address: str, max_nodes: int, head_cpus: int) -> dict:
+    """Ray's fake multi-node provider: the autoscaler's nodes are raylets on this machine."""
+    return {
+        "cluster_name": "swinls-world", "max_workers": max_nodes, "upscaling_speed": 1.0, "idle_timeout_minutes": 5,
+        "provider": {"type": "fake_multinode", "gcs_address": gcs_address, "use_node_id_as_ip": True,
+                     "disable_node_updaters": True, "disable_launch_config_check": True},
+        "head_node_type": "ray.head.default",  # the name the fake provider gives its head
+        "available_node_types": {
+            "ray.head.default": {"resources": {"CPU": head_cpus, "swinls_driver": 100}, "node_config": {}, "max_workers": 0},
+            "cpu-worker": {"resources": {"CPU": NODE_CPUS}, "node_config": {}, "min_workers": 0, "max_workers": max_nodes}},
+        "auth": {"ssh_user": "ray"}, "docker": {}, "file_mounts": {}, "cluster_synced_files": [],
+        "file_mounts_sync_continuously": False, "rsync_exclude": [], "rsync_filter": [], "initialization_commands": [],
+        "setup_commands": [], "head_setup_commands": [], "worker_setup_commands": [], "head_start_ray_commands": [],
+        "worker_start_ray_commands": []}
+
+
+class World:
+    """One incarnation of the cluster: a head, then worker nodes (or an autoscaler that adds them)."""
+
+    def __init__(self, workers: int, autoscale: int, home: Path, head_cpus: int = NODE_CPUS) -> None:
+        import ray
+        from ray.cluster_utils import Cluster
+
+        # ports of its own: the machine may run another Ray (a test session's, a user's) on the defaults
+        ports = {name: free_port() for name in ("gcs_server_port", "dashboard_port", "ray_client_server_port",
+                                                "metrics_export_port", "dashboard_agent_listen_port", "runtime_env_agent_port")}
+        self.gcs = f"{ray._private.services.get_node_ip_address()}:{ports['gcs_server_port']}"
+        head = {"num_cpus": head_cpus, "resources": {"swinls_driver": 100}, **ports}
+        # Cluster writes its address where Ray's "auto" looks (/tmp/ray/ray_current_cluster); Ray
+        # Train's placement-group cleaner in another session on this machine would then ask this
+        # cluster's GCS, dead after shutdown, and leak its workers' CPUs: the file is put back then
+        self.address_file = Path(ray._private.utils.get_ray_address_file(None))
+        self.address_before = self.address_file.read_text() if self.address_file.exists() else None
+        self.config_path = None
+        if autoscale:
+            os.environ.update(RAY_FAKE_CLUSTER="1", AUTOSCALER_UPDATE_INTERVAL_S="1")  # read by the head's monitor
+            self.config_path = home / "ray_bootstrap_config.yaml"  # what `ray up` leaves on a real head
+            self.config_path.write_text(json.dumps(autoscaler_config(self.gcs, autoscale, head_cpus)))
+            head["autoscaling_config"] = str(self.config_path)
+        if autoscale:  # the provider knows its head by this id; load reports of another would be dropped
+            from ray.autoscaler._private.fake_multi_node.node_provider import FAKE_HEAD_NODE_ID
+
+            os.environ["RAY_OVERRIDE_NODE_ID_FOR_TESTING"] = FAKE_HEAD_NODE_ID
+        try:
+            self.cluster = Cluster(initialize_head=True, connect=True, head_node_args=head)
+        finally:
+            os.environ.pop("RAY_OVERRIDE_NODE_ID_FOR_TESTING", None)
+        for _ in range(workers):
+            self.cluster.add_node(num_cpus=NODE_CPUS)
+        self.cluster.wait_for_nodes()
+        self.started = time.time()
+        self.worker_nodes_seen: dict[str, float] = {}  # node id → seconds after the start when first seen
+
+    def watch_nodes(self) -> None:
+        import ray
+
+        head = self.cluster.head_node.node_id
+        for node in ray.nodes():
+            if node["Alive"] and node["NodeID"] != head:
+                self.worker_nodes_seen.setdefault(node["NodeID"], round(time.time() - self.started, 1))
+
+    def shutdown(self) -> None:
+        import psutil
+        import ray
+
+        ray.shutdown()  # the driver first: Ray refuses to remove the node its driver is connected to
+        self.cluster.shutdown()
+        # the autoscaler's nodes are not the Cluster's: stop whatever still serves this cluster's GCS
+        left = [p for p in psutil.process_iter(["cmdline"]) if f"--gcs-address={self.gcs}" in " ".join(p.info["cmdline"] or [])]
+        for process in left:
+            process.terminate()
+        _, alive = psutil.wait_procs(left, timeout=5)
+        for process in alive:
+            process.kill()
+        if self.address_before is None:
+            self.address_file.unlink(missing_ok=True)
+        else:
+            self.address_file.write_text(self.address_before)
+
+
+class Reclaimer:
+    """Decides when to lose something once `when` holds; removes a worker node itself. Called from
+    the main thread: Ray starts and stops nodes with signal handlers, which Python allows only there."""
+
+    def __init__(self, watch_uri: str | None, when: str, lose: str) -> None:
+        self.watch_uri, self.when, self.lose = watch_uri, when, lose
+        self.report: dict = {}
+        self.done = when == "never"
+
+    def due(self) -> dict[str, dict] | None:
+        if self.done:
+            return None
+        try:
+            pointers = run_pointers(self.watch_uri)
+        except Exception as exc:  # noqa: BLE001 - storage mid-write: look again
+            self.report.setdefault("watch_errors", []).append(repr(exc)[:200])
+            return None
+        return pointers if ready_to_kill(pointers, self.when) else None
+
+    def remove_busy_node(self, world: World, pointers: dict[str, dict]) -> None:
+        # the node where an unfinished run trained its last epoch (its history says which), that
+        # of the run with the most epochs still to go first: the loss must land before it ends
+        busy = [p["history"][-1].get("node") for p in sorted(pointers.values(), key=lambda p: len(p["history"]))
+                if not finished(p)]
+        workers = {n.node_id: n for n in world.cluster.worker_nodes}
+        victims = [workers[node] for node in busy if node in workers]
+        if victims:
+            self.done = True  # once, whatever happens next
+            self.report.update(before=pointers, removed_node=victims[0].node_id)
+            world.cluster.remove_node(victims[0], allow_graceful=False)
+            self.report["removed_at"] = time.time()
+            self.report["added_node"] = world.cluster.add_node(num_cpus=NODE_CPUS).node_id
+
+
+def start_job(job: list[str], world: World, home: Path, logs: Path, attempt: int) -> subprocess.Popen:
+    env = dict(os.environ, RAY_ADDRESS=world.cluster.address, SWINLS_STUDY_CACHE=str(home / "studies"))
+    if world.config_path:
+        env["SWINLS_CLUSTER_CONFIG"] = str(world.config_path)
+    suffix = "" if attempt == 0 else f".{attempt}"
+    with open(f"{logs}{suffix}.stdout", "w") as out, open(f"{logs}{suffix}.stderr", "w") as err:
+        return subprocess.Popen([sys.executable, str(ROOT / "jobs" / f"{job[0]}.py"), *job[1:]], env=env, cwd=ROOT,
+                                stdout=out, stderr=err, text=True, start_new_session=True)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--report", required=True)
-    parser.add_argument("--watch", help="the experiment URI whose trials' checkpoints decide when to kill")
+    parser.add_argument("--watch", help="the URI whose runs' checkpoints decide when to lose something")
     parser.add_argument("--kill-when", choices=("one-finished", "mid-run", "never"), default="never")
-    parser.add_argument("--workers", type=int, default=2, help="worker nodes besides the head")
+    parser.add_argument("--lose", choices=("node", "head"), default="node")
+    parser.add_argument("--workers", type=int, default=2, help="worker nodes started with the head")
+    parser.add_argument("--autoscale", type=int, default=0, metavar="N",
+                        help="an autoscaler that may add N worker nodes (start with --workers 0)")
+    parser.add_argument("--head-cpus", type=int, default=NODE_CPUS)
     parser.add_argument("job", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     job = [a for a in args.job if a != "--"]
 
-    from ray.cluster_utils import Cluster
-
-    # ports of its own: the machine may run another Ray (a test session's, a user's) on the defaults
-    ports = {name: free_port() for name in ("gcs_server_port", "dashboard_port", "ray_client_server_port", "metrics_export_port",
-                                            "dashboard_agent_listen_port", "runtime_env_agent_port")}
-    cluster = Cluster(initialize_head=True, connect=True,
-                      head_node_args={"num_cpus": NODE_CPUS, "resources": {"swinls_driver": 100}, **ports})
-    for _ in range(args.workers):
-        cluster.add_node(num_cpus=NODE_CPUS)
-    cluster.wait_for_nodes()
-    reclaimer = Reclaimer(cluster, args.watch, args.kill_when)
-    env = dict(os.environ, RAY_ADDRESS=cluster.address)
-    started = time.time()
     logs = Path(args.report).with_suffix("")  # the job's output as it comes, to follow a slow run
-    with open(f"{logs}.stdout", "w") as out, open(f"{logs}.stderr", "w") as err:
-        job_process = subprocess.Popen([sys.executable, str(ROOT / "jobs" / f"{job[0]}.py"), *job[1:]], env=env, cwd=ROOT,
-                                       stdout=out, stderr=err, text=True)
-        while job_process.poll() is None and time.time() - started < JOB_TIMEOUT_S:
-            reclaimer.poll()
-            time.sleep(0.5)
-        if job_process.poll() is None:
-            job_process.kill()
-    report = {"nodes": 1 + args.workers, "exit": job_process.wait(), "stdout": Path(f"{logs}.stdout").read_text(),
-              "stderr": Path(f"{logs}.stderr").read_text(), "seconds": time.time() - started, **reclaimer.report}
+    home = Path(f"{logs}.head")  # the head's disk
+    home.mkdir(parents=True, exist_ok=True)
+    world = World(args.workers, args.autoscale, home, args.head_cpus)
+    reclaimer = Reclaimer(args.watch, args.kill_when, args.lose)
+    started = time.time()
+    attempts = [start_job(job, world, home, logs, 0)]
+    while attempts[-1].poll() is None and time.time() - started < JOB_TIMEOUT_S:
+        world.watch_nodes()
+        pointers = reclaimer.due()
+        if pointers is not None and args.lose == "node":
+            reclaimer.remove_busy_node(world, pointers)
+        elif pointers is not None:  # the head: its driver dies with it; an operator restarts and resubmits
+            reclaimer.done = True
+            os.killpg(attempts[-1].pid, signal.SIGKILL)
+            attempts[-1].wait()
+            reclaimer.report.update(before=pointers, head_lost_at=time.time() - started)
+            world.shutdown()
+            shutil.rmtree(home)  # a new head's disk holds nothing of the old one's
+            home.mkdir()
+            world = World(args.workers, args.autoscale, home, args.head_cpus)
+            attempts.append(start_job([*job, "--resume"], world, home, logs, len(attempts)))
+        time.sleep(0.5)
+    if attempts[-1].poll() is None:
+        os.killpg(attempts[-1].pid, signal.SIGKILL)
+    suffixes = [""] + [f".{i}" for i in range(1, len(attempts))]
+    report = {"nodes": 1 + args.workers, "head": world.cluster.head_node.node_id, "exit": attempts[-1].wait(), "exits": [a.wait() for a in attempts],
+              "stdout": Path(f"{logs}{suffixes[-1]}.stdout").read_text(), "stderr": Path(f"{logs}{suffixes[-1]}.stderr").read_text(),
+              "first_stdout": Path(f"{logs}.stdout").read_text(), "seconds": time.time() - started,
+              "worker_nodes_seen": world.worker_nodes_seen, **reclaimer.report}
     if args.watch:
-        report["after"] = trial_pointers(args.watch)
+        report["after"] = run_pointers(args.watch)
     Path(args.report).write_text(json.dumps(report))
-    import ray
-
-    ray.shutdown()  # the driver first: Ray refuses to remove the node its driver is connected to
-    cluster.shutdown()
+    world.shutdown()
     return 0
 
 

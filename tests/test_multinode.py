@@ -6,6 +6,7 @@ the cluster in its own process (a process joins one Ray cluster; this session ha
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+import ray
 
 from swinls import storage
 from swinls.shards import ingest
@@ -39,11 +41,57 @@ parameters:
 """
 
 
-def run_world(tmp_path: Path, *args: str) -> dict:
+def run_world(tmp_path: Path, *args: str, env: dict | None = None) -> dict:
     report = tmp_path / "report.json"
-    subprocess.run([sys.executable, str(ROOT / "tests" / "cluster_world.py"), "--report", str(report), *args],
-                   cwd=ROOT, check=True, timeout=1800)
+    # the address Ray's "auto" finds (this session's Ray): a world killed before its shutdown
+    # would leave its own, dead, for the rest of the session (cluster_world.py says why it matters)
+    address_file = Path(ray._private.utils.get_ray_address_file(None))
+    address = address_file.read_text() if address_file.exists() else None
+    try:
+        subprocess.run([sys.executable, str(ROOT / "tests" / "cluster_world.py"), "--report", str(report), *args],
+                       cwd=ROOT, check=True, timeout=1800, env=dict(os.environ, **(env or {})))
+    finally:
+        if address is None:
+            address_file.unlink(missing_ok=True)
+        else:
+            address_file.write_text(address)
     return json.loads(report.read_text())
+
+
+def study_states(exp_uri: str) -> list[str]:
+    with tempfile.TemporaryDirectory() as tmp:
+        study = Path(tmp) / "study.db"
+        study.write_bytes(storage.read_bytes(f"{exp_uri}/optuna/study.db"))
+        with sqlite3.connect(study) as db:
+            return [row[0] for row in db.execute("SELECT state FROM trials ORDER BY number")]
+
+
+def finished(pointer: dict) -> bool:
+    return pointer["phase_done"] and pointer["history"][-1].get("run_complete", False)
+
+
+def check_resumed(before: dict, after: dict, phases: list[tuple[str, int]], lost_node: str | None = None) -> list[str]:
+    """Finished runs untouched; every interrupted run completed the whole plan, keeping the epochs
+    saved before the loss as they were. Returns the runs that went on in a new attempt (on another
+    node when one was lost): from their first epoch of a new attempt on, all are new."""
+    done_before = {t for t, p in before.items() if finished(p)}
+    for run in done_before:  # a finished run is never trained again
+        assert after[run] == before[run]
+    resumed_runs = []
+    for run in (t for t in before if t not in done_before):
+        saved, history = before[run]["history"], after[run]["history"]
+        assert history[:len(saved)] == saved
+        assert [(h["phase"], h["phase_epoch"]) for h in history] == phases
+        # a run may still end an epoch, or all of them, between the look at its checkpoint and the loss
+        later = history[len(saved):]
+        start = next((i for i, h in enumerate(later) if h["attempt"] != saved[-1]["attempt"]), None)
+        if start is None:
+            continue
+        assert all(h["attempt"] != saved[-1]["attempt"] for h in later[start:])
+        if lost_node:
+            assert all(h["node"] != lost_node for h in later[start:])
+        resumed_runs.append(run)
+    return resumed_runs
 
 
 @pytest.fixture(scope="module")
@@ -57,10 +105,20 @@ def cluster_data(s3_endpoint, synthetic_raw):
 @pytest.fixture(scope="module")
 def search_losing_a_node(cluster_data, tmp_path_factory):
     exp_uri = "s3://multinode/experiments/reclaimed"
-    report = run_world(tmp_path_factory.mktemp("world"), "--watch", exp_uri, "--kill-when", "one-finished", "--",
+    report = run_world(tmp_path_factory.mktemp("world"), "--watch", f"{exp_uri}/trials", "--kill-when", "one-finished", "--",
                        "tune", "--space", "s3://multinode/space.yaml", "--data", cluster_data,
                        "--storage", "s3://multinode/experiments", "--name", "reclaimed")
     return exp_uri, report
+
+
+SEARCH_PHASES = [("stage1", 1), ("stage1", 2), ("stage1", 3), ("stage1", 4), ("stage2", 1)]
+
+
+def check_study_and_best(exp_uri: str, after: dict) -> None:
+    assert study_states(exp_uri) == ["COMPLETE"] * 3  # three trials, none run twice, none lost
+    scores = [sum(h["valid_f1"] for h in p["history"][-2:]) / 2 for p in after.values()]
+    best = storage.latest_version(f"{exp_uri}/best")
+    assert best["metadata"]["objective"]["value"] == pytest.approx(max(scores))
 
 
 def test_a_search_on_three_nodes_finishes_after_losing_one_mid_trial(search_losing_a_node):
@@ -68,36 +126,16 @@ def test_a_search_on_three_nodes_finishes_after_losing_one_mid_trial(search_losi
     assert report["exit"] == 0, report["stderr"][-3000:] + report["stdout"][-3000:]
     assert report.get("removed_node"), f"no node was removed: {report.get('watch_errors')}"
     before, after = report["before"], report["after"]
-    assert len(after) == 3 and all(p["phase"] == "stage2" and p["phase_done"] for p in after.values())
-
-    finished_before = {t for t, p in before.items() if p["phase"] == "stage2" and p["phase_done"]}
-    assert finished_before, "the node was to be lost after a trial had finished"
-    for trial in finished_before:  # a finished trial is never trained again
-        assert after[trial] == before[trial]
-
+    assert len(after) == 3 and all(finished(p) for p in after.values())
+    assert any(finished(p) for p in before.values()), "the node was to be lost after a trial had finished"
     lost = report["removed_node"]
-    interrupted = [t for t, p in before.items() if t not in finished_before and p["history"][-1]["node"] == lost]
-    assert interrupted
-    for trial in interrupted:  # resumed from its checkpoint: the epochs saved before the loss are kept as they were
-        saved, history = before[trial]["history"], after[trial]["history"]
-        assert history[:len(saved)] == saved
-        assert [(h["phase"], h["phase_epoch"]) for h in history] == [
-            ("stage1", 1), ("stage1", 2), ("stage1", 3), ("stage1", 4), ("stage2", 1)]
-        resumed = history[len(saved):]
-        assert resumed and all(h["node"] != lost and h["attempt"] != saved[-1]["attempt"] for h in resumed)
+    resumed = check_resumed(before, after, SEARCH_PHASES, lost_node=lost)
+    assert resumed and all(before[t]["history"][-1]["node"] == lost for t in resumed)
 
 
 def test_the_study_and_the_published_best_agree_after_the_loss(search_losing_a_node):
     exp_uri, report = search_losing_a_node
-    with tempfile.TemporaryDirectory() as tmp:
-        study = Path(tmp) / "study.db"
-        study.write_bytes(storage.read_bytes(f"{exp_uri}/optuna/study.db"))
-        with sqlite3.connect(study) as db:
-            states = [row[0] for row in db.execute("SELECT state FROM trials")]
-    assert states == ["COMPLETE"] * 3  # three trials, none run twice, none lost
-    scores = [sum(h["valid_f1"] for h in p["history"][-2:]) / 2 for p in report["after"].values()]
-    best = storage.latest_version(f"{exp_uri}/best")
-    assert best["metadata"]["objective"]["value"] == pytest.approx(max(scores))
+    check_study_and_best(exp_uri, report["after"])
 
 
 def test_a_local_path_is_refused_on_a_multi_node_cluster(cluster_data, synthetic_shards, tmp_path):
@@ -109,3 +147,115 @@ def test_a_local_path_is_refused_on_a_multi_node_cluster(cluster_data, synthetic
     assert error.startswith(f"error: --data {synthetic_shards} is a local path")
     assert "3 nodes" in error and "s3://" in error and "--shared-fs" in error
     assert not storage.exists("s3://multinode/experiments/refused")  # nothing started, nothing written
+
+
+@pytest.fixture(scope="module")
+def search_losing_its_head(cluster_data, tmp_path_factory):
+    """The head lost mid-search (the job's driver with it), a new head with an empty disk, the job
+    submitted again with --resume."""
+    exp_uri = "s3://multinode/experiments/headless"
+    report = run_world(tmp_path_factory.mktemp("world"), "--watch", f"{exp_uri}/trials", "--kill-when", "one-finished",
+                       "--lose", "head", "--", "tune", "--space", "s3://multinode/space.yaml", "--data", cluster_data,
+                       "--storage", "s3://multinode/experiments", "--name", "headless")
+    return exp_uri, report
+
+
+def test_a_search_resumed_after_its_head_restarts_repeats_nothing_and_loses_nothing(search_losing_its_head):
+    exp_uri, report = search_losing_its_head
+    assert report["exits"][0] != 0 and report["exit"] == 0, report["stderr"][-3000:] + report["stdout"][-3000:]
+    assert report["stdout"].startswith("resuming headless: finished trials are kept")
+    before, after = report["before"], report["after"]
+    assert len(after) == 3 and all(finished(p) for p in after.values())
+    assert any(finished(p) for p in before.values())
+    assert check_resumed(before, after, SEARCH_PHASES)
+    check_study_and_best(exp_uri, after)
+
+
+AUTOSCALED_SPACE = SPACE.replace("budget: {samples: 3, max_concurrent: 2}", "budget: {samples: 3}")
+
+
+@pytest.fixture(scope="module")
+def search_on_an_autoscaling_cluster(cluster_data, tmp_path_factory):
+    """A head alone (3 CPUs, drivers pinned there) and an autoscaler allowed three worker nodes of
+    2 CPUs: the search asks for what the largest cluster holds, and the autoscaler adds nodes."""
+    storage.write_bytes_atomic("s3://multinode/autoscaled.yaml", AUTOSCALED_SPACE.encode())
+    report = run_world(tmp_path_factory.mktemp("world"), "--workers", "0", "--autoscale", "3", "--head-cpus", "3", "--",
+                       "tune", "--space", "s3://multinode/autoscaled.yaml", "--data", cluster_data,
+                       "--storage", "s3://multinode/experiments", "--name", "autoscaled",
+                       env={"SWINLS_WAIT_NOTICE_S": "2"})
+    return "s3://multinode/experiments/autoscaled", report
+
+
+def test_a_search_gets_its_nodes_from_the_autoscaler_and_runs_what_the_cluster_can_scale_to(search_on_an_autoscaling_cluster):
+    exp_uri, report = search_on_an_autoscaling_cluster
+    out = report["stdout"]
+    assert report["exit"] == 0, report["stderr"][-3000:] + out[-3000:]
+    # now: 3 CPUs, one trial of 2; the largest cluster: 3 + 3 × 2 CPUs, room for 4 trials (a CPU
+    # kept for Ray Data), of which the head's 3 CPUs hold 3 trials' drivers
+    assert ("trials at once: up to 3 (what fits the largest cluster its autoscaler allows (9 CPU; now 3 CPU), "
+            "within the 3 trial driver(s) the head holds)") in out
+    added = report["worker_nodes_seen"]
+    assert len(added) >= 2 and all(seconds > 0 for seconds in added.values())  # none at the start
+    trained_on = {h["node"] for p in run_pointers_of(exp_uri).values() for h in p["history"]}
+    assert trained_on and trained_on <= set(added)  # the workers ran on the autoscaler's nodes
+    notices = [line for line in out.splitlines() if line.startswith("waiting ")]
+    assert notices and "the cluster's autoscaler can add nodes" in notices[0]
+    assert study_states(exp_uri) == ["COMPLETE"] * 3
+
+
+def run_pointers_of(uri: str) -> dict:
+    sys.path.insert(0, str(ROOT / "tests"))
+    from cluster_world import run_pointers
+
+    return run_pointers(uri)
+
+
+def test_what_neither_the_nodes_nor_the_autoscaler_have_is_refused_at_start(cluster_data, tmp_path):
+    report = run_world(tmp_path, "--workers", "0", "--autoscale", "3", "--", "tune", "--space", "s3://multinode/space.yaml",
+                       "--data", cluster_data, "--storage", "s3://multinode/experiments", "--name", "no-gpu", "--use-gpu")
+    assert report["exit"] == 2
+    assert report["stderr"].strip().splitlines()[-1] == (
+        "error: each trial asks for 1 GPU(s) but the cluster has 0; to run on CPUs, drop --use-gpu or --set run.use_gpu=false")
+    assert not report["worker_nodes_seen"]  # refused before anything asked the autoscaler for a node
+    assert not storage.exists("s3://multinode/experiments/no-gpu")
+
+
+NIGHT = """\
+model: {size: nano, decoder_channels: [32, 16, 16, 8, 8], drop_path: 0.0}
+data: {batch_size: 8}
+stage1: {epochs: 4, lr: 0.002}
+stage2: {epochs: 1, lr: 0.00001}
+selftrain: {rounds: 0}
+run: {keep_checkpoints: 1, checkpoint_every: 1, max_failures: 2}
+"""
+
+
+def test_a_retraining_run_losing_its_node_mid_run_resumes_and_promotes(cluster_data, tmp_path):
+    config = tmp_path / "night.yaml"
+    config.write_text(NIGHT)
+    registry = "s3://multinode/registry"
+    report = run_world(tmp_path, "--watch", f"{registry}/runs", "--kill-when", "mid-run", "--",
+                       "retrain", "--data", cluster_data, "--registry", registry, "--config", str(config))
+    assert report["exit"] == 0, report["stderr"][-3000:] + report["stdout"][-3000:]
+    assert report.get("removed_node"), f"no node was removed: {report.get('watch_errors')}"
+    [run] = report["after"]
+    assert check_resumed(report["before"], report["after"], SEARCH_PHASES, lost_node=report["removed_node"]) == [run]
+    assert report["stdout"].strip().splitlines()[-1].startswith("decision: promoted")
+    champion = storage.latest_version(f"{registry}/champion")
+    assert run.split("/")[-1] in json.dumps(champion)  # the champion is the run that lost its node
+
+
+def test_an_ablation_grid_losing_a_node_keeps_its_finished_trials_and_completes_the_table(cluster_data, tmp_path):
+    exp_uri = "s3://multinode/ablations/grid"
+    report = run_world(tmp_path, "--watch", f"{exp_uri}/trials", "--kill-when", "one-finished", "--",
+                       "ablate", "balance", "--rows", "ce,wce,focal,lovasz", "--max-concurrent", "2", "--models", "swinls", "--seeds", "1",
+                       "--data", cluster_data, "--storage", "s3://multinode/ablations", "--name", "grid", "--holdout", "none",
+                       "--set", "model.size=nano", "--set", "stage1.epochs=10", "--set", "run.checkpoint_every=1",
+                       "--set", "run.max_failures=2", "--set", "data.batch_size=8")
+    assert report["exit"] == 0, report["stderr"][-3000:] + report["stdout"][-3000:]
+    assert report.get("removed_node"), f"no node was removed: {report.get('watch_errors')}"
+    phases = [("stage1", epoch) for epoch in range(1, 11)]  # epochs of about a second: the loss lands mid-run
+    assert check_resumed(report["before"], report["after"], phases, lost_node=report["removed_node"])
+    table = storage.read_bytes(f"{exp_uri}/table.md").decode()
+    for row in ("Normal training (CE)", "Weighted CE", "Focal loss", "CE + Lovász"):
+        assert row in table
