@@ -58,17 +58,9 @@ def finished(pointer: dict) -> bool:
     return bool(pointer["phase_done"] and last.get("run_complete"))
 
 
-MIN_EPOCHS_LEFT = 3  # epochs take about a second here: a loss must land before the run can end
-
-
-def epochs_left(pointer: dict) -> int:
-    last = pointer["history"][-1] if pointer.get("history") else {}
-    return int(last.get("epochs_total", 0)) - int(last.get("epoch", 0))
-
-
 def ready_to_kill(pointers: dict[str, dict], when: str) -> bool:
     done = [t for t, p in pointers.items() if finished(p)]
-    running = [t for t, p in pointers.items() if not finished(p) and epochs_left(p) >= MIN_EPOCHS_LEFT]
+    running = [t for t, p in pointers.items() if not finished(p)]
     if when == "one-finished":  # a finished run that must not run again, and one mid-run
         return bool(done) and bool(running)
     return bool(running)  # "mid-run": a run with a checkpoint, not finished
@@ -182,8 +174,8 @@ class Reclaimer:
     def remove_busy_node(self, world: World, pointers: dict[str, dict]) -> None:
         # the node where an unfinished run trained its last epoch (its history says which), that
         # of the run with the most epochs still to go first: the loss must land before it ends
-        busy = [p["history"][-1].get("node") for p in sorted(pointers.values(), key=epochs_left, reverse=True)
-                if not finished(p) and epochs_left(p) >= MIN_EPOCHS_LEFT]
+        busy = [p["history"][-1].get("node") for p in sorted(pointers.values(), key=lambda p: len(p["history"]))
+                if not finished(p)]
         workers = {n.node_id: n for n in world.cluster.worker_nodes}
         victims = [workers[node] for node in busy if node in workers]
         if victims:
