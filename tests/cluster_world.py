@@ -23,6 +23,7 @@ process and reads its JSON report.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -72,6 +73,24 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@contextlib.contextmanager
+def ray_address_kept():
+    """Ray's "auto" address (/tmp/ray/ray_current_cluster) as it was before the block. A Cluster
+    writes its own there; left behind, dead after shutdown, Ray Train's placement-group cleaner in
+    another session on this machine asks it, times out, and leaks a stopped trial's CPUs."""
+    import ray
+
+    path = Path(ray._private.utils.get_ray_address_file(None))
+    before = path.read_text() if path.exists() else None
+    try:
+        yield
+    finally:
+        if before is None:
+            path.unlink(missing_ok=True)
+        else:
+            path.write_text(before)
+
+
 def autoscaler_config(gcs_address: str, max_nodes: int, head_cpus: int) -> dict:
     """Ray's fake multi-node provider: the autoscaler's nodes are raylets on this machine."""
     return {
@@ -100,21 +119,16 @@ class World:
                                                 "metrics_export_port", "dashboard_agent_listen_port", "runtime_env_agent_port")}
         self.gcs = f"{ray._private.services.get_node_ip_address()}:{ports['gcs_server_port']}"
         head = {"num_cpus": head_cpus, "resources": {"swinls_driver": 100}, **ports}
-        # Cluster writes its address where Ray's "auto" looks (/tmp/ray/ray_current_cluster); Ray
-        # Train's placement-group cleaner in another session on this machine would then ask this
-        # cluster's GCS, dead after shutdown, and leak its workers' CPUs: the file is put back then
-        self.address_file = Path(ray._private.utils.get_ray_address_file(None))
-        self.address_before = self.address_file.read_text() if self.address_file.exists() else None
         self.config_path = None
         if autoscale:
+            from ray.autoscaler._private.fake_multi_node.node_provider import FAKE_HEAD_NODE_ID
+
             os.environ.update(RAY_FAKE_CLUSTER="1", AUTOSCALER_UPDATE_INTERVAL_S="1")  # read by the head's monitor
+            # the provider knows its head by this id; load reports of another would be dropped
+            os.environ["RAY_OVERRIDE_NODE_ID_FOR_TESTING"] = FAKE_HEAD_NODE_ID
             self.config_path = home / "ray_bootstrap_config.yaml"  # what `ray up` leaves on a real head
             self.config_path.write_text(json.dumps(autoscaler_config(self.gcs, autoscale, head_cpus)))
             head["autoscaling_config"] = str(self.config_path)
-        if autoscale:  # the provider knows its head by this id; load reports of another would be dropped
-            from ray.autoscaler._private.fake_multi_node.node_provider import FAKE_HEAD_NODE_ID
-
-            os.environ["RAY_OVERRIDE_NODE_ID_FOR_TESTING"] = FAKE_HEAD_NODE_ID
         try:
             self.cluster = Cluster(initialize_head=True, connect=True, head_node_args=head)
         finally:
@@ -146,18 +160,14 @@ class World:
         _, alive = psutil.wait_procs(left, timeout=5)
         for process in alive:
             process.kill()
-        if self.address_before is None:
-            self.address_file.unlink(missing_ok=True)
-        else:
-            self.address_file.write_text(self.address_before)
 
 
 class Reclaimer:
     """Decides when to lose something once `when` holds; removes a worker node itself. Called from
     the main thread: Ray starts and stops nodes with signal handlers, which Python allows only there."""
 
-    def __init__(self, watch_uri: str | None, when: str, lose: str) -> None:
-        self.watch_uri, self.when, self.lose = watch_uri, when, lose
+    def __init__(self, watch_uri: str | None, when: str) -> None:
+        self.watch_uri, self.when = watch_uri, when
         self.report: dict = {}
         self.done = when == "never"
 
@@ -214,7 +224,7 @@ def main(argv=None) -> int:
     home = Path(f"{logs}.head")  # the head's disk
     home.mkdir(parents=True, exist_ok=True)
     world = World(args.workers, args.autoscale, home, args.head_cpus)
-    reclaimer = Reclaimer(args.watch, args.kill_when, args.lose)
+    reclaimer = Reclaimer(args.watch, args.kill_when)
     started = time.time()
     attempts = [start_job(job, world, home, logs, 0)]
     while attempts[-1].poll() is None and time.time() - started < JOB_TIMEOUT_S:
@@ -248,4 +258,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with ray_address_kept():
+        sys.exit(main())

@@ -14,10 +14,10 @@ import tempfile
 from pathlib import Path
 
 import pytest
-import ray
 
 from swinls import storage
 from swinls.shards import ingest
+from tests.cluster_world import ray_address_kept, run_pointers
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.timeout(1500)  # a cluster of three nodes on two cores: minutes
@@ -43,18 +43,9 @@ parameters:
 
 def run_world(tmp_path: Path, *args: str, env: dict | None = None) -> dict:
     report = tmp_path / "report.json"
-    # the address Ray's "auto" finds (this session's Ray): a world killed before its shutdown
-    # would leave its own, dead, for the rest of the session (cluster_world.py says why it matters)
-    address_file = Path(ray._private.utils.get_ray_address_file(None))
-    address = address_file.read_text() if address_file.exists() else None
-    try:
+    with ray_address_kept():  # also when the world is killed before its own shutdown
         subprocess.run([sys.executable, str(ROOT / "tests" / "cluster_world.py"), "--report", str(report), *args],
                        cwd=ROOT, check=True, timeout=1800, env=dict(os.environ, **(env or {})))
-    finally:
-        if address is None:
-            address_file.unlink(missing_ok=True)
-        else:
-            address_file.write_text(address)
     return json.loads(report.read_text())
 
 
@@ -196,18 +187,11 @@ def test_a_search_gets_its_nodes_from_the_autoscaler_and_runs_what_the_cluster_c
             "within the 3 trial driver(s) the head holds)") in out
     added = report["worker_nodes_seen"]
     assert len(added) >= 2 and all(seconds > 0 for seconds in added.values())  # none at the start
-    trained_on = {h["node"] for p in run_pointers_of(exp_uri).values() for h in p["history"]}
+    trained_on = {h["node"] for p in run_pointers(exp_uri).values() for h in p["history"]}
     assert trained_on and trained_on <= set(added)  # the workers ran on the autoscaler's nodes
     notices = [line for line in out.splitlines() if line.startswith("waiting ")]
     assert notices and "the cluster's autoscaler can add nodes" in notices[0]
     assert study_states(exp_uri) == ["COMPLETE"] * 3
-
-
-def run_pointers_of(uri: str) -> dict:
-    sys.path.insert(0, str(ROOT / "tests"))
-    from cluster_world import run_pointers
-
-    return run_pointers(uri)
 
 
 def test_what_neither_the_nodes_nor_the_autoscaler_have_is_refused_at_start(cluster_data, tmp_path):

@@ -14,9 +14,7 @@ import ray.tune
 
 from swinls import storage
 from swinls.published import publish_best
-from swinls.search.space import SCORE
-
-EPOCH_KEY = "epoch"  # the run's own epoch count (search/experiment.py EPOCH)
+from swinls.search.space import EPOCH, SCORE
 from swinls.training.progress import LiveLines
 from swinls.training.report import epoch_table_header
 from swinls.work_estimate import duration
@@ -188,7 +186,7 @@ class WaitingNotice(ray.tune.Callback):
         free = {k: v for k, v in ray.available_resources().items() if k in ("CPU", "GPU")}
         asks = ", ".join(f"{v:g} {k}" for k, v in self.worker.items() if v)
         if stalled:
-            epoch = (trial.last_result or {}).get(EPOCH_KEY)
+            epoch = (trial.last_result or {}).get(EPOCH)
             usual = self.epoch_s.get(trial.trial_id)
             what = (f"no epoch since epoch {epoch}" + (f" (an epoch took {duration(usual)})" if usual else "")
                     + ": its Ray Train workers are restarting, or waiting for a node to replace one that was lost")

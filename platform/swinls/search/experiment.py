@@ -21,14 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from swinls import storage
-from swinls.search.space import SCORE, SearchSpace, parse_space
+from swinls.search.space import EPOCH, SCORE, SearchSpace, parse_space
 from swinls.training.plan import all_phases, plan
 
 STUDY_NAME = "study"
 DRIVER_RESOURCE = "swinls_driver"
-# ASHA's clock: the run's own epoch count, which a resumed trial continues (Tune's
-# training_iteration would start again at 1 after a restart)
-EPOCH = "epoch"
 
 
 class ExperimentExists(SwinLSError, RuntimeError):

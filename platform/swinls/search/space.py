@@ -42,6 +42,9 @@ from swinls.bands import BandError, resolve_band_set
 from swinls.config import ConfigError, apply_overrides, dotted, from_dict, located, merge, unknown_key, yaml_mapping
 from swinls.experiment_config import ExperimentConfig, RunConfig, experiment_from_data
 
+# ASHA's clock and what a trial's results count epochs by: the run's own epoch count, which a
+# resumed trial continues (Tune's training_iteration would start again at 1 after a restart)
+EPOCH = "epoch"
 SCORE = "score"  # what trials report as their score (search/score.py); ASHA's default metric
 DEFAULT_STARTUP_TRIALS = 10  # Optuna's own
 # the resources section holds RunConfig's resource fields (RunConfig checks them) and the driver's CPUs
