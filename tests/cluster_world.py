@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "platform"))
 
 NODE_CPUS = 2
-JOB_TIMEOUT_S = 1500
+JOB_TIMEOUT_S = 900  # well inside the test's timeout, so a hung job still leaves a report saying where
 POINTER = "checkpoints/LATEST.json"
 
 
@@ -59,9 +59,17 @@ def finished(pointer: dict) -> bool:
     return bool(pointer["phase_done"] and last.get("run_complete"))
 
 
+MIN_EPOCHS_LEFT = 3  # epochs take about a second here: a loss must land before the run can end
+
+
+def epochs_left(pointer: dict) -> int:
+    last = pointer["history"][-1] if pointer.get("history") else {}
+    return int(last.get("epochs_total", 0)) - int(last.get("epoch", 0))
+
+
 def ready_to_kill(pointers: dict[str, dict], when: str) -> bool:
     done = [t for t, p in pointers.items() if finished(p)]
-    running = [t for t, p in pointers.items() if not finished(p)]
+    running = [t for t, p in pointers.items() if not finished(p) and epochs_left(p) >= MIN_EPOCHS_LEFT]
     if when == "one-finished":  # a finished run that must not run again, and one mid-run
         return bool(done) and bool(running)
     return bool(running)  # "mid-run": a run with a checkpoint, not finished
@@ -184,8 +192,8 @@ class Reclaimer:
     def remove_busy_node(self, world: World, pointers: dict[str, dict]) -> None:
         # the node where an unfinished run trained its last epoch (its history says which), that
         # of the run with the most epochs still to go first: the loss must land before it ends
-        busy = [p["history"][-1].get("node") for p in sorted(pointers.values(), key=lambda p: len(p["history"]))
-                if not finished(p)]
+        busy = [p["history"][-1].get("node") for p in sorted(pointers.values(), key=epochs_left, reverse=True)
+                if not finished(p) and epochs_left(p) >= MIN_EPOCHS_LEFT]
         workers = {n.node_id: n for n in world.cluster.worker_nodes}
         victims = [workers[node] for node in busy if node in workers]
         if victims:
@@ -194,6 +202,13 @@ class Reclaimer:
             world.cluster.remove_node(victims[0], allow_graceful=False)
             self.report["removed_at"] = time.time()
             self.report["added_node"] = world.cluster.add_node(num_cpus=NODE_CPUS).node_id
+
+
+def stacks(pid: int) -> str:
+    """Where a job that outlived its time is stuck: py-spy (installed with ray[default]) on its driver."""
+    spy = Path(sys.executable).with_name("py-spy")
+    done = subprocess.run([str(spy), "dump", "--pid", str(pid)], capture_output=True, text=True, timeout=60)
+    return done.stdout + done.stderr
 
 
 def start_job(job: list[str], world: World, home: Path, logs: Path, attempt: int) -> subprocess.Popen:
@@ -244,6 +259,7 @@ def main(argv=None) -> int:
             attempts.append(start_job([*job, "--resume"], world, home, logs, len(attempts)))
         time.sleep(0.5)
     if attempts[-1].poll() is None:
+        reclaimer.report["hung"] = stacks(attempts[-1].pid)
         os.killpg(attempts[-1].pid, signal.SIGKILL)
     suffixes = [""] + [f".{i}" for i in range(1, len(attempts))]
     report = {"nodes": 1 + args.workers, "head": world.cluster.head_node.node_id, "exit": attempts[-1].wait(), "exits": [a.wait() for a in attempts],

@@ -49,6 +49,11 @@ def run_world(tmp_path: Path, *args: str, env: dict | None = None) -> dict:
     return json.loads(report.read_text())
 
 
+def what_happened(report: dict) -> str:
+    """The job's last output, and where it was stuck if it outlived its time."""
+    return report.get("hung", "") + report["stderr"][-3000:] + report["stdout"][-3000:]
+
+
 def study_states(exp_uri: str) -> list[str]:
     with tempfile.TemporaryDirectory() as tmp:
         study = Path(tmp) / "study.db"
@@ -114,7 +119,7 @@ def check_study_and_best(exp_uri: str, after: dict) -> None:
 
 def test_a_search_on_three_nodes_finishes_after_losing_one_mid_trial(search_losing_a_node):
     exp_uri, report = search_losing_a_node
-    assert report["exit"] == 0, report["stderr"][-3000:] + report["stdout"][-3000:]
+    assert report["exit"] == 0, what_happened(report)
     assert report.get("removed_node"), f"no node was removed: {report.get('watch_errors')}"
     before, after = report["before"], report["after"]
     assert len(after) == 3 and all(finished(p) for p in after.values())
@@ -153,7 +158,7 @@ def search_losing_its_head(cluster_data, tmp_path_factory):
 
 def test_a_search_resumed_after_its_head_restarts_repeats_nothing_and_loses_nothing(search_losing_its_head):
     exp_uri, report = search_losing_its_head
-    assert report["exits"][0] != 0 and report["exit"] == 0, report["stderr"][-3000:] + report["stdout"][-3000:]
+    assert report["exits"][0] != 0 and report["exit"] == 0, what_happened(report)
     assert report["stdout"].startswith("resuming headless: finished trials are kept")
     before, after = report["before"], report["after"]
     assert len(after) == 3 and all(finished(p) for p in after.values())
@@ -180,7 +185,7 @@ def search_on_an_autoscaling_cluster(cluster_data, tmp_path_factory):
 def test_a_search_gets_its_nodes_from_the_autoscaler_and_runs_what_the_cluster_can_scale_to(search_on_an_autoscaling_cluster):
     exp_uri, report = search_on_an_autoscaling_cluster
     out = report["stdout"]
-    assert report["exit"] == 0, report["stderr"][-3000:] + out[-3000:]
+    assert report["exit"] == 0, what_happened(report)
     # now: 3 CPUs, one trial of 2; the largest cluster: 3 + 3 × 2 CPUs, room for 4 trials (a CPU
     # kept for Ray Data), of which the head's 3 CPUs hold 3 trials' drivers
     assert ("trials at once: up to 3 (what fits the largest cluster its autoscaler allows (9 CPU; now 3 CPU), "
@@ -220,7 +225,7 @@ def test_a_retraining_run_losing_its_node_mid_run_resumes_and_promotes(cluster_d
     registry = "s3://multinode/registry"
     report = run_world(tmp_path, "--watch", f"{registry}/runs", "--kill-when", "mid-run", "--",
                        "retrain", "--data", cluster_data, "--registry", registry, "--config", str(config))
-    assert report["exit"] == 0, report["stderr"][-3000:] + report["stdout"][-3000:]
+    assert report["exit"] == 0, what_happened(report)
     assert report.get("removed_node"), f"no node was removed: {report.get('watch_errors')}"
     [run] = report["after"]
     assert check_resumed(report["before"], report["after"], SEARCH_PHASES, lost_node=report["removed_node"]) == [run]
@@ -236,7 +241,7 @@ def test_an_ablation_grid_losing_a_node_keeps_its_finished_trials_and_completes_
                        "--data", cluster_data, "--storage", "s3://multinode/ablations", "--name", "grid", "--holdout", "none",
                        "--set", "model.size=nano", "--set", "stage1.epochs=10", "--set", "run.checkpoint_every=1",
                        "--set", "run.max_failures=2", "--set", "data.batch_size=8")
-    assert report["exit"] == 0, report["stderr"][-3000:] + report["stdout"][-3000:]
+    assert report["exit"] == 0, what_happened(report)
     assert report.get("removed_node"), f"no node was removed: {report.get('watch_errors')}"
     phases = [("stage1", epoch) for epoch in range(1, 11)]  # epochs of about a second: the loss lands mid-run
     assert check_resumed(report["before"], report["after"], phases, lost_node=report["removed_node"])
