@@ -62,8 +62,11 @@ def run_ablation_trial(params: dict, *, table: Table, settings: dict, exp_uri: s
         torch.set_num_threads(max(1, int(config.run.cpus_per_worker)))  # trials side by side, not fighting for cores
         result = run_experiment(config, local=True, printer=lambda metrics: ray.tune.report(dict(metrics, **tags)))
     else:
-        from swinls.search.score import ScoreReportCallback, TrialScore
+        from swinls.search.score import TrialScore, scored
+        from swinls.search.tune_reports import fit_reporting_to_tune
 
-        result = run_experiment(config, callbacks=[ScoreReportCallback(TrialScore("valid_f1", 1))])
+        score = TrialScore("valid_f1", 1)
+        result = fit_reporting_to_tune(lambda callback: run_experiment(config, callbacks=[callback]),
+                                       lambda metrics: dict(scored(metrics, score), **tags))
     if not result.trained and result.history:  # finished before this rerun: its last epoch again
         ray.tune.report(dict(result.final, **tags))

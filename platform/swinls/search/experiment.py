@@ -88,14 +88,16 @@ def run_trial(config: dict, *, space: SearchSpace, data_uri: str, exp_uri: str) 
     import ray.tune
 
     from swinls.checkpoints import RunStore
-    from swinls.search.score import ScoreReportCallback, TrialScore, live_columns, scored
+    from swinls.search.score import TrialScore, live_columns, scored
+    from swinls.search.tune_reports import fit_reporting_to_tune
     from swinls.training import run_experiment
     from swinls.training.runner import run_uri_for
 
     experiment = trial_experiment(space, config, data_uri, exp_uri, ray.tune.get_context().get_trial_id())
     saved = RunStore(run_uri_for(experiment)).latest() or {}  # a resumed trial's score continues its history
     score = TrialScore(space.metric, space.score_epochs, saved.get("history", []))
-    result = run_experiment(experiment, callbacks=[ScoreReportCallback(score, live_columns(space))])
+    result = fit_reporting_to_tune(lambda callback: run_experiment(experiment, callbacks=[callback]),
+                                   lambda metrics: scored(metrics, score, live_columns(space)))
     if result.history:
         # The final epoch once more, from here: the run may have finished before an interrupted
         # search was resumed, or its worker may have written the last checkpoint and died with its

@@ -9,8 +9,6 @@ group that Ray Train restarts re-reports epochs, which replace the ones it repor
 
 from __future__ import annotations
 
-from ray.tune.integration.ray_train import TuneReportCallback
-
 from swinls.search.space import SCORE, SearchSpace
 
 
@@ -51,14 +49,3 @@ def live_columns(space: SearchSpace) -> tuple[str, ...]:
     one the scheduler stops by, and held-out F1 (when there is a held-out region)."""
     keys = (SCORE, space.metric, space.scheduler.get("metric", SCORE), "holdout_f1", "epoch")
     return tuple(dict.fromkeys(keys))
-
-
-class ScoreReportCallback(TuneReportCallback):
-    """Ray Train's bridge to Tune, adding the trial's score to what rank 0 reports."""
-
-    def __init__(self, score: TrialScore, first: tuple[str, ...] = ()) -> None:
-        super().__init__()
-        self.score, self.first = score, first
-
-    def after_report(self, run_context, metrics: list[dict], checkpoint) -> None:
-        super().after_report(run_context, [scored(metrics[0], self.score, self.first), *metrics[1:]], checkpoint)
