@@ -39,9 +39,10 @@ def test_a_scene_to_an_s3_folder_without_probability_writes_the_mask_and_lists_o
         prediction_inputs, published_model, bucket, tmp_path):
     out = f"{bucket}/out"
     report = predict(published_model, str(prediction_inputs.crop), out)
-    written = ["crop_prediction.tif", "metrics.json", "prediction.json"]  # the crop has labels beside it
+    # the crop has labels beside it: metrics
+    written = ["collection.json", "crop_item.json", "crop_prediction.tif", "crop_quicklook.png", "metrics.json", "prediction.json"]
     assert sorted(storage.list_files(out)) == written and report.files == written
-    assert list(complete(out)["files"]) == ["crop_prediction.tif", "metrics.json"]
+    assert list(complete(out)["files"]) == [name for name in written if name != "prediction.json"]
     local = predict(published_model, str(prediction_inputs.crop), str(tmp_path / "local"))
     assert local.files == written
     assert sorted(p.name for p in (tmp_path / "local").iterdir()) == local.files

@@ -29,6 +29,7 @@ def test_scenes_from_and_to_s3_on_ray_data_match_the_in_process_prediction(ray_l
     files = storage.list_files(f"{bucket}/out")
     assert sorted(files) == sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(
         ["crop_prediction.tif", "crop_probability.tif", "scene_0_prediction.tif", "scene_0_probability.tif",
+         "crop_quicklook.png", "scene_0_quicklook.png", "crop_item.json", "scene_0_item.json", "collection.json",
          "metrics.json", "prediction.json"])
     for name in ("crop_prediction.tif", "scene_0_prediction.tif", "crop_probability.tif"):
         remote, crs, transform = raster_bytes(storage.read_bytes(f"{bucket}/out/{name}"))

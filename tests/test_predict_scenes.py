@@ -137,8 +137,9 @@ def test_nodata_pixels_are_255_in_the_mask_and_nan_in_the_probability(prediction
 def test_a_folder_of_scenes_gets_a_mask_each_and_metrics_per_scene(prediction_inputs, published_model, tmp_path):
     report = predict(published_model, str(prediction_inputs.scenes), str(tmp_path / "out"))
     out = tmp_path / "out"
-    assert sorted(p.name for p in out.iterdir()) == ["crop_prediction.tif", "metrics.json", "prediction.json",
-                                                     "scene_0_prediction.tif"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "collection.json", "crop_item.json", "crop_prediction.tif", "crop_quicklook.png", "metrics.json", "prediction.json",
+        "scene_0_item.json", "scene_0_prediction.tif", "scene_0_quicklook.png"]
     metrics = json.loads((out / "metrics.json").read_text())
     totals = {"tp": 0, "fp": 0, "fn": 0}
     for name in ("scene_0", "crop"):

@@ -90,6 +90,8 @@ class SceneInfo:
     band_indexes: tuple[int, ...]  # the model's input bands, in order
     nodata: tuple[float | None, ...]  # per input band
     truth: str | None = None  # labels beside the scene, for metrics
+    datetime: str | None = None  # acquisition (ISO 8601) when the input says it (a STAC item)
+    source_id: str | None = None  # the input's own id (a STAC item's), for the output's STAC item
 
     @property
     def pixels(self) -> int:

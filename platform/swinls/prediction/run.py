@@ -17,7 +17,10 @@ from swinls.prediction.model import PATCH_SIZE, Decision, LoadedModel, decision_
 from swinls.prediction.outputs import StagedFiles, StagedFolder, check_output, published_folder, refuse_existing
 from swinls.prediction.progress import Progress
 from swinls.prediction.rasters import SCENE_SUFFIXES, inspect_scene, list_scenes
-from swinls.prediction.scenes import SceneAssembly, SceneWindows
+from swinls.prediction.cog import to_cog
+from swinls.prediction.quicklook import QUICKLOOK_SUFFIX, write_quicklook
+from swinls.prediction.scenes import MASK_NODATA, SceneAssembly, SceneWindows
+from swinls.prediction.stac_items import ModelFacts, scene_item, write_items
 from swinls.prediction.splits import SubmissionWriter, SplitPatches, find_images, split_folders
 from swinls.prediction.windows import WindowGrid
 
@@ -119,6 +122,11 @@ def _summary(loaded: LoadedModel, decision, input_uri: str, kind: str, progress:
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), **extra}
 
 
+def _model_facts(loaded: LoadedModel, decision: Decision) -> ModelFacts:
+    return ModelFacts(loaded.uri, f"{loaded.uri}/model_card.json", loaded.uri.rstrip("/").rsplit("/", 1)[-1],
+                      tuple(loaded.normalizer.inputs), decision.label, decision.threshold, loaded.card.experiment, loaded.card.trial)
+
+
 def _write_json(path, payload) -> None:
     path.write_text(json.dumps(payload, indent=1, sort_keys=True) + "\n")
 
@@ -172,9 +180,20 @@ def predict_scenes(loaded: LoadedModel, decision: Decision, input_uri: str, outp
         return mask, output.path(names[1].format(info.name)) if options.probability else None
 
     per_scene: dict[str, Confusion | None] = {}
+    items = []
+    created = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
 
     def done(info, writer) -> None:
         per_scene[info.name] = writer.confusion
+        mask, chance = outputs(info)
+        to_cog(mask, "mask")
+        if chance is not None:
+            to_cog(chance, "probability")
+        if not single_file:  # a folder gets the pictures and the STAC that a batch is browsed by
+            assets = {"mask": mask.name} | ({"probability": chance.name} if chance is not None else {})
+            picture = output.path(f"{info.name}{QUICKLOOK_SUFFIX}")
+            write_quicklook(info, mask, picture, MASK_NODATA)
+            items.append(scene_item(info, _model_facts(loaded, decision), assets | {"quicklook": picture.name}, created))
 
     reader = SceneWindows(infos, grids, loaded.normalizer, options.batch)
     assembly = SceneAssembly(reader, decision, outputs, done)
@@ -192,6 +211,8 @@ def predict_scenes(loaded: LoadedModel, decision: Decision, input_uri: str, outp
         else:
             if metrics is not None:
                 _write_json(output.path(METRICS), dict(metrics, model=loaded.uri, input=input_uri, decision=decision.label))
+            write_items(output.staging, items, f"landslides-{_model_facts(loaded, decision).version}",
+                        f"Landslides predicted by {loaded.uri} ({decision.label}) for {input_uri}")
             files = output.commit(_summary(
                 loaded, decision, input_uri, "scenes", progress, options, overlap=options.overlap,
                 scenes=[{"scene": i.uri, "height": i.height, "width": i.width, "crs": i.crs is not None} for i in infos],

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from swinls.metrics import IGNORE, Confusion
+from swinls.prediction.cog import BLOCK
 from swinls.prediction.model import Decision, Normalizer, probability
 from swinls.prediction.outputs import TAG
 from swinls.prediction.rasters import GDAL_CACHE_MB, SceneInfo, SceneRows, open_raster
@@ -25,7 +26,6 @@ from swinls.prediction.windows import StripBlender, WindowGrid
 
 MASK_NODATA = 255
 PROBABILITY_NODATA = float("nan")
-BLOCK = 256  # GeoTIFF tile size of the outputs
 
 
 @dataclass
