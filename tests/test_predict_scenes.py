@@ -179,6 +179,11 @@ def test_a_scene_without_crs_is_predicted_with_a_warning(published_model, tmp_pa
         predict(published_model, str(scene), str(tmp_path / "nocrs-mask.tif"))
     with rasterio.open(tmp_path / "nocrs-mask.tif") as mask:
         assert mask.crs is None and mask.shape == (140, 150)
+    with pytest.warns(UserWarning):
+        predict(published_model, str(scene), str(tmp_path / "folder"))
+    item = json.loads((tmp_path / "folder" / "nocrs_item.json").read_text())
+    assert item["geometry"] is None and "bbox" not in item  # no place on Earth, rather than pixel coordinates
+    assert item["properties"]["proj:code"] is None and item["properties"]["proj:shape"] == [140, 150]  # the spec: null, no CRS
 
 
 def test_a_failure_midway_leaves_neither_output_nor_staging_behind(prediction_inputs, published_model, tmp_path):

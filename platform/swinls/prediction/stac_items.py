@@ -63,9 +63,7 @@ def footprint(info: SceneInfo, points_per_edge: int = 21) -> tuple[dict, list[fl
     corners = [(west, south), (east, south), (east, north), (west, north), (west, south)]
     steps = np.linspace(0, 1, points_per_edge, endpoint=False)
     ring = [(x0 + (x1 - x0) * t, y0 + (y1 - y0) * t) for (x0, y0), (x1, y1) in zip(corners, corners[1:]) for t in steps]
-    xs, ys = [p[0] for p in ring], [p[1] for p in ring]
-    if info.crs is not None:
-        xs, ys = transform(info.crs, "EPSG:4326", xs, ys)
+    xs, ys = transform(info.crs, "EPSG:4326", [p[0] for p in ring], [p[1] for p in ring])
     coordinates = [(round(x, 7), round(y, 7)) for x, y in zip(xs, ys)]
     polygon = {"type": "Polygon", "coordinates": [[*coordinates, coordinates[0]]]}
     return polygon, [min(xs), min(ys), max(xs), max(ys)]
@@ -77,7 +75,8 @@ def scene_item(info: SceneInfo, model: ModelFacts, assets: dict[str, str], creat
     import pystac
     from pystac.extensions.projection import ProjectionExtension
 
-    geometry, bbox = footprint(info)
+    # a scene without a CRS has no place on Earth: STAC's null geometry, not pixel coordinates
+    geometry, bbox = footprint(info) if info.crs is not None else (None, None)
     acquired = _input_datetime(info)
     item = pystac.Item(
         id=f"{info.name}{ITEM_SUFFIX}", geometry=geometry, bbox=bbox, datetime=acquired or created,
@@ -136,5 +135,8 @@ def scene_of(item) -> str:
     return item.id.removesuffix(ITEM_SUFFIX)
 
 
-def _union(boxes: list[list[float]]) -> list[float]:
+def _union(boxes: list[list[float] | None]) -> list[float]:
+    boxes = [b for b in boxes if b]
+    if not boxes:
+        return [-180.0, -90.0, 180.0, 90.0]  # the spec's "anywhere"
     return [min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes)]
