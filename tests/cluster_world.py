@@ -257,7 +257,7 @@ def main(argv=None) -> int:
             home.mkdir()
             world = World(args.workers, args.autoscale, home, args.head_cpus)
             attempts.append(start_job([*job, "--resume"], world, home, logs, len(attempts)))
-        time.sleep(0.5)
+        time.sleep(0.2)  # epochs of about a second: the window to lose a node in is a few of them
     if attempts[-1].poll() is None:
         reclaimer.report["hung"] = stacks(attempts[-1].pid)
         os.killpg(attempts[-1].pid, signal.SIGKILL)

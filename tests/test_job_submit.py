@@ -139,7 +139,7 @@ def wait_until(predicate, timeout, what, describe=lambda: ""):
     while time.monotonic() < deadline:
         if predicate():
             return
-        time.sleep(2)
+        time.sleep(1)
     raise AssertionError(f"timed out waiting for {what} {describe()}")
 
 
@@ -210,6 +210,7 @@ def test_a_submitted_prediction_applies_the_searchs_best_model_on_the_cluster(he
     assert "metrics over 2 scenes" in logs and "wrote s3://e2e/predictions" in logs
     assert set(storage.list_files("s3://e2e/predictions")) == {
         "crop_prediction.tif", "crop_probability.tif", "scene_0_prediction.tif", "scene_0_probability.tif",
+        "crop_quicklook.png", "scene_0_quicklook.png", "crop_item.json", "scene_0_item.json", "collection.json",
         "metrics.json", "prediction.json"}
 
 

@@ -77,7 +77,7 @@ def test_a_trial_waiting_for_resources_says_so_then_trains(ray_local, synthetic_
     free = int(ray_local.available_resources().get("CPU", 0))
     held = placement_group([{"CPU": 1}] * free)
     ray_local.get(held.ready(), timeout=60)
-    release = threading.Timer(20, remove_placement_group, args=(held,))
+    release = threading.Timer(10, remove_placement_group, args=(held,))
     release.start()
     space = tmp_path / "space.yaml"
     space.write_text(WAIT_SPACE)
