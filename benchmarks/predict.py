@@ -7,6 +7,8 @@ memory as the scene grows.
    the mask and probability written) against a bare loop that only runs the model over the same
    windows, already cut, normalised and in memory — same model, same batch size, same process,
    alternated `--rounds` times (the ratio of each pair, and their range).
+   Each round also times what makes the outputs a GIS's (`gis_seconds`): the COG copy of the mask
+   (and probability) and a folder's quick-look, as a share of the scene prediction's wall time.
 2. Memory: peak RSS of a fresh process predicting scenes of 1×, 4× and 16× the area of the
    1024² synthetic scene (16× = 4096², about 16.8 Mpx), each in its own process.
 
@@ -122,6 +124,22 @@ def scene_rate(model_uri: str, scene: Path, out: Path, batch: int, use_gpu: bool
     return report.count / (time.perf_counter() - started)
 
 
+def gis_seconds(scene: Path, out: Path, probability: bool) -> float:
+    """Seconds of the COG copy of the finished outputs and of the quick-look, done again on them."""
+    from swinls.prediction.cog import to_cog
+    from swinls.prediction.quicklook import write_quicklook
+    from swinls.prediction.rasters import inspect_scene
+    from swinls.prediction.scenes import MASK_NODATA
+
+    info = inspect_scene(str(scene), ("B4", "B3", "B2"))
+    started = time.perf_counter()
+    to_cog(out, "mask")
+    if probability:
+        to_cog(out.with_name(f"{out.stem}_probability.tif"), "probability")
+    write_quicklook(info, out, out.with_suffix(".png"), MASK_NODATA)
+    return time.perf_counter() - started
+
+
 def child_peak_rss(model_uri: str, scene: Path, out: Path, batch: int, probability: bool) -> tuple[float, float]:
     """(peak RSS in MiB, seconds) of a fresh process predicting one scene. The child reads its own
     high-water mark: a child's ru_maxrss starts from its parent's, which holds the bare windows."""
@@ -167,8 +185,11 @@ def main() -> None:
             bare = bare_rate(loaded.predictor.model, windows, batch, device)
             scene = scene_rate(model_uri, scenes[4], root / "out.tif", batch, args.use_gpu, args.probability)
             ratios.append(scene / bare)
+            gis = gis_seconds(scenes[4], root / "out.tif", args.probability)
+            whole = len(windows) / scene
             print(f"round {round_no + 1}: bare forward {bare:.1f} windows/s, scene prediction {scene:.1f} windows/s, "
-                  f"ratio {scene / bare:.2f}")
+                  f"ratio {scene / bare:.2f}; COG copy + quick-look {gis:.2f} s of the prediction's {whole:.1f} s "
+                  f"({gis / whole:.0%})")
         print(f"scene prediction / bare forward: median {np.median(ratios):.2f}, range {min(ratios):.2f}–{max(ratios):.2f}")
         if args.skip_memory or args.use_gpu:
             return

@@ -11,7 +11,8 @@ user would run it on the head (`python jobs/<job>.py`, RAY_ADDRESS set). Once `-
 looking at the runs' checkpoints under `--watch`, `--lose node` removes without warning the node
 where an unfinished run trained its last epoch (its checkpoint's history says which) and a fresh
 node joins, as an autoscaler would add one; `--lose head` kills the job and every node, starts a
-new cluster whose head has an empty disk, and submits the job again with --resume.
+new cluster whose head has an empty disk, and submits the job again with --resume; `--lose
+node,head` does both, the head once the run the node loss interrupted has gone on elsewhere.
 
 A process can be connected to one Ray cluster only, so tests/test_multinode.py runs this in its own
 process and reads its JSON report.
@@ -73,6 +74,15 @@ def ready_to_kill(pointers: dict[str, dict], when: str) -> bool:
     if when == "one-finished":  # a finished run that must not run again, and one mid-run
         return bool(done) and bool(running)
     return bool(running)  # "mid-run": a run with a checkpoint, not finished
+
+
+def resumed_mid_run(pointers: dict[str, dict], before: dict[str, dict]) -> bool:
+    """A run the previous loss interrupted has gone on in a new attempt, with epochs still to go."""
+    def attempt(pointer: dict) -> str | None:
+        return pointer["history"][-1].get("attempt") if pointer.get("history") else None
+
+    return any(run in before and not finished(before[run]) and attempt(p) != attempt(before[run])
+               and not finished(p) and epochs_left(p) >= MIN_EPOCHS_LEFT for run, p in pointers.items())
 
 
 def free_port() -> int:
@@ -171,23 +181,39 @@ class World:
 
 
 class Reclaimer:
-    """Decides when to lose something once `when` holds; removes a worker node itself. Called from
-    the main thread: Ray starts and stops nodes with signal handlers, which Python allows only there."""
+    """Decides when to lose the next of `losses` (node, head): the first once `when` holds, each
+    later one once a run the previous loss interrupted has gone on in a new attempt. Removes a
+    worker node itself. Called from the main thread: Ray starts and stops nodes with signal
+    handlers, which Python allows only there."""
 
-    def __init__(self, watch_uri: str | None, when: str) -> None:
+    def __init__(self, watch_uri: str | None, when: str, losses: list[str]) -> None:
         self.watch_uri, self.when = watch_uri, when
+        self.losses = [] if when == "never" else list(losses)
         self.report: dict = {}
-        self.done = when == "never"
+        self.previous: dict[str, dict] | None = None  # the runs as the last loss found them
+
+    @property
+    def next(self) -> str | None:
+        return self.losses[0] if self.losses else None
 
     def due(self) -> dict[str, dict] | None:
-        if self.done:
+        if not self.losses:
             return None
         try:
             pointers = run_pointers(self.watch_uri)
         except Exception as exc:  # noqa: BLE001 - storage mid-write: look again
             self.report.setdefault("watch_errors", []).append(repr(exc)[:200])
             return None
-        return pointers if ready_to_kill(pointers, self.when) else None
+        ready = ready_to_kill(pointers, self.when) if self.previous is None else resumed_mid_run(pointers, self.previous)
+        return pointers if ready else None
+
+    def lost(self, pointers: dict[str, dict], **facts) -> None:
+        """Once per loss, whatever happens next: the runs as it found them, and what it did."""
+        what = self.losses.pop(0)
+        self.report.setdefault("before", pointers)  # the first loss's, as single-loss checks read it
+        self.report[f"before_{what}"] = pointers
+        self.report.update(facts)
+        self.previous = pointers
 
     def remove_busy_node(self, world: World, pointers: dict[str, dict]) -> None:
         # the node where an unfinished run trained its last epoch (its history says which), that
@@ -197,8 +223,7 @@ class Reclaimer:
         workers = {n.node_id: n for n in world.cluster.worker_nodes}
         victims = [workers[node] for node in busy if node in workers]
         if victims:
-            self.done = True  # once, whatever happens next
-            self.report.update(before=pointers, removed_node=victims[0].node_id)
+            self.lost(pointers, removed_node=victims[0].node_id)
             world.cluster.remove_node(victims[0], allow_graceful=False)
             self.report["removed_at"] = time.time()
             self.report["added_node"] = world.cluster.add_node(num_cpus=NODE_CPUS).node_id
@@ -221,12 +246,20 @@ def start_job(job: list[str], world: World, home: Path, logs: Path, attempt: int
                                 stdout=out, stderr=err, text=True, start_new_session=True)
 
 
+def losses(text: str) -> list[str]:
+    items = text.split(",")
+    if not items or any(item not in ("node", "head") for item in items) or items.count("node") > 1 or items[1:2] == ["node"]:
+        raise argparse.ArgumentTypeError(f"{text!r}: node, head or node,head")
+    return items
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--report", required=True)
     parser.add_argument("--watch", help="the URI whose runs' checkpoints decide when to lose something")
     parser.add_argument("--kill-when", choices=("one-finished", "mid-run", "never"), default="never")
-    parser.add_argument("--lose", choices=("node", "head"), default="node")
+    parser.add_argument("--lose", type=losses, default=["node"],
+                        help="what to lose, in order: node, head, or both (node,head: a node, then the head)")
     parser.add_argument("--workers", type=int, default=2, help="worker nodes started with the head")
     parser.add_argument("--autoscale", type=int, default=0, metavar="N",
                         help="an autoscaler that may add N worker nodes (start with --workers 0)")
@@ -239,19 +272,18 @@ def main(argv=None) -> int:
     home = Path(f"{logs}.head")  # the head's disk
     home.mkdir(parents=True, exist_ok=True)
     world = World(args.workers, args.autoscale, home, args.head_cpus)
-    reclaimer = Reclaimer(args.watch, args.kill_when)
+    reclaimer = Reclaimer(args.watch, args.kill_when, args.lose)
     started = time.time()
     attempts = [start_job(job, world, home, logs, 0)]
     while attempts[-1].poll() is None and time.time() - started < JOB_TIMEOUT_S:
         world.watch_nodes()
         pointers = reclaimer.due()
-        if pointers is not None and args.lose == "node":
+        if pointers is not None and reclaimer.next == "node":
             reclaimer.remove_busy_node(world, pointers)
         elif pointers is not None:  # the head: its driver dies with it; an operator restarts and resubmits
-            reclaimer.done = True
             os.killpg(attempts[-1].pid, signal.SIGKILL)
             attempts[-1].wait()
-            reclaimer.report.update(before=pointers, head_lost_at=time.time() - started)
+            reclaimer.lost(pointers, head_lost_at=time.time() - started)
             world.shutdown()
             shutil.rmtree(home)  # a new head's disk holds nothing of the old one's
             home.mkdir()

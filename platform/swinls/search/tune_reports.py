@@ -36,13 +36,12 @@ class QueuedReports(UserCallback):
 def fit_reporting_to_tune(fit: Callable[[UserCallback], T], transform: Callable[[dict], dict] = dict) -> T:
     """`fit(callback)` in a helper thread; each report the callback receives, through `transform`,
     goes to `ray.tune.report` from this thread. Returns what `fit` returns, raises what it raises."""
-    import ray
     import ray.tune
-    from ray.util.queue import Empty, Queue
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+    from ray.util.queue import Empty
 
-    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
-    queue = Queue(actor_options={"num_cpus": 0, "scheduling_strategy": here})
+    from swinls.training.forwarding import queue_here
+
+    queue = queue_here()
     outcome: dict = {}
 
     def run() -> None:

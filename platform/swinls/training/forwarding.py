@@ -69,18 +69,25 @@ class InOrderEpochs:
                 self.last = entry["epoch"]
 
 
+def queue_here():
+    """A Ray queue actor on this process's node, holding no CPU: on a worker node that goes (a
+    spot reclaim), the queue would go with it."""
+    import ray
+    from ray.util.queue import Queue
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
+    return Queue(actor_options={"num_cpus": 0, "scheduling_strategy": here})
+
+
 @contextlib.contextmanager
 def forwarded_epochs(on_epoch, history=lambda: ()):
     """Yields a Train callback whose reports reach `on_epoch` in this process, from a thread,
     until the block ends (every line queued by then is printed, then any epoch of `history()`
     that no report brought)."""
-    import ray
-    from ray.util.queue import Empty, Queue
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+    from ray.util.queue import Empty
 
-    # on the driver's node: a spot worker node that goes would take the queue with it
-    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
-    queue = Queue(actor_options={"num_cpus": 0, "scheduling_strategy": here})
+    queue = queue_here()
     stop = threading.Event()
     on_epoch = InOrderEpochs(on_epoch, history)
 
