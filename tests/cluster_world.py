@@ -248,7 +248,7 @@ def start_job(job: list[str], world: World, home: Path, logs: Path, attempt: int
 
 def losses(text: str) -> list[str]:
     items = text.split(",")
-    if not items or any(item not in ("node", "head") for item in items) or items.count("node") > 1 or items[1:2] == ["node"]:
+    if items not in (["node"], ["head"], ["node", "head"]):
         raise argparse.ArgumentTypeError(f"{text!r}: node, head or node,head")
     return items
 

@@ -17,7 +17,7 @@ import pytest
 
 from swinls import storage
 from swinls.shards import ingest
-from tests.cluster_world import ray_address_kept, run_pointers
+from tests.cluster_world import finished, ray_address_kept, run_pointers
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.timeout(1500)  # a cluster of three nodes on two cores: minutes
@@ -60,10 +60,6 @@ def study_states(exp_uri: str) -> list[str]:
         study.write_bytes(storage.read_bytes(f"{exp_uri}/optuna/study.db"))
         with sqlite3.connect(study) as db:
             return [row[0] for row in db.execute("SELECT state FROM trials ORDER BY number")]
-
-
-def finished(pointer: dict) -> bool:
-    return pointer["phase_done"] and pointer["history"][-1].get("run_complete", False)
 
 
 def check_resumed(before: dict, after: dict, phases: list[tuple[str, int]], lost_node: str | None = None) -> list[str]:

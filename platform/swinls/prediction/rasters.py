@@ -90,8 +90,7 @@ class SceneInfo:
     band_indexes: tuple[int, ...]  # the model's input bands, in order
     nodata: tuple[float | None, ...]  # per input band
     truth: str | None = None  # labels beside the scene, for metrics
-    datetime: str | None = None  # acquisition (ISO 8601) when the input says it (a STAC item)
-    source_id: str | None = None  # the input's own id (a STAC item's), for the output's STAC item
+    datetime: str | None = None  # acquisition (ISO 8601, UTC) when the input says it: the GeoTIFF's TIFFTAG_DATETIME
 
     @property
     def pixels(self) -> int:
@@ -103,6 +102,16 @@ def scene_name(uri: str) -> str:
     return base.rsplit(".", 1)[0]
 
 
+def tiff_datetime(stamp: str | None) -> str | None:
+    """TIFF's "YYYY:MM:DD HH:MM:SS" as ISO 8601 in UTC; None when absent or not in that form."""
+    import datetime as dt
+
+    try:
+        return dt.datetime.strptime(stamp or "", "%Y:%m:%d %H:%M:%S").replace(tzinfo=dt.timezone.utc).isoformat()
+    except ValueError:
+        return None
+
+
 def inspect_scene(uri: str, needed: tuple[str, ...], truth: str | None = None) -> SceneInfo:
     """Open the header and check everything prediction relies on; raises PredictionError."""
     with open_raster(uri) as dataset:
@@ -112,7 +121,7 @@ def inspect_scene(uri: str, needed: tuple[str, ...], truth: str | None = None) -
         nodata = tuple(dataset.nodatavals[i - 1] for i in indexes)
         crs = dataset.crs.to_wkt() if dataset.crs else None
         info = SceneInfo(uri, scene_name(uri), dataset.height, dataset.width, crs, tuple(dataset.transform)[:6],
-                         indexes, nodata, truth)
+                         indexes, nodata, truth, tiff_datetime(dataset.tags().get("TIFFTAG_DATETIME")))
     if crs is None:
         warnings.warn(f"{uri}: the scene has no CRS, so its prediction has none either", stacklevel=2)
     if truth is not None:

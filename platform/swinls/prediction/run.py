@@ -182,6 +182,7 @@ def predict_scenes(loaded: LoadedModel, decision: Decision, input_uri: str, outp
     per_scene: dict[str, Confusion | None] = {}
     items = []
     created = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+    facts = None if single_file else _model_facts(loaded, decision)  # what a folder's STAC says of the model
 
     def done(info, writer) -> None:
         per_scene[info.name] = writer.confusion
@@ -193,7 +194,7 @@ def predict_scenes(loaded: LoadedModel, decision: Decision, input_uri: str, outp
             assets = {"mask": mask.name} | ({"probability": chance.name} if chance is not None else {})
             picture = output.path(f"{info.name}{QUICKLOOK_SUFFIX}")
             write_quicklook(info, mask, picture, MASK_NODATA)
-            items.append(scene_item(info, _model_facts(loaded, decision), assets | {"quicklook": picture.name}, created))
+            items.append(scene_item(info, facts, assets | {"quicklook": picture.name}, created))
 
     reader = SceneWindows(infos, grids, loaded.normalizer, options.batch)
     assembly = SceneAssembly(reader, decision, outputs, done)
@@ -211,7 +212,7 @@ def predict_scenes(loaded: LoadedModel, decision: Decision, input_uri: str, outp
         else:
             if metrics is not None:
                 _write_json(output.path(METRICS), dict(metrics, model=loaded.uri, input=input_uri, decision=decision.label))
-            write_items(output.staging, items, f"landslides-{_model_facts(loaded, decision).version}",
+            write_items(output.staging, items, f"landslides-{facts.version}",
                         f"Landslides predicted by {loaded.uri} ({decision.label}) for {input_uri}")
             files = output.commit(_summary(
                 loaded, decision, input_uri, "scenes", progress, options, overlap=options.overlap,

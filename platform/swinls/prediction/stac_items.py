@@ -3,8 +3,7 @@ input's id, datetime and footprint; the model's card, version, bands and decisio
 collection for the batch, written with pystac. Hrefs are relative, so the folder reads the same
 on disk and in a bucket.
 
-The acquisition time comes from the input: a STAC item's `datetime`, else the GeoTIFF's
-TIFFTAG_DATETIME; without either, the item's datetime is the prediction's and
+The acquisition time comes from the input (the GeoTIFF's TIFFTAG_DATETIME); without it, the item's datetime is the prediction's and
 `swinls:input_datetime` says it is unknown (null).
 """
 
@@ -14,7 +13,7 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
-from swinls.prediction.rasters import SceneInfo, open_raster
+from swinls.prediction.rasters import SceneInfo
 
 COLLECTION = "collection.json"
 ITEM_SUFFIX = "-landslides"
@@ -38,19 +37,6 @@ class ModelFacts:
 
 def item_name(scene: str) -> str:
     return f"{scene}_item.json"
-
-
-def _input_datetime(info: SceneInfo) -> dt.datetime | None:
-    if info.datetime:
-        return dt.datetime.fromisoformat(info.datetime.replace("Z", "+00:00"))
-    with open_raster(info.uri) as scene:
-        stamp = scene.tags().get("TIFFTAG_DATETIME")  # "YYYY:MM:DD HH:MM:SS", TIFF's own form
-    if not stamp:
-        return None
-    try:
-        return dt.datetime.strptime(stamp, "%Y:%m:%d %H:%M:%S").replace(tzinfo=dt.timezone.utc)
-    except ValueError:
-        return None
 
 
 def footprint(info: SceneInfo, points_per_edge: int = 21) -> tuple[dict, list[float]]:
@@ -77,10 +63,10 @@ def scene_item(info: SceneInfo, model: ModelFacts, assets: dict[str, str], creat
 
     # a scene without a CRS has no place on Earth: STAC's null geometry, not pixel coordinates
     geometry, bbox = footprint(info) if info.crs is not None else (None, None)
-    acquired = _input_datetime(info)
+    acquired = dt.datetime.fromisoformat(info.datetime) if info.datetime else None
     item = pystac.Item(
         id=f"{info.name}{ITEM_SUFFIX}", geometry=geometry, bbox=bbox, datetime=acquired or created,
-        properties={"created": created.isoformat(), "swinls:input": info.source_id or info.uri,
+        properties={"created": created.isoformat(), "swinls:input": info.uri,
                     "swinls:input_datetime": acquired.isoformat() if acquired else None,
                     "swinls:model": model.uri, "swinls:model_card": model.card,
                     "swinls:model_version": model.version, "swinls:bands": list(model.bands),
