@@ -29,6 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "platform"))  # the package beside this job (ray job submit's copy), not an installed one
 
 from swinls.shards import IngestOptions, ingest
+from swinls.shards.writer import BAND_COMPRESSIONS
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -43,8 +44,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--on-bad", choices=("fail", "skip"), default="fail",
                         help="fail: stop and publish nothing; skip: leave bad files out and list them in the manifest")
     parser.add_argument("--rows-per-shard", type=int, default=IngestOptions.rows_per_shard)
-    parser.add_argument("--rows-per-group", type=int, default=IngestOptions.rows_per_group)
+    parser.add_argument("--rows-per-group", type=int, default=IngestOptions.rows_per_group,
+                        help="Parquet row group size; a stream reads each chosen band of a group in one request")
     parser.add_argument("--image-dtype", choices=("float16", "float32"), default="float16")
+    parser.add_argument("--band-compression", choices=BAND_COMPRESSIONS, default=IngestOptions.band_compression,
+                        help="codec of the image planes (ids and masks are always zstd); plain decodes ~7× faster")
     parser.add_argument("--read-threads", type=int, default=IngestOptions.read_threads)
     return parser.parse_args(argv)
 
@@ -60,7 +64,7 @@ def _run(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     options = IngestOptions(on_bad=args.on_bad, region=args.region, labels=args.labels, rows_per_shard=args.rows_per_shard,
-                            rows_per_group=args.rows_per_group, image_dtype=args.image_dtype,
+                            rows_per_group=args.rows_per_group, image_dtype=args.image_dtype, band_compression=args.band_compression,
                             read_threads=args.read_threads)
     from swinls.progress import Progress
 

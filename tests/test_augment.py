@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from swinls.augment import IGNORE, AugmentConfig
-from swinls.augment.ops import (Augmenter, affine_matrices, color, cutmix, cutout, flip, rotate_point,
+from swinls.augment.ops import (Augmenter, affine_matrices, color, cutmix, cutout, flip, flip_batched, rotate_point,
                                 rotate_shift)
 from swinls.augment.params import DRAWS, sample_params, uniforms
 
@@ -192,7 +192,7 @@ def test_the_same_draws_and_masks_on_cpu_and_gpu():
     assert (gpu[1].cpu() != cpu[1]).float().mean() < 1e-3  # nearest sampling may flip a pixel on a boundary
 
 
-# -- each batched transform against the per-sample loops it replaced ----------------------------
+# -- each batched transform against the per-sample loops it replaced (flips: the CPU's and the GPU's) --
 
 def random_batch(n=8, seed=0):
     g = torch.Generator().manual_seed(seed)
@@ -212,6 +212,7 @@ def test_each_batched_transform_matches_the_per_sample_reference(seed):
     assert host["flip_h"].any() and not host["flip_h"].all()  # both branches taken
     cases = [
         (flip(image, mask, p.flip_h, p.flip_v), ref.flip(image.clone(), mask.clone(), host["flip_h"], host["flip_v"])),
+        (flip_batched(image, mask, p.flip_h, p.flip_v), ref.flip(image.clone(), mask.clone(), host["flip_h"], host["flip_v"])),
         (rotate_shift(image, mask, p.rotate, p.angle, p.shift),
          ref.rotate_shift(image.clone(), mask.clone(), host["rotate"], host["angle"], host["shift"])),
         ((color(image, p.color, p.gain, p.bias), mask), (ref.color(image.clone(), host["color"], host["gain"], host["bias"]), mask)),

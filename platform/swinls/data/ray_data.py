@@ -7,18 +7,23 @@ object store and re-iterated every epoch without touching storage again; large o
 
 from __future__ import annotations
 
+import contextlib
 from typing import Iterator
 
 import numpy as np
+from fsspec.implementations.local import LocalFileSystem
 
 from swinls import storage
 from swinls.augment.ops import Augmenter
+from swinls.bands import BANDS
 from swinls.data.batches import Batch, on_device, to_batch
 from swinls.data.selection import ShardData
 from swinls.data.transform import BatchProjector
 
 TRAIN_SPLIT = "train"
 ROWS_PER_BLOCK = 16
+ROWS_PER_STREAMED_BLOCK = 32
+WHOLE_OBJECT_FRACTION = 0.75
 
 
 def should_materialize(data: ShardData, split: str) -> bool:
@@ -31,31 +36,51 @@ def should_materialize(data: ShardData, split: str) -> bool:
 
 
 class ShardReader:
-    """A Ray Data UDF: read one shard (only the needed columns), yield projected row groups.
+    """A Ray Data UDF: read one shard (only the needed columns), yield it projected in blocks of
+    `ROWS_PER_STREAMED_BLOCK` rows (a row group is a whole shard by default: 117 MB of 14 bands).
 
     The manifest already lists every shard, so no listing or footer scan of the bucket is
     needed (Ray's read_parquet starts a pool of footer-reading actors on every pass, which on
     a small machine costs more than reading the data).
     """
 
-    def __init__(self, projector: BatchProjector) -> None:
-        self.projector = projector
+    def __init__(self, projector: BatchProjector, rows_per_block: int = ROWS_PER_STREAMED_BLOCK) -> None:
+        self.projector, self.rows_per_block = projector, rows_per_block
+        # most of a shard is its bands: with most of them needed, one GET of the whole object
+        # beats a footer request and then ranges
+        self.whole_object = len(projector.inputs) >= WHOLE_OBJECT_FRACTION * len(BANDS)
 
     def __call__(self, units: dict):
-        import pyarrow.parquet as pq
+        from swinls.host_memory import keep_freed_memory
 
-        from fsspec.parquet import open_parquet_file
-
-        columns = self.projector.columns()
+        keep_freed_memory()  # a shard is ~100 MB through several buffers: reuse pages, don't fault them
         for uri in units["uri"]:
-            fs, path = storage.filesystem(str(uri))
-            # fetches the footer, then only the byte ranges of the needed columns, concurrently
-            with open_parquet_file(path, fs=fs, columns=columns, engine="pyarrow") as handle:
-                parquet = pq.ParquetFile(handle)
+            with _open_shard(str(uri), self.projector.columns(), self.whole_object) as parquet:
                 for group in range(parquet.num_row_groups):
-                    table = self.projector.select(parquet.read_row_group(group, columns=columns))
-                    if table.num_rows:
-                        yield self.projector(table)
+                    table = self.projector.select(parquet.read_row_group(group, columns=self.projector.columns()))
+                    for start in range(0, table.num_rows, self.rows_per_block):
+                        yield self.projector(table.slice(start, self.rows_per_block))
+
+
+@contextlib.contextmanager
+def _open_shard(uri: str, columns: list[str], whole_object: bool = False):
+    """A shard as a ParquetFile: from object storage, the whole object in one request or the
+    footer and then only the byte ranges of `columns`, fetched concurrently; a local file read
+    by pyarrow itself (fsspec's range cache would only add copies)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from fsspec.parquet import open_parquet_file
+
+    fs, path = storage.filesystem(uri)
+    if isinstance(fs, LocalFileSystem):
+        yield pq.ParquetFile(path, memory_map=True)
+        return
+    if whole_object:
+        yield pq.ParquetFile(pa.BufferReader(fs.cat_file(path)))
+        return
+    with open_parquet_file(path, fs=fs, columns=columns, engine="pyarrow") as handle:
+        yield pq.ParquetFile(handle)
 
 
 def build_dataset(data: ShardData, split: str, materialize: bool | None = None, seed: int | None = None):

@@ -34,7 +34,7 @@ from swinls.patches.read import Patch, check_patch_shape, decode_patch
 from swinls.shards.labels import LabelsError, RegionLabels, find_labels, labels_of, overlay
 from swinls.shards.manifest import Manifest, ManifestError, RegionEntry
 from swinls.shards.schema import IGNORE, encode_image, shard_schema
-from swinls.shards.writer import ShardWriter
+from swinls.shards.writer import BAND_COMPRESSIONS, ShardWriter
 
 log = logging.getLogger(__name__)
 ON_BAD = ("fail", "skip")
@@ -50,8 +50,12 @@ class IngestOptions:
     region: str | None = None  # name for a source that is itself one tree
     labels: str | None = None  # masks that came apart from the images (see shards/labels.py)
     rows_per_shard: int = 256
-    rows_per_group: int = 32
+    # one row group per shard: a stream then reads a shard's chosen bands in one range request
+    # each (4 for an RGB model, footer included) instead of one per band per group; object stores
+    # charge by request, and Parquet's own advice for them is row groups of ~100 MB
+    rows_per_group: int = 256
     image_dtype: str = "float16"
+    band_compression: str = "none"  # image planes; ids and masks are always zstd (shards/writer.py)
     read_threads: int = 4
 
     def __post_init__(self) -> None:
@@ -59,6 +63,8 @@ class IngestOptions:
             raise ValueError(f"on_bad must be one of {', '.join(ON_BAD)}, got {self.on_bad!r}")
         if self.rows_per_shard < 1 or self.rows_per_group < 1:
             raise ValueError("rows_per_shard and rows_per_group must be positive")
+        if self.band_compression not in BAND_COMPRESSIONS:
+            raise ValueError(f"band_compression must be one of {', '.join(BAND_COMPRESSIONS)}, got {self.band_compression!r}")
 
 
 @dataclass
@@ -134,7 +140,8 @@ class _RegionIngest:
             assert self.shape is not None
             schema = shard_schema(BANDS, self.shape, self.options.image_dtype)
             self.writers[split] = ShardWriter(self.dst, self.region.name, split, schema,
-                                              self.options.rows_per_shard, self.options.rows_per_group, self.spool)
+                                              self.options.rows_per_shard, self.options.rows_per_group, self.spool,
+                                              self.options.band_compression)
         return self.writers[split]
 
     def bad(self, error: PatchError) -> None:

@@ -265,7 +265,9 @@ def worker_entry(loop_config: dict) -> None:
     from swinls.training.plan import plan
 
     from swinls.data.selection import ShardData
+    from swinls.host_memory import keep_freed_memory
 
+    keep_freed_memory()  # CPU batches reuse freed pages instead of faulting fresh ones in
     config = from_dict(ExperimentConfig, loop_config["experiment"])
     blocks = plan(config)
     resident = tuple(loop_config.get("resident", ()))

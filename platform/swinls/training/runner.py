@@ -88,9 +88,11 @@ def resident_splits(data: ShardData, block: Block) -> tuple[str, ...]:
 
 def _run_local(config, run_uri, blocks, index, data, normalization, printer) -> None:
     from swinls.accel import pick_device
+    from swinls.host_memory import keep_freed_memory
     from swinls.training.context import LocalContext
     from swinls.training.loop import run_block
 
+    keep_freed_memory()
     ctx = LocalContext(data, pick_device(config.run.use_gpu), run_uri, blocks[index].train_with_round, printer=printer)
     run_block(config, run_uri, blocks, index, ctx, normalization)
 
