@@ -11,6 +11,8 @@ from swinls.patches.geotiff import GeoMeta, nodata_pixels, read_geotiff
 from swinls.patches.h5 import read_h5_image, read_h5_mask
 from swinls.patches.validate import check_image, check_mask
 
+IGNORE = 255  # a mask pixel without a label (the shards keep it as is)
+
 
 @dataclass
 class Patch:
@@ -41,8 +43,17 @@ def decode_patch(image_bytes: bytes, image_name: str, mask_bytes: bytes | None =
     mask = None
     if mask_bytes is not None:
         assert mask_name is not None
-        raw_mask = read_geotiff(mask_bytes, mask_name)[0] if _is_tiff(mask_name) else read_h5_mask(mask_bytes, mask_name)
+        unlabelled = None
+        if _is_tiff(mask_name):
+            raw_mask, mask_geo = read_geotiff(mask_bytes, mask_name)
+            if mask_geo.nodata is not None:  # a declared no-label value (regions cut from scenes): ignored pixels
+                unlabelled = (raw_mask == mask_geo.nodata).any(axis=-1)
+                raw_mask = np.where(unlabelled[..., None], 0, raw_mask)
+        else:
+            raw_mask = read_h5_mask(mask_bytes, mask_name)
         mask = check_mask(raw_mask, mask_name, image.shape[:2])
+        if unlabelled is not None and unlabelled.any():
+            mask = np.where(unlabelled, IGNORE, mask).astype(np.uint8)
     return Patch(image, mask, nodata, geo)
 
 
