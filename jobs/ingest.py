@@ -45,15 +45,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--labels", metavar="DIR",
                         help="masks shipped apart from the images: a tree (or one tree per region) of <Split>/mask/mask_N.h5; "
                              "with --scenes, the landslide inventory: polygons (GeoJSON, GeoPackage, Shapefile) or a label raster")
-    scenes = parser  # a region from scenes and an inventory (docs/data.md)
-    scenes.add_argument("--scenes", metavar="SCENES", help="a 14-band GeoTIFF scene, or a folder or prefix of them")
-    scenes.add_argument("--ignore", metavar="AREAS", help="polygons of areas not surveyed: their pixels are ignored")
-    scenes.add_argument("--patch-size", type=int, default=SceneCutOptions.patch)
-    scenes.add_argument("--stride", type=int, default=SceneCutOptions.stride)
-    scenes.add_argument("--block", type=int, default=SceneCutOptions.block, help="windows per side of a spatial block")
-    scenes.add_argument("--split", default=",".join(map(str, SceneCutOptions.fractions)), metavar="TRAIN,VALID,TEST",
+    # a region from scenes and an inventory (docs/data.md)
+    parser.add_argument("--scenes", metavar="SCENES", help="a 14-band GeoTIFF scene, or a folder or prefix of them")
+    parser.add_argument("--ignore", metavar="AREAS", help="polygons of areas not surveyed: their pixels are ignored")
+    parser.add_argument("--patch-size", type=int, default=SceneCutOptions.patch)
+    parser.add_argument("--stride", type=int, default=SceneCutOptions.stride)
+    parser.add_argument("--block", type=int, default=SceneCutOptions.block, help="windows per side of a spatial block")
+    parser.add_argument("--split", default=",".join(map(str, SceneCutOptions.fractions)), metavar="TRAIN,VALID,TEST",
                         help="fractions of the blocks per split")
-    scenes.add_argument("--seed", type=int, default=SceneCutOptions.seed)
+    parser.add_argument("--seed", type=int, default=SceneCutOptions.seed)
     parser.add_argument("--on-bad", choices=("fail", "skip"), default="fail",
                         help="fail: stop and publish nothing; skip: leave bad files out and list them in the manifest")
     parser.add_argument("--rows-per-shard", type=int, default=IngestOptions.rows_per_shard)

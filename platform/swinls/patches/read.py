@@ -47,7 +47,7 @@ def decode_patch(image_bytes: bytes, image_name: str, mask_bytes: bytes | None =
         if _is_tiff(mask_name):
             raw_mask, mask_geo = read_geotiff(mask_bytes, mask_name)
             if mask_geo.nodata is not None:  # a declared no-label value (regions cut from scenes): ignored pixels
-                unlabelled = (raw_mask == mask_geo.nodata).any(axis=-1)
+                unlabelled = nodata_pixels(raw_mask, mask_geo.nodata)
                 raw_mask = np.where(unlabelled[..., None], 0, raw_mask)
         else:
             raw_mask = read_h5_mask(mask_bytes, mask_name)

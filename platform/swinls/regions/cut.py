@@ -16,15 +16,16 @@ from pathlib import Path
 import numpy as np
 
 from swinls.bands import BANDS
+from swinls.patches.geotiff import write_geotiff
+from swinls.patches.layout import SPLIT_DIRS
 from swinls.prediction.errors import PredictionError
-from swinls.prediction.rasters import list_scenes, nodata_pixels, open_raster, band_indexes
+from swinls.prediction.rasters import band_indexes, list_scenes, nodata_pixels, open_raster
 from swinls.regions.inventory import (InventoryError, LabelRaster, Polygons, overlaps, polygons_on_grid,
                                       raster_on_grid, read_inventory)
 from swinls.regions.split import SPLITS, Window, scene_windows, split_windows
+from swinls.shards.schema import IGNORE
 
 log = logging.getLogger(__name__)
-IGNORE = 255
-SPLIT_DIRS = {"train": "TrainData", "valid": "ValidData", "test": "TestData"}
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,6 @@ class CutReport:
     windows: dict[str, int] = field(default_factory=dict)  # written per split
     dropped_at_split_borders: int = 0
     dropped_without_labels: int = 0
-    positive_pixels: int = 0
 
 
 def _scene_grid(uri: str):
@@ -59,7 +59,7 @@ def _scene_grid(uri: str):
         return dataset.crs.to_wkt(), dataset.transform, (dataset.height, dataset.width), indexes, nodata
 
 
-def _labels_on(inventory, uri: str, crs, transform, shape) -> np.ndarray:
+def _labels_on(inventory, crs, transform, shape) -> np.ndarray:
     if isinstance(inventory, Polygons):
         return polygons_on_grid(inventory, crs, transform, shape).astype(np.uint8)
     return raster_on_grid(inventory, crs, transform, shape)
@@ -68,8 +68,6 @@ def _labels_on(inventory, uri: str, crs, transform, shape) -> np.ndarray:
 def cut_region(scenes: str, labels: str, out: str | Path, options: SceneCutOptions = SceneCutOptions(),
                ignore: str | None = None) -> CutReport:
     """Write `out/{TrainData,ValidData,TestData}/{img,mask}/` from the scenes and the inventory."""
-    from swinls.patches.geotiff import write_geotiff
-
     inventory = read_inventory(labels)
     ignored = read_inventory(ignore) if ignore else None
     if isinstance(ignored, LabelRaster):
@@ -85,7 +83,7 @@ def cut_region(scenes: str, labels: str, out: str | Path, options: SceneCutOptio
         if isinstance(inventory, Polygons) and not overlaps(inventory, crs, transform, shape):
             log.info("%s: the inventory does not reach this scene; it is left out", uri)
             continue
-        mask = _labels_on(inventory, uri, crs, transform, shape)
+        mask = _labels_on(inventory, crs, transform, shape)
         if ignored is not None and overlaps(ignored, crs, transform, shape):
             mask[polygons_on_grid(ignored, crs, transform, shape)] = IGNORE
         grids[uri] = (crs, transform, shape, indexes, nodata)
@@ -110,7 +108,7 @@ def cut_region(scenes: str, labels: str, out: str | Path, options: SceneCutOptio
             for split, chosen in mine.items():
                 for w in chosen:
                     written[split] += _write_window(dataset, w, indexes, nodata, masks[uri], crs, transform,
-                                                    out / SPLIT_DIRS[split], report, write_geotiff)
+                                                    out / SPLIT_DIRS[split], report)
         report.scenes.append(uri)
     report.windows = written
     if not written["train"]:
@@ -118,8 +116,7 @@ def cut_region(scenes: str, labels: str, out: str | Path, options: SceneCutOptio
     return report
 
 
-def _write_window(dataset, w: Window, indexes, nodata, mask, crs, transform, folder: Path, report: CutReport,
-                  write_geotiff) -> int:
+def _write_window(dataset, w: Window, indexes, nodata, mask, crs, transform, folder: Path, report: CutReport) -> int:
     from rasterio.windows import Window as RioWindow
     from rasterio.windows import transform as window_transform
 
@@ -132,7 +129,6 @@ def _write_window(dataset, w: Window, indexes, nodata, mask, crs, transform, fol
         report.dropped_without_labels += 1
         return 0
     raw[:, missing] = np.nan  # one nodata value for every band: ingest leaves these pixels out of the moments
-    report.positive_pixels += int((labels == 1).sum())
     affine = window_transform(window, transform)
     write_geotiff(folder / "img" / f"image_{w.patch_id}.tif", np.moveaxis(raw, 0, -1), crs=crs, transform=affine,
                   nodata=float("nan") if missing.any() else None, band_names=BANDS)

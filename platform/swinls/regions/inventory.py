@@ -66,7 +66,7 @@ def read_inventory(uri: str) -> Polygons | LabelRaster:
         raise InventoryError(uri, "has no CRS: polygons cannot be placed on a scene (set one, e.g. ogr2ogr -a_srs)")
     names = list(meta.get("fields", ()))
     ids = field_data[names.index("id")] if "id" in names else fids
-    geometries = []
+    shapes = []
     for fid, blob in zip(ids, wkb):
         geometry = shapely.from_wkb(blob) if blob is not None else None
         if geometry is None or geometry.is_empty:
@@ -75,12 +75,11 @@ def read_inventory(uri: str) -> Polygons | LabelRaster:
             raise InventoryError(uri, f"feature {fid} is a {geometry.geom_type}, not a polygon")
         if not geometry.is_valid:
             raise InventoryError(uri, f"feature {fid} is not a valid polygon ({shapely.is_valid_reason(geometry)})")
-        geometries.append(shapely.geometry.mapping(geometry))
-    if not geometries:
+        shapes.append(geometry)
+    if not shapes:
         raise InventoryError(uri, "holds no feature")
-    crs = _wkt(meta["crs"])
-    bounds = tuple(shapely.total_bounds([shapely.from_wkb(b) for b in wkb]).tolist())
-    return Polygons(uri, crs, tuple(geometries), bounds)
+    return Polygons(uri, _wkt(meta["crs"]), tuple(shapely.geometry.mapping(g) for g in shapes),
+                    tuple(shapely.total_bounds(shapes).tolist()))
 
 
 def _wkt(crs: str) -> str:
