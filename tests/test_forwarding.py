@@ -2,6 +2,14 @@
 reported; a fit's last report not passed on) are printed from the run's checkpoint history, in
 order, as soon as a later epoch arrives or the fit ends."""
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
 from swinls.training.forwarding import InOrderEpochs
 
 
@@ -34,3 +42,15 @@ def test_an_unreachable_history_loses_no_line_that_came():
     lines(entry(3))
     lines.finish()
     assert [p["epoch"] for p in printed] == [3]
+
+
+@pytest.mark.timeout(400)
+def test_a_report_queue_lands_on_the_node_of_the_process_that_reads_it():
+    """On a cluster, a trial's report queue on another node dies when that node is reclaimed and
+    fails the trial (CI: a search lost a trial twice, its queue put on the lost node and then,
+    retried, on the node being declared dead). tests/queue_placement.py runs the cluster."""
+    done = subprocess.run([sys.executable, str(Path(__file__).with_name("queue_placement.py"))],
+                          capture_output=True, text=True, timeout=300, env=dict(os.environ, RAY_ADDRESS=""))
+    assert done.returncode == 0, done.stderr[-3000:]
+    placed = json.loads(done.stdout.strip().splitlines()[-1])
+    assert placed == [True] * len(placed)

@@ -71,12 +71,14 @@ class InOrderEpochs:
 
 def queue_here():
     """A Ray queue actor on this process's node, holding no CPU: on a worker node that goes (a
-    spot reclaim), the queue would go with it."""
+    spot reclaim), the queue would go with it. The affinity is hard: Ray 2.60 puts a soft one's
+    zero-CPU actor on another node about half the time, and a trial lost its queue, then itself,
+    to the reclaim of a node it did not train on. Hard is safe: this node is alive, it runs us."""
     import ray
     from ray.util.queue import Queue
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
     return Queue(actor_options={"num_cpus": 0, "scheduling_strategy": here})
 
 
