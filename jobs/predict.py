@@ -7,7 +7,9 @@ MODEL   a published model: an experiment's best/ (or the experiment itself), a v
 INPUT   a Landslide4Sense split (TestData/, ValidData/, or the folder holding img/): one
         mask_N.h5 per image_N.h5 and submission.zip, plus metrics.json when mask/ lies beside img/;
         or a GeoTIFF scene, or a folder or s3:// prefix of them: a mask GeoTIFF per scene
-        (1 = landslide, 0 = not, 255 = no data) with the scene's CRS, transform and size
+        (1 = landslide, 0 = not, 255 = no data) with the scene's CRS, transform and size;
+        or a Sentinel-2 product: a STAC item (.json), a SAFE folder, or a folder of per-band files
+        (…_B02.tif, …_B11.jp2), read on its 10 m grid (slope and DEM from --elevation)
 OUTPUT  a folder (or s3:// prefix); for a single scene, a .tif path works too
 
 Examples:
@@ -15,6 +17,8 @@ Examples:
     python jobs/predict.py runs/smoke-20261124-101500/best .cache/synthetic/volcanic-arc/scenes out/scenes --probability
     ray job submit --working-dir . -- python jobs/predict.py s3://b/experiments/paper/best \\
         s3://b/scenes/2026-11 s3://b/predictions/2026-11 --use-gpu
+    python jobs/predict.py s3://b/retrain/champion s3://b/items/S2B_33TWM_20261120_0_L2A.json \
+        s3://b/predictions/S2B_33TWM_20261120 --elevation s3://b/dem/copernicus-30m.tif
 
 Bands, their order and the normalisation come from the model card. Without --ray (and outside
 `ray job submit`, which sets RAY_ADDRESS) it runs in this process.
@@ -46,6 +50,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="argmax (default), card (the validation's best-F1 threshold in the model card), or a probability")
     parser.add_argument("--probability", action="store_true", help="scenes: also write P(landslide) as <scene>_probability.tif")
     parser.add_argument("--overlap", type=int, default=defaults.overlap, help="scenes: pixels shared by neighbouring windows")
+    parser.add_argument("--elevation", metavar="RASTER",
+                        help="Sentinel-2 products: the elevation raster (any CRS) slope and DEM are made from")
     parser.add_argument("--batch-size", type=int, help="patches or windows per model call (16 on CPU, 128 on a GPU)")
     add_shared(parser, "--use-gpu", "--shared-fs")
     parser.add_argument("--no-bf16", action="store_true", help="with --use-gpu: float32 instead of bf16 autocast")
@@ -72,7 +78,7 @@ def _run(argv=None) -> int:
     options = PredictOptions(threshold=args.threshold, overwrite=args.overwrite, probability=args.probability,
                              overlap=args.overlap, batch_size=args.batch_size, use_gpu=args.use_gpu,
                              bf16=False if args.no_bf16 else None, ray=use_ray, actors=args.actors,
-                             cpus_per_actor=args.cpus_per_actor)
+                             cpus_per_actor=args.cpus_per_actor, elevation=args.elevation)
     preflight.check_model(args.model)
     if use_ray:
         from swinls.cli import quiet_bookkeeping

@@ -56,6 +56,10 @@ def describe_card(card: ModelCard, version_uri: str) -> list[str]:
     lines.append(f"  {'channel':<8} {'mean':>9} {'std':>9}")
     for name, mean, std in zip(channels, norm["mean"], norm["std"]):
         lines.append(f"  {name:<8} {mean:>9.4f} {std:>9.4f}")
+    units = card.input_units
+    lines.append(f"input units: {units.kind} (physical values x' = x * gain + offset per band: reflectance, slope "
+                 "degrees, DEM metres; how Sentinel-2 products are read)" if units else
+                 "input units: not recorded (Sentinel-2 products are refused; pre-stacked scenes only)")
     lines.append(f"trained on regions: {_regions(card)}")
     manifest = card.data_manifest_sha256
     lines.append(f"data manifest: sha256 {manifest}" if manifest else "data manifest: not recorded")

@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import datetime
 import json
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
 from swinls.config import ConfigError, from_dict, to_dict
 from swinls.checkpoints import CheckpointError
 from swinls.errors import SourceError
 from swinls.metrics import json_safe
+from swinls.units import InputUnits, landslide4sense_units
 
 FORMAT = "swinls-model-card"
 VERSION = 2
@@ -87,6 +88,7 @@ class ModelCard:
     regions: Regions = Regions()
     validation: Validation | None = None  # None on cards written before it was recorded
     pretrained: PretrainedWeights | None = None  # None: trained from scratch (or not recorded)
+    input_units: InputUnits | None = None  # physical values → inputs; None on cards before it (products refused)
     data_manifest_sha256: str | None = None
     code_version: CodeVersion = CodeVersion()
     libraries: dict[str, str | None] = field(default_factory=dict)
@@ -185,6 +187,7 @@ def card_for(checkpoint: dict, *, experiment: str, trial: str, objective: dict, 
         "regions": {"trained": normalization.get("train_regions"), "held_out": list(held_out)},
         "validation": normalization.get("validation"),
         "pretrained": checkpoint.get("pretrained"),
+        "input_units": asdict(landslide4sense_units()),  # every ingest keeps Landslide4Sense's range
         "data_manifest_sha256": normalization.get("manifest_sha256"),
         "code_version": code_version,
         "libraries": libraries,

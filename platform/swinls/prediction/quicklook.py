@@ -14,6 +14,7 @@ import numpy as np
 
 from swinls.prediction.errors import PredictionError
 from swinls.prediction.rasters import SceneInfo, band_indexes, open_raster
+from swinls.products.reader import Grid, ProductRows
 
 QUICKLOOK_SUFFIX = "_quicklook.png"
 LONG_SIDE = 1024  # pixels of the picture's longer side, at most
@@ -48,6 +49,8 @@ def true_colour(info: SceneInfo, shape: tuple[int, int]) -> tuple[np.ndarray, np
     """H×W×3 in [0, 1] and the H×W valid pixels, read at `shape`."""
     from rasterio.enums import Resampling
 
+    if info.product is not None:
+        return _product_colour(info, shape)
     with open_raster(info.uri) as scene:
         try:
             indexes = band_indexes(tuple(scene.descriptions), TRUE_COLOUR, info.uri)
@@ -60,6 +63,20 @@ def true_colour(info: SceneInfo, shape: tuple[int, int]) -> tuple[np.ndarray, np
         if value is not None and np.isfinite(value):
             valid &= band != value
     return _stretch(raw, valid).transpose(1, 2, 0), valid
+
+
+def _product_colour(info: SceneInfo, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """True colour from the product's band files the model reads (grey from its first band when
+    it reads no RGB): no file is opened for the picture alone."""
+    read = dict(info.product.files)
+    bands = TRUE_COLOUR if all(b in read for b in TRUE_COLOUR) else (next(iter(read)),) * 3
+    rows = ProductRows(info.product, Grid(info.crs, info.transform, info.height, info.width))
+    try:
+        raw = np.stack([rows.reflectance(band, None, out_shape=shape) for band in bands])
+    finally:
+        rows.close()
+    valid = np.isfinite(raw).all(axis=0)
+    return _stretch(np.nan_to_num(raw), valid).transpose(1, 2, 0), valid
 
 
 def write_quicklook(info: SceneInfo, mask_path: Path, target: Path, mask_nodata: int) -> None:

@@ -21,6 +21,8 @@ from swinls import storage
 from swinls.bands import BANDS
 from swinls.prediction.errors import PredictionError
 from swinls.prediction.windows import WindowGrid
+from swinls.products import ProductError, find_product, product_scene
+from swinls.products.reader import Grid, ProductRows, ProductSpec
 
 SCENE_SUFFIXES = (".tif", ".tiff")
 TRUTH_SUFFIX = "_mask"  # scene_3_mask.tif beside scene_3.tif: its labels (the synthetic layout)
@@ -91,6 +93,7 @@ class SceneInfo:
     nodata: tuple[float | None, ...]  # per input band
     truth: str | None = None  # labels beside the scene, for metrics
     datetime: str | None = None  # acquisition (ISO 8601, UTC) when the input says it: the GeoTIFF's TIFFTAG_DATETIME
+    product: "ProductSpec | None" = None  # a Sentinel-2 product read band by band (uri: the item, SAFE or folder)
 
     @property
     def pixels(self) -> int:
@@ -130,6 +133,21 @@ def inspect_scene(uri: str, needed: tuple[str, ...], truth: str | None = None) -
                 raise PredictionError(truth, f"labels are {labels.count} band(s) of {labels.height}×{labels.width}, "
                                              f"expected one band of {info.height}×{info.width} like {uri}")
     return info
+
+
+def inspect_product(uri: str, needed: tuple[str, ...], units, elevation: str | None = None) -> SceneInfo:
+    """A Sentinel-2 product (STAC item, SAFE, band files) as a scene on its 10 m grid; raises
+    PredictionError. `units`: the card's input units (None on cards from before them)."""
+    if units is None:
+        raise PredictionError(uri, "the model's card does not say how physical values map to its inputs "
+                                   "(published before input units were recorded): give it a pre-stacked scene")
+    try:
+        product = find_product(uri)
+        spec, grid = product_scene(product, needed, units, elevation)
+    except ProductError as exc:
+        raise PredictionError(exc.source, exc.reason) from None
+    return SceneInfo(uri, product.id, grid.height, grid.width, grid.crs, grid.transform,
+                     tuple(range(1, len(needed) + 1)), (None,) * len(needed), None, product.datetime, spec)
 
 
 def _labels_for(scene: str, present: set[str] | None) -> str | None:
@@ -192,15 +210,26 @@ class SceneRows:
 
     def __init__(self, info: SceneInfo) -> None:
         self.info = info
-        self._context = open_raster(info.uri)
-        self.dataset = self._context.__enter__()
-        self.block_rows = max(1, int(self.dataset.block_shapes[0][0]))
+        self.product = None
+        if info.product is not None:
+            grid = Grid(info.crs, info.transform, info.height, info.width)
+            self.product = ProductRows(info.product, grid)
+            self.block_rows = ProductRows.block_rows
+        else:
+            self._context = open_raster(info.uri)
+            self.dataset = self._context.__enter__()
+            self.block_rows = max(1, int(self.dataset.block_shapes[0][0]))
         self.start = 0
         self.rows = np.zeros((len(info.band_indexes), 0, info.width), np.float32)
 
     def _read(self, first: int, last: int) -> np.ndarray:
         from rasterio.windows import Window
 
+        if self.product is not None:
+            try:
+                return self.product.read(first, last)
+            except ProductError as exc:
+                raise PredictionError(exc.source, exc.reason) from exc
         try:
             data = self.dataset.read(list(self.info.band_indexes), window=Window(0, first, self.info.width, last - first))
         except Exception as exc:  # noqa: BLE001 - a damaged tile surfaces here, mid-file
@@ -238,5 +267,8 @@ class SceneRows:
                 yield block[(slice(None), *index)], missing[index]
 
     def close(self) -> None:
-        self._context.__exit__(None, None, None)
+        if self.product is not None:
+            self.product.close()
+        else:
+            self._context.__exit__(None, None, None)
         self.rows = self.rows[:, :0]

@@ -16,7 +16,8 @@ from swinls.prediction.errors import PredictionError
 from swinls.prediction.model import PATCH_SIZE, Decision, LoadedModel, decision_for, load_for_prediction
 from swinls.prediction.outputs import StagedFiles, StagedFolder, check_output, published_folder, refuse_existing
 from swinls.prediction.progress import Progress
-from swinls.prediction.rasters import SCENE_SUFFIXES, inspect_scene, list_scenes
+from swinls.prediction.rasters import SCENE_SUFFIXES, inspect_product, inspect_scene, list_scenes
+from swinls.products import is_product
 from swinls.prediction.cog import to_cog
 from swinls.prediction.quicklook import QUICKLOOK_SUFFIX, write_quicklook
 from swinls.prediction.scenes import MASK_NODATA, SceneAssembly, SceneWindows
@@ -40,6 +41,7 @@ class PredictOptions:
     actors: int | None = None  # model actors (default: one per GPU, or as many CPUs allow)
     cpus_per_actor: float | None = None
     progress_every: float = 5.0  # seconds between progress lines
+    elevation: str | None = None  # Sentinel-2 products: the elevation raster slope and DEM come from
 
     def __post_init__(self) -> None:
         if not 0 <= self.overlap < PATCH_SIZE:
@@ -158,11 +160,14 @@ def predict_split(loaded: LoadedModel, decision: Decision, input_uri: str, outpu
 def predict_scenes(loaded: LoadedModel, decision: Decision, input_uri: str, output_uri: str,
                    options: PredictOptions = PredictOptions(), log=print) -> PredictionReport:
     """A mask GeoTIFF (and the probability) per scene; metrics.json for scenes with labels beside them."""
-    found = list_scenes(input_uri)
+    needed = loaded.normalizer.inputs
+    if is_product(input_uri):  # a STAC item, a SAFE folder, a folder of per-band files: one scene
+        infos = [inspect_product(input_uri, needed, loaded.card.input_units, options.elevation)]
+    else:
+        infos = [inspect_scene(scene, needed, truth) for scene, truth in list_scenes(input_uri)]
     single_file = output_uri.lower().endswith(SCENE_SUFFIXES)
-    if single_file and len(found) > 1:
-        raise PredictionError(output_uri, f"{input_uri} holds {len(found)} scenes: OUTPUT must be a folder")
-    infos = [inspect_scene(scene, loaded.normalizer.inputs, truth) for scene, truth in found]
+    if single_file and len(infos) > 1:
+        raise PredictionError(output_uri, f"{input_uri} holds {len(infos)} scenes: OUTPUT must be a folder")
     grids = [WindowGrid(info.height, info.width, PATCH_SIZE, options.overlap) for info in infos]
     log(f"scenes: {len(infos)} ({sum(i.pixels for i in infos) / 1e6:.1f} Mpx, {sum(len(g) for g in grids)} windows of "
         f"{PATCH_SIZE} px overlapping by {options.overlap})")
