@@ -11,6 +11,11 @@ memory as the scene grows.
    (and probability) and a folder's quick-look, as a share of the scene prediction's wall time.
 2. Memory: peak RSS of a fresh process predicting scenes of 1×, 4× and 16× the area of the
    1024² synthetic scene (16× = 4096², about 16.8 Mpx), each in its own process.
+3. Sentinel-2 products (`--products`): a synthetic scene written as an L2A product (per-band
+   files at 10, 20 and 60 m, DN; an elevation raster in EPSG:4326; a STAC item) against the same
+   values pre-stacked as a 14-band GeoTIFF, predicted by a model of the 13 L2A bands: windows/s
+   of the product over the stacked scene (resampling, DN scaling and slope included), alternated
+   `--rounds` times on a 4× scene (2040²); then the product's peak RSS at 1×, 4× and 16× (4080²).
 
 Without --model, an untrained SwinLS of --size is published to a temporary folder (the speed
 and memory of prediction do not depend on what the weights learned).
@@ -33,7 +38,7 @@ import torch
 BASE = 1024
 
 
-def publish_untrained(root: Path, size: str) -> str:
+def publish_untrained(root: Path, size: str, band_set: str = "RGB") -> str:
     from swinls.bands import OFFICIAL_STATS, channel_stats, resolve_band_set
     from swinls.checkpoints import RunStore
     from swinls.config import to_dict
@@ -45,9 +50,9 @@ def publish_untrained(root: Path, size: str) -> str:
     if size == "nano":
         overrides.insert(0, "recipe=tiny")
     config = load_experiment(None, overrides)
-    bands = resolve_band_set("RGB")
+    bands = resolve_band_set(band_set)
     mean, std = channel_stats(bands, OFFICIAL_STATS)
-    normalization = {"band_set": "RGB", "inputs": list(bands.inputs), "channels": list(bands.channels),
+    normalization = {"band_set": bands.name, "inputs": list(bands.inputs), "channels": list(bands.channels),
                      "mean": mean.tolist(), "std": std.tolist(), "source": "official", "pca": None}
     model = build_model(config.model, bands.channels)
     history = [{"phase": "stage1", "epoch": 1}]
@@ -155,6 +160,76 @@ def child_peak_rss(model_uri: str, scene: Path, out: Path, batch: int, probabili
     return int(done.stdout.split()[-1]) / 1024, time.perf_counter() - started
 
 
+PRODUCT_BASE = 1020  # sides must be multiples of 6 (60 m bands on the 10 m grid)
+L2A_BANDS = "B1,B2,B3,B4,B5,B6,B7,B8,B9,B11,B12,slope,DEM"
+
+
+def mirrored(tile: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    row = np.concatenate([tile if i % 2 == 0 else tile[:, ::-1] for i in range(cols)], axis=1)
+    return np.concatenate([row if r % 2 == 0 else row[::-1] for r in range(rows)], axis=0)
+
+
+PRODUCT_SHAPES = {"1x": (1, 1), "4x": (2, 2), "16x": (4, 4), "16x tall": (16, 1)}  # tiles down, across
+
+
+def write_products(root: Path) -> tuple[dict[str, Path], Path]:
+    """STAC items of products of 1×, 4× and 16× the area (and 16× as tall, 1× as wide), and the 4×
+    one pre-stacked."""
+    from swinls.bands import BANDS
+    from swinls.patches.geotiff import write_geotiff
+    from swinls.synthetic.calibration import to_landslide4sense
+    from swinls.synthetic.products import write_band_files, write_elevation, write_stac_item
+    from swinls.synthetic.rng import scene_rng
+    from swinls.synthetic.scene import generate_scene
+    from swinls.synthetic.spectra import DEFAULT_REGIONS
+
+    profile = DEFAULT_REGIONS["steep-forest"]
+    tile = generate_scene(profile, scene_rng(0, "steep-forest", 0), PRODUCT_BASE).raw.astype(np.float32)
+    items, stacked = {}, None
+    for name, (rows, cols) in PRODUCT_SHAPES.items():
+        raw = mirrored(tile, rows, cols)
+        folder = root / f"product-{name.replace(' ', '-')}"
+        files = write_band_files(raw, folder, crs=profile.crs, origin=profile.origin)
+        dem = write_elevation(raw[..., BANDS.index("DEM")], folder / "elevation.tif", crs=profile.crs,
+                              origin=profile.origin)
+        items[name] = write_stac_item(files, dem, folder / "item.json", crs=profile.crs,
+                                      item_id=f"S2B_product_{name.replace(' ', '_')}")
+        if name == "4x":
+            stacked = root / "stacked-4x.tif"
+            write_geotiff(stacked, to_landslide4sense(raw), crs=profile.crs,
+                          transform=(10.0, 0, profile.origin[0], 0, -10.0, profile.origin[1]), band_names=BANDS)
+    return items, stacked
+
+
+def products_benchmark(root: Path, args, batch: int) -> None:
+    model_uri = publish_untrained(root / "model-l2a", args.size, L2A_BANDS)
+    items, stacked = write_products(root)
+    print(f"products: a model of the 13 L2A bands; 4× = {PRODUCT_BASE * 2}² (per-band DN files: 4 at 10 m, "
+          f"6 at 20 m, 3 at 60 m; elevation in EPSG:4326) against the same values pre-stacked (14-band float32 GeoTIFF)")
+    scene_rate(model_uri, stacked, root / "warm.tif", batch, args.use_gpu, False)  # warm-up
+    ratios = []
+    for round_no in range(args.rounds):
+        pre = scene_rate(model_uri, stacked, root / "stacked-out", batch, args.use_gpu, args.probability)
+        product = scene_rate(model_uri, items["4x"], root / "product-out", batch, args.use_gpu, args.probability)
+        ratios.append(product / pre)
+        print(f"round {round_no + 1}: pre-stacked {pre:.1f} windows/s, product {product:.1f} windows/s, "
+              f"ratio {product / pre:.2f}")
+    print(f"product / pre-stacked: median {np.median(ratios):.2f}, range {min(ratios):.2f}–{max(ratios):.2f}")
+    if args.skip_memory or args.use_gpu:
+        return
+    peaks = {}
+    for name, item in items.items():
+        peak, seconds = child_peak_rss(model_uri, item, root / f"product-out-{name.replace(' ', '-')}", batch,
+                                       args.probability)
+        peaks[name] = peak
+        rows, cols = PRODUCT_SHAPES[name]
+        print(f"{name:>8} area ({PRODUCT_BASE * rows} × {PRODUCT_BASE * cols}) from its STAC item: peak RSS {peak:.0f} MiB, "
+              f"{seconds:.1f} s in all")
+    # the read unit spans two strips of windows, so memory follows the width (and the bands), not the height
+    print(f"product peak RSS 16× / 1×: {peaks['16x'] / peaks['1x']:.2f}, 16× as tall / 1×: "
+          f"{peaks['16x tall'] / peaks['1x']:.2f}; " + json.dumps({k: round(v) for k, v in peaks.items()}))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", default="nano", choices=("nano", "tiny", "small", "base"))
@@ -164,6 +239,7 @@ def main() -> None:
     parser.add_argument("--use-gpu", action="store_true")
     parser.add_argument("--probability", action="store_true", help="also write P(landslide), as --probability does")
     parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--products", action="store_true", help="only part 3: Sentinel-2 products against pre-stacked scenes")
     args = parser.parse_args()
     from swinls.prediction.model import load_for_prediction
     from swinls.prediction.run import PredictOptions
@@ -171,6 +247,8 @@ def main() -> None:
     batch = args.batch or PredictOptions(use_gpu=args.use_gpu).batch
     with tempfile.TemporaryDirectory(prefix="predict-bench-") as tmp:
         root = Path(tmp)
+        if args.products:
+            return products_benchmark(root, args, batch)
         scenes = write_scenes(root)
         model_uri = args.model or publish_untrained(root / "model", args.size)
         loaded = load_for_prediction(model_uri, use_gpu=args.use_gpu)

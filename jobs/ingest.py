@@ -14,6 +14,8 @@ Examples:
     python jobs/ingest.py .cache/synthetic shards/
     # a new region from an event's scenes and its landslide inventory (polygons in any CRS, or a label raster)
     python jobs/ingest.py --scenes s3://my-bucket/events/2026-10/scenes/ --labels inventory.gpkg --ignore not-surveyed.geojson --region event-2026-10 s3://my-bucket/l4s/shards
+    # the same from a Sentinel-2 L1C product (Landslide4Sense has B10, which L2A lacks)
+    python jobs/ingest.py --scenes s3://my-bucket/items/S2B_MSIL1C_20261014.json --labels inventory.gpkg --elevation dem.tif --region event-2026-10 s3://my-bucket/l4s/shards
 
 SRC is one Landslide4Sense tree (TrainData/, ValidData/, TestData/) or a folder of such trees,
 one per region; DST is the shard dataset. Both may be local paths or s3:// URIs (the endpoint
@@ -46,7 +48,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="masks shipped apart from the images: a tree (or one tree per region) of <Split>/mask/mask_N.h5; "
                              "with --scenes, the landslide inventory: polygons (GeoJSON, GeoPackage, Shapefile) or a label raster")
     # a region from scenes and an inventory (docs/data.md)
-    parser.add_argument("--scenes", metavar="SCENES", help="a 14-band GeoTIFF scene, or a folder or prefix of them")
+    parser.add_argument("--scenes", metavar="SCENES", help="a 14-band GeoTIFF scene, or a folder or prefix of them; "
+                                                           "or one Sentinel-2 product (STAC item, SAFE, per-band files)")
+    parser.add_argument("--elevation", metavar="RASTER", help="with a Sentinel-2 product: the elevation raster (any CRS) "
+                                                              "slope and DEM are made from")
     parser.add_argument("--ignore", metavar="AREAS", help="polygons of areas not surveyed: their pixels are ignored")
     parser.add_argument("--patch-size", type=int, default=SceneCutOptions.patch)
     parser.add_argument("--stride", type=int, default=SceneCutOptions.stride)
@@ -72,8 +77,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("give SRC and DST (or --scenes with DST)")
     else:
         args.src, args.dst = args.paths
-        if args.ignore:
-            parser.error("--ignore goes with --scenes")
+        if args.ignore or args.elevation:
+            parser.error("--ignore and --elevation go with --scenes")
     return args
 
 
@@ -125,7 +130,7 @@ def _ingest_scenes(args, options, progress):
 
         raise SwinLSError(f"--patch-size/--stride/--block/--split: {exc or 'three fractions, e.g. 0.7,0.15,0.15'}") from exc
     with tempfile.TemporaryDirectory(prefix="swinls-scenes-") as tmp:
-        done = cut_region(args.scenes, args.labels, tmp, cut, ignore=args.ignore)
+        done = cut_region(args.scenes, args.labels, tmp, cut, ignore=args.ignore, elevation=args.elevation)
         print(f"{args.region}: {len(done.scenes)} scene(s) → " + ", ".join(f"{n} {s}" for s, n in done.windows.items())
               + f" patches ({done.dropped_at_split_borders} dropped at split borders, "
               f"{done.dropped_without_labels} without a labelled pixel)")

@@ -184,6 +184,16 @@ def test_bad_products_are_refused_naming_the_file(product, model, tmp_path):
     with rasterio.open(b5, "w", **profile) as dst:
         dst.write(data[:profile["height"], :profile["width"]], 1)
     cases[coarse / "item.json"] = "band B5 is at 30 m"
+    no_crs = tmp_path / "no-crs"
+    shutil.copytree(product["root"] / "bands", no_crs)
+    b2 = no_crs / product["files"]["B2"].name
+    with rasterio.open(b2) as src:
+        profile, data = src.profile, src.read(1)
+    profile.pop("crs")
+    with rasterio.open(b2, "w", **profile) as dst:
+        dst.write(data, 1)
+    (no_crs / "item.json").unlink()
+    cases[no_crs] = f"{b2} (band B2) has no CRS"
     no_dem = tmp_path / "no-dem"
     shutil.copytree(product["root"] / "bands", no_dem)
     (no_dem / "elevation.tif").unlink()

@@ -152,10 +152,12 @@ def from_stac_item(uri: str) -> Product:
         band = _asset_band(key, asset)
         if band is None or (band in bands and "jp2" in (asset.media_type or key).lower()):
             continue  # Earth Search lists each band as a COG and a JP2: the COG is kept
+        # raster:bands (STAC 1.0), or raster:* fields on the asset or its one band (1.1)
+        fields = {**asset.extra_fields, **(asset.extra_fields.get("bands") or [{}])[0]}
         raster = (asset.extra_fields.get("raster:bands") or [{}])[0]
-        scale = raster.get("scale", asset.extra_fields.get("raster:scale", default[0]))
-        offset = raster.get("offset", asset.extra_fields.get("raster:offset", default[1]))
-        nodata = raster.get("nodata", asset.extra_fields.get("nodata", 0))
+        scale = raster.get("scale", fields.get("raster:scale", default[0]))
+        offset = raster.get("offset", fields.get("raster:offset", default[1]))
+        nodata = raster.get("nodata", fields.get("nodata", 0))
         bands[band] = BandFile(_absolute(asset.href, uri), float(scale), float(offset),
                                None if nodata is None else float(nodata))
     if not bands:

@@ -169,25 +169,29 @@ class ProductRows:
         missing = ~np.isfinite(dn) | ((dn == file.nodata) if file.nodata is not None else False)
         return np.where(missing, np.float32(np.nan), dn * np.float32(file.scale) + np.float32(file.offset))
 
-    def _terrain(self, first: int, last: int) -> dict[str, np.ndarray]:
+    def _terrain(self, rows: tuple[int, int], cols: tuple[int, int]) -> dict[str, np.ndarray]:
         from rasterio.windows import Window
 
         vrt, nodata = self.dem
-        top, bottom = max(0, first - 1), min(self.grid.height, last + 1)  # a row beyond each end for the gradient
-        dem = vrt.read(1, window=Window(0, top, self.grid.width, bottom - top), out_dtype="float32")
+        # a pixel beyond each side for the gradient, where the grid has one
+        top, bottom = max(0, rows[0] - 1), min(self.grid.height, rows[1] + 1)
+        left, right = max(0, cols[0] - 1), min(self.grid.width, cols[1] + 1)
+        dem = vrt.read(1, window=Window(left, top, right - left, bottom - top), out_dtype="float32")
         if nodata is not None:
             dem[dem == nodata] = np.nan
         slope = slope_degrees(dem, abs(self.grid.transform[0]))
-        rows = slice(first - top, first - top + last - first)
-        return {"DEM": dem[rows], "slope": slope[rows]}
+        inner = (slice(rows[0] - top, rows[1] - top), slice(cols[0] - left, cols[1] - left))
+        return {"DEM": dem[inner], "slope": slope[inner]}
 
-    def read(self, first: int, last: int) -> np.ndarray:
-        """K×(last−first)×W float32, physical values mapped to the model's inputs."""
+    def read(self, first: int, last: int, cols: tuple[int, int] | None = None) -> np.ndarray:
+        """K×(last−first)×width float32 of rows [first, last) (and columns `cols`, all by default),
+        physical values mapped to the model's inputs."""
         from rasterio.windows import Window
 
-        window = Window(0, first, self.grid.width, last - first)
-        terrain = self._terrain(first, last) if self.dem else {}
-        out = np.empty((len(self.spec.bands), last - first, self.grid.width), np.float32)
+        cols = cols or (0, self.grid.width)
+        window = Window(cols[0], first, cols[1] - cols[0], last - first)
+        terrain = self._terrain((first, last), cols) if self.dem else {}
+        out = np.empty((len(self.spec.bands), last - first, cols[1] - cols[0]), np.float32)
         for k, band in enumerate(self.spec.bands):
             physical = terrain[band] if band in TERRAIN else self.reflectance(band, window)
             np.multiply(physical, np.float32(self.spec.gain[k]), out=out[k])
