@@ -60,7 +60,7 @@ def open_file(uri: str, source: str):
             yield dataset
 
 
-def _resolved(band: str, file: BandFile, dataset) -> BandFile:
+def _resolved(file: BandFile, dataset) -> BandFile:
     """A band file with its scale decided: the product's, else the file's own, else by its type."""
     if file.scale is not None:
         return file
@@ -71,7 +71,7 @@ def _resolved(band: str, file: BandFile, dataset) -> BandFile:
     return BandFile(file.href, scale, offset, 0.0 if nodata is None else float(nodata))
 
 
-def _check_band(band: str, dataset, href: str, source: str) -> float:
+def _check_band(band: str, dataset, href: str, source: str) -> None:
     if dataset.crs is None:
         raise ProductError(source, f"{href} (band {band}) has no CRS")
     if not dataset.crs.is_projected:
@@ -82,7 +82,6 @@ def _check_band(band: str, dataset, href: str, source: str) -> float:
     if not any(abs(metres - expected) < 1e-6 * expected for expected in {GRID_METRES, native}):
         raise ProductError(source, f"{href}: band {band} is at {metres:g} m; Sentinel-2 gives it at {native} m "
                                    f"(or resampled to {GRID_METRES:g} m)")
-    return metres
 
 
 def product_scene(product: Product, needed: tuple[str, ...], units: InputUnits, elevation: str | None = None
@@ -103,7 +102,7 @@ def product_scene(product: Product, needed: tuple[str, ...], units: InputUnits, 
         with open_file(file.href, product.source) as dataset:
             _check_band(band, dataset, file.href, product.source)
             bounds, crs = dataset.bounds, dataset.crs
-            resolved.append((band, _resolved(band, file, dataset)))
+            resolved.append((band, _resolved(file, dataset)))
         if grid is None:
             width = round((bounds.right - bounds.left) / GRID_METRES)
             height = round((bounds.top - bounds.bottom) / GRID_METRES)
