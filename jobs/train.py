@@ -35,7 +35,7 @@ def parse_args(argv=None):
 
     parser = JobParser(__doc__, root=ROOT)
     add_shared(parser, "--recipe", "--config", "--set", "--data", "--storage", "--name", "--workers", "--use-gpu", "--local",
-               "--smoke-test", "--cache", "--shared-fs", "--num-cpus", "--dry-run")
+               "--smoke-test", "--cache", "--shared-fs", "--num-cpus", "--dry-run", "--mlflow")
     return parser.parse_args(argv)
 
 
@@ -100,6 +100,9 @@ def _run(argv=None) -> int:
         data_uri = default_dataset(args.cache, publish_to=publish_to)
         config = load_experiment(args.config, overrides + [f"storage={json.dumps(config.storage)}",
                                                            f"data.uri={json.dumps(data_uri)}"])
+    from swinls import storage
+    from swinls.tracking.curves import CURVES_NAME, curves_png
+    from swinls.tracking.mlflow_run import tracked
     from swinls.training import run_experiment
     from swinls.training.progress import LiveLines
     from swinls.training.report import epoch_table_header
@@ -107,10 +110,36 @@ def _run(argv=None) -> int:
     from swinls.data.selection import ShardData
 
     print(ShardData(config.data).validation.describe(), flush=True)
+    tracker = _tracker(args, config)
     print(epoch_table_header(live=True), flush=True)
-    result = run_experiment(config, local=args.local, printer=LiveLines(lambda line: print(line, flush=True)))
+    try:
+        result = run_experiment(config, local=args.local,
+                                printer=tracked(tracker, LiveLines(lambda line: print(line, flush=True))))
+    except BaseException:
+        if tracker:
+            tracker.finish("FAILED")
+        raise
     print(f"final checkpoint: {result.checkpoint}")
+    if result.history:
+        print(f"learning curves: {storage.join(result.run_uri, CURVES_NAME)}")
+    if tracker:
+        tracker.tags(**{"swinls.checkpoint": result.checkpoint or ""})
+        tracker.artifact(CURVES_NAME, curves_png(result.history, config.name))
+        tracker.finish()
     return 0
+
+
+def _tracker(args, config):
+    """The run's MLflow run, when a tracking server is given (--mlflow or MLFLOW_TRACKING_URI)."""
+    from swinls.config import to_dict
+    from swinls.training.runner import run_uri_for
+    from swinls.tracking.mlflow_run import flat_params, shown, start_tracking
+
+    tracker = start_tracking(args.mlflow, "swinls-train", config.name, params=flat_params(to_dict(config)),
+                             tags={"swinls.job": "train", "swinls.run_uri": run_uri_for(config)})
+    if tracker and tracker.active:
+        print(f"tracking: MLflow run {tracker.run_id} at {shown(tracker.uri)}", flush=True)
+    return tracker
 
 
 def default_recipe(args) -> str | None:

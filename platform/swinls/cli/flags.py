@@ -44,6 +44,8 @@ SHARED_FLAGS: dict[str, SharedFlag] = {flag.name: flag for flag in (
                {"type": int, "metavar": "N"}),
     SharedFlag("--shared-fs", "a folder every node of the cluster mounts (NFS, EFS): local paths under it are allowed "
                "on a multi-node cluster, where any other local path is refused", {"metavar": "PATH"}),
+    SharedFlag("--mlflow", "an MLflow tracking server to log to (default: $MLFLOW_TRACKING_URI; off when neither is "
+               "set; needs pip install -e '.[tracking]')", {"metavar": "URI"}),
     SharedFlag("--smoke-test", "the tiny recipe: a nano Swin, an epoch or two per stage (minutes on a laptop)",
                {"action": "store_true"}),
 )}

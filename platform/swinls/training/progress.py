@@ -7,13 +7,12 @@ driver (`forwarding.py`), and a search's trials report to Tune, whose callbacks 
 
 from __future__ import annotations
 
-from swinls.training.report import epoch_row
+from swinls.training.report import EPOCH_METRICS, epoch_row
 from swinls.work_estimate import duration
 
 # what a line needs of a report: a checkpoint URI or a trial's config would only cost the queue
-LINE_KEYS = ("phase", "phase_epoch", "phase_epochs", "epoch", "epochs_total", "train_loss", "train_patches",
-             "train_seconds", "seconds", "valid_precision", "valid_recall", "valid_f1", "valid_iou", "valid_ap",
-             "holdout_f1")
+# (every score too: the driver's MLflow run logs what the lines bring)
+LINE_KEYS = ("phase", "phase_epoch", "phase_epochs", "epoch", "epochs_total", "train_patches") + EPOCH_METRICS
 
 
 def flush_print(line: str) -> None:

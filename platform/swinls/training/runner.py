@@ -64,7 +64,22 @@ def run_experiment(config: ExperimentConfig, *, run_uri: str | None = None, loca
                 _run_ray(config, run_uri, blocks, index, data, normalization, [*(callbacks or []), forwarder], pid_file)
     pointer = store.latest() or {}
     checkpoint = store.checkpoint_uri(pointer["checkpoint"]) if pointer else None
-    return RunResult(run_uri, checkpoint, pointer.get("history", []), trained)
+    history = pointer.get("history", [])
+    if trained and history:
+        _draw_curves(history, run_uri, config.name)
+    return RunResult(run_uri, checkpoint, history, trained)
+
+
+def _draw_curves(history: list[dict], run_uri: str, title: str) -> None:
+    """curves.png beside the checkpoints; a picture that cannot be written is a warning, not a failed run."""
+    import warnings
+
+    from swinls.tracking.curves import write_curves
+
+    try:
+        write_curves(history, run_uri, title)
+    except Exception as exc:  # noqa: BLE001 - the run itself is done and stored
+        warnings.warn(f"{run_uri}: the learning curves were not drawn ({type(exc).__name__}: {exc})", stacklevel=2)
 
 
 def needed_splits(data: ShardData, block: Block) -> list[str]:

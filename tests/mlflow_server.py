@@ -1,0 +1,53 @@
+"""A real MLflow tracking server on 127.0.0.1 (`mlflow server`, SQLite backend and artifacts in a
+temporary folder), for the tests of tracking: started once, stopped at the end."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(root: Path) -> tuple[str, subprocess.Popen]:
+    port = free_port()
+    mlflow = Path(sys.executable).with_name("mlflow")
+    log = open(root / "server.log", "w")
+    process = subprocess.Popen(
+        [str(mlflow), "server", "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
+         "--artifacts-destination", str(root / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
+         "--workers", "1"],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        env={k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")})
+    uri = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"mlflow server exited: {(root / 'server.log').read_text()[-2000:]}")
+        try:
+            with urllib.request.urlopen(f"{uri}/health", timeout=2) as reply:
+                if reply.status == 200:
+                    return uri, process
+        except OSError:
+            time.sleep(0.5)
+    process.kill()
+    raise RuntimeError(f"mlflow server did not answer within 120 s: {(root / 'server.log').read_text()[-2000:]}")
+
+
+def stop_server(process: subprocess.Popen) -> None:
+    import signal
+
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
