@@ -44,7 +44,7 @@ def parse_args(argv=None):
     parser.add_argument("--cpus-per-worker", type=float, metavar="N", help="override the space's CPUs per worker")
     parser.add_argument("--gpus-per-worker", type=float, metavar="N",
                         help="with --use-gpu: a share of a GPU per worker (0.25: four small trials per GPU)")
-    add_shared(parser, "--set", "--cache", "--shared-fs", "--num-cpus", "--dry-run")
+    add_shared(parser, "--set", "--cache", "--shared-fs", "--num-cpus", "--dry-run", "--mlflow")
     args = parser.parse_args(argv)
     if args.resume and not args.name:
         parser.error("--resume needs the --name of the experiment to continue")
@@ -125,15 +125,40 @@ def _run(argv=None) -> int:
             f", published to {publish_to} for every node" if publish_to else "") + " (reused after the first time)", flush=True)
         data_uri = default_dataset(args.cache, publish_to=publish_to)
     quiet_bookkeeping()
-    result = run_search(text, data_uri=data_uri, storage_uri=args.storage, name=name, resume=resume,
-                        space_source=args.space)
+    tracker = _tracker(args.mlflow, name, storage.join(args.storage, name), space, args.space)
+    try:
+        result = run_search(text, data_uri=data_uri, storage_uri=args.storage, name=name, resume=resume,
+                            space_source=args.space,
+                            tracking=(tracker.uri, tracker.run_id) if tracker and tracker.active else None)
+    except BaseException:
+        if tracker:
+            tracker.finish("FAILED")
+        raise
     for line in summary_lines(result, space, name=name, data=args.data, cache=args.cache, root=ROOT):
         print(line)
     failed = failure_summary(result.trials) or unrankable_summary(result.trials, space.metric)
+    if tracker:
+        tracker.tags(**{"swinls.best_model": result.best_model_uri or "", "swinls.trials": str(len(result.trials))})
+        tracker.finish("FAILED" if failed else "FINISHED")
     if failed:
         print(f"error: {failed}", file=sys.stderr)
         return 1
     return 0
+
+
+def _tracker(flag, name: str, exp_uri: str, space, space_source: str):
+    """The search's MLflow run (each trial a child run of it), when a tracking server is given."""
+    from swinls.config import to_dict
+    from swinls.search.experiment import SEARCH_EXPERIMENT
+    from swinls.tracking.mlflow_run import flat_params, shown, start_tracking
+
+    params = flat_params({"base": to_dict(space.experiment({})), "space": {"source": space_source, "metric": space.metric,
+                                                                        "mode": space.mode, "samples": space.samples}})
+    tracker = start_tracking(flag, SEARCH_EXPERIMENT, name, params=params,
+                             tags={"swinls.job": "tune", "swinls.experiment_uri": exp_uri})
+    if tracker and tracker.active:
+        print(f"tracking: MLflow run {tracker.run_id} at {shown(tracker.uri)} (a child run per trial)", flush=True)
+    return tracker
 
 
 if __name__ == "__main__":

@@ -154,3 +154,14 @@ def published_model(prediction_inputs):
     images = np.stack([read_h5_image(p.read_bytes(), str(p)) for p in sorted(prediction_inputs.split.glob("img/*.h5"))])
     history = [{"phase": "stage2", "phase_epoch": 1, "epoch": 1, "valid_f1": 0.5, "valid_best_threshold": 0.62}]
     return publish_model(str(prediction_inputs.root / "model"), calibrate_on=images, history=history)
+
+
+@pytest.fixture(scope="session")
+def mlflow_uri(tmp_path_factory):
+    """A real MLflow tracking server on 127.0.0.1 (SQLite backend, artifacts in a temporary folder)."""
+    pytest.importorskip("mlflow")
+    from tests.mlflow_server import start_server, stop_server
+
+    uri, process = start_server(tmp_path_factory.mktemp("mlflow"))
+    yield uri
+    stop_server(process)

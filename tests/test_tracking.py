@@ -12,19 +12,27 @@ import pytest
 from swinls.checkpoints import RunStore
 from swinls.tracking.curves import CURVES_NAME, curves_figure
 from tests.jobs import run_in_process
-from tests.mlflow_server import free_port, start_server, stop_server
+from tests.mlflow_server import free_port
 
 pytest.importorskip("mlflow")  # the tracking extra; the test extra installs it
 
+SEARCH = """\
+metric: valid_f1
+mode: max
+budget: {samples: 2, max_concurrent: 2}
+scheduler: {type: none}
+resources: {num_workers: 1, cpus_per_worker: 1, driver_cpus: 1}
+base:
+  data: {batch_size: 8, train_regions: [steep-forest]}
+  model: {size: nano, decoder_channels: [32, 16, 16, 8, 8], drop_path: 0.0}
+  stage1: {epochs: 1, lr: 0.002}
+  stage2: {epochs: 1, lr: 0.00001}
+  selftrain: {rounds: 0}
+parameters:
+  data.bands: {choices: [RGB, NGB]}
+"""
 TRAIN = ("--local", "--recipe", "tiny", "--set", "stage1.epochs=2", "--set", "stage2.epochs=1",
          "--set", "selftrain.rounds=0", "--set", "data.holdout_regions=[volcanic-arc]")
-
-
-@pytest.fixture(scope="module")
-def mlflow_uri(tmp_path_factory):
-    uri, process = start_server(tmp_path_factory.mktemp("mlflow"))
-    yield uri
-    stop_server(process)
 
 
 @pytest.fixture(scope="module")
@@ -84,3 +92,30 @@ def test_a_tracking_server_that_is_down_costs_one_warning_and_not_the_run(synthe
     said = [str(w.message) for w in caught if "MLflow tracking" in str(w.message)]
     assert len(said) == 1 and said[0].startswith(f"MLflow tracking at {down} stopped, the run goes on untracked")
     assert len(RunStore(str(tmp_path / "untracked")).latest()["history"]) == 3
+
+
+def test_a_search_is_a_parent_run_with_a_child_run_per_trial(mlflow_uri, ray_local, synthetic_shards, tmp_path):
+    from mlflow import MlflowClient
+
+    space = tmp_path / "space.yaml"
+    space.write_text(SEARCH)
+    code, out, err = run_in_process("tune", "--space", str(space), "--data", synthetic_shards,
+                                    "--storage", str(tmp_path / "runs"), "--name", "tracked-search", "--mlflow", mlflow_uri)
+    assert code == 0, err[-3000:]
+    client = MlflowClient(mlflow_uri)
+    experiment = client.get_experiment_by_name("swinls-search")
+    [parent] = client.search_runs([experiment.experiment_id], "attributes.run_name = 'tracked-search'")
+    assert f"tracking: MLflow run {parent.info.run_id} at {mlflow_uri} (a child run per trial)" in out
+    assert parent.info.status == "FINISHED" and parent.data.params["space.samples"] == "2"
+    assert parent.data.tags["swinls.best_model"].endswith("model.pt")
+    children = client.search_runs([experiment.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    trials = tmp_path / "runs" / "tracked-search" / "trials"
+    assert sorted(c.info.run_name for c in children) == sorted(p.name for p in trials.iterdir())
+    assert {c.data.tags["swinls.sampled.data.bands"] for c in children} <= {"RGB", "NGB"}
+    for child in children:
+        history = RunStore(str(trials / child.info.run_name)).latest()["history"]
+        logged = sorted((m.step, m.value) for m in client.get_metric_history(child.info.run_id, "valid_f1"))
+        assert [step for step, _ in logged] == [h["epoch"] for h in history]
+        np.testing.assert_allclose([v for _, v in logged], [h["valid_f1"] for h in history])
+        assert child.data.params["data.bands"] == child.data.tags["swinls.sampled.data.bands"]
+        assert (trials / child.info.run_name / CURVES_NAME).exists()

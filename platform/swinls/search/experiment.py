@@ -26,6 +26,7 @@ from swinls.training.plan import all_phases, plan
 
 STUDY_NAME = "study"
 DRIVER_RESOURCE = "swinls_driver"
+SEARCH_EXPERIMENT = "swinls-search"  # the MLflow experiment of searches and their trials
 
 
 class ExperimentExists(SwinLSError, RuntimeError):
@@ -83,8 +84,10 @@ def trial_experiment(space: SearchSpace, sampled: dict, data_uri: str, exp_uri: 
     return space.experiment(sampled, extra=[f"{key}={json.dumps(value)}" for key, value in where.items()])
 
 
-def run_trial(config: dict, *, space: SearchSpace, data_uri: str, exp_uri: str) -> None:
-    """One trial, run by Tune: a whole experiment (both stages, self-training) on Ray Train."""
+def run_trial(config: dict, *, space: SearchSpace, data_uri: str, exp_uri: str,
+              tracking: tuple[str, str] | None = None) -> None:
+    """One trial, run by Tune: a whole experiment (both stages, self-training) on Ray Train.
+    `tracking`: (MLflow URI, the search's run id): the trial is a child run of the search's."""
     import ray.tune
 
     from swinls.checkpoints import RunStore
@@ -93,11 +96,30 @@ def run_trial(config: dict, *, space: SearchSpace, data_uri: str, exp_uri: str) 
     from swinls.training import run_experiment
     from swinls.training.runner import run_uri_for
 
-    experiment = trial_experiment(space, config, data_uri, exp_uri, ray.tune.get_context().get_trial_id())
+    trial_id = ray.tune.get_context().get_trial_id()
+    experiment = trial_experiment(space, config, data_uri, exp_uri, trial_id)
     saved = RunStore(run_uri_for(experiment)).latest() or {}  # a resumed trial's score continues its history
     score = TrialScore(space.metric, space.score_epochs, saved.get("history", []))
-    result = fit_reporting_to_tune(lambda callback: run_experiment(experiment, callbacks=[callback]),
-                                   lambda metrics: scored(metrics, score, live_columns(space)))
+    tracker = _trial_tracker(tracking, trial_id, experiment, config)
+
+    def report(metrics: dict) -> dict:
+        if tracker:
+            tracker.epoch(metrics)
+        return scored(metrics, score, live_columns(space))
+
+    try:
+        result = fit_reporting_to_tune(lambda callback: run_experiment(experiment, callbacks=[callback]), report)
+    except BaseException:
+        if tracker:
+            tracker.finish("FAILED")
+        raise
+    if tracker:
+        from swinls.tracking.curves import CURVES_NAME, curves_png
+
+        tracker.tags(**{"swinls.checkpoint": result.checkpoint or ""})
+        if result.history:
+            tracker.artifact(CURVES_NAME, curves_png(result.history, trial_id))
+        tracker.finish()
     if result.history:
         # The final epoch once more, from here: the run may have finished before an interrupted
         # search was resumed, or its worker may have written the last checkpoint and died with its
@@ -105,6 +127,18 @@ def run_trial(config: dict, *, space: SearchSpace, data_uri: str, exp_uri: str) 
         # (never published, PRUNED in the study). A repeated epoch replaces itself everywhere.
         final = TrialScore(space.metric, space.score_epochs, result.history[:-1])
         ray.tune.report(dict(scored(result.final, final, live_columns(space)), checkpoint=result.checkpoint))
+
+
+def _trial_tracker(tracking: tuple[str, str] | None, trial_id: str, experiment, sampled: dict):
+    if tracking is None:
+        return None
+    from swinls.config import to_dict
+    from swinls.tracking.mlflow_run import Tracker, flat_params
+
+    uri, parent = tracking
+    return Tracker(uri, SEARCH_EXPERIMENT, trial_id, params=flat_params(to_dict(experiment)), parent_run_id=parent,
+                   tags={"swinls.job": "tune trial", "swinls.run_uri": storage.join(experiment.storage, experiment.name),
+                         **{f"swinls.sampled.{k}": str(v) for k, v in sampled.items()}})
 
 
 def check_study(study_file: Path, exp_uri: str) -> None:
@@ -140,9 +174,9 @@ def make_sampler(space: SearchSpace, seed: int):
 
 def run_search(space_text: str, *, data_uri: str, storage_uri: str, name: str, resume: bool = False,
                space_source: str = "search space", seed: int = 0, verbose: int = 1,
-               stop_at: float | None = None) -> SearchResult:
+               stop_at: float | None = None, tracking: tuple[str, str] | None = None) -> SearchResult:
     """Run (or with `resume`, continue) a search. `stop_at`: end it early once a complete trial
-    reaches this value of the metric."""
+    reaches this value of the metric. `tracking`: (MLflow URI, the search's run id)."""
     import optuna
     import ray.tune
     from ray.tune.schedulers import ASHAScheduler
@@ -159,7 +193,7 @@ def run_search(space_text: str, *, data_uri: str, storage_uri: str, name: str, r
     if ray.cluster_resources().get(DRIVER_RESOURCE):  # cluster.yaml marks the head: drivers stay off spot workers
         driver[DRIVER_RESOURCE] = 1
     trainable = ray.tune.with_resources(
-        ray.tune.with_parameters(run_trial, space=space, data_uri=data_uri, exp_uri=exp_uri), driver)
+        ray.tune.with_parameters(run_trial, space=space, data_uri=data_uri, exp_uri=exp_uri, tracking=tracking), driver)
     space_uri = storage.join(exp_uri, "space.yaml")
     if resume:
         if not storage.exists(space_uri):

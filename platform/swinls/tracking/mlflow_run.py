@@ -65,7 +65,7 @@ class Tracker:
     waits (at most FINISH_SECONDS) for the queue to drain and ends the run."""
 
     def __init__(self, uri: str, experiment: str, run_name: str, *, params: dict | None = None,
-                 tags: dict | None = None, parent: "Tracker | None" = None) -> None:
+                 tags: dict | None = None, parent_run_id: str | None = None) -> None:
         try:
             from mlflow import MlflowClient
         except ImportError:
@@ -80,8 +80,8 @@ class Tracker:
             found = self._client.get_experiment_by_name(experiment)
             experiment_id = found.experiment_id if found else self._client.create_experiment(experiment)
             run_tags = dict(tags or {})
-            if parent is not None and parent.run_id:
-                run_tags[PARENT_TAG] = parent.run_id
+            if parent_run_id:
+                run_tags[PARENT_TAG] = parent_run_id
             self.run_id = self._client.create_run(experiment_id, run_name=run_name, tags=run_tags).info.run_id
         except Exception as exc:  # noqa: BLE001 - any failure of the server or the network
             self._fail(exc)
