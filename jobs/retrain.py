@@ -45,7 +45,7 @@ def parse_args(argv=None):
     recipe.add_argument("--space", metavar="YAML", help="a search space YAML instead: a short search picks the challenger")
     add_shared(parser, "--recipe", "--set")
     parser.add_argument("--samples", type=int, metavar="N", help="with --space: the search's number of trials")
-    add_shared(parser, "--workers", "--use-gpu", "--local", "--cache", "--shared-fs", "--num-cpus", "--dry-run")
+    add_shared(parser, "--workers", "--use-gpu", "--local", "--cache", "--shared-fs", "--num-cpus", "--dry-run", "--mlflow")
     parser.add_argument("--min-gain", type=float, default=MIN_GAIN, metavar="F1", help="overall F1 the challenger must add")
     parser.add_argument("--max-region-drop", type=float, default=MAX_REGION_DROP, metavar="F1", help="F1 no region may lose")
     parser.add_argument("--rollback", metavar="VERSION", help="point the champion at an earlier version, and stop")
@@ -70,6 +70,7 @@ def _run(argv=None) -> int:
     storage.check_uri(args.registry)
     if args.rollback:
         print(rollback(args.registry, args.rollback, log=log))
+        _mirror(args, log)
         return 0
     overrides = ([f"recipe={args.recipe}"] if args.recipe else []) + args.overrides
     recipe = Recipe(config=args.config, overrides=tuple(overrides), space=args.space, samples=args.samples,
@@ -124,8 +125,21 @@ def _run(argv=None) -> int:
             print(line)
         if outcome.record_uri:
             print(f"record: {outcome.record_uri}")
+    _mirror(args, log)
     print(outcome.line)
     return 0
+
+
+def _mirror(args, log) -> None:
+    """MLflow's model registry brought in line with this registry, when a tracking server is given:
+    after the decision is committed, so that it never holds one up."""
+    from swinls.tracking.mlflow_run import tracking_uri
+
+    uri = tracking_uri(args.mlflow)
+    if uri:
+        from swinls.tracking.registry_mirror import mirror
+
+        mirror(args.registry, uri, log)
 
 
 if __name__ == "__main__":

@@ -79,7 +79,7 @@ def story(ray_local, synthetic_raw, tmp_path_factory):
             "item": f"s3://story/items/{ITEM_ID}/item.json"}
 
 
-def test_an_event_becomes_a_region_a_judged_challenger_then_predictions_a_gis_opens(story, tmp_path):
+def test_an_event_becomes_a_region_a_judged_challenger_then_predictions_a_gis_opens(story, mlflow_uri, tmp_path):
     code, out, err = run_in_process("ingest", "--scenes", str(story["root"] / "event"), "--labels",
                                     str(story["inventory"]), "--region", REGION, "--block", "2", story["data"])
     assert code == 0, err
@@ -89,11 +89,14 @@ def test_an_event_becomes_a_region_a_judged_challenger_then_predictions_a_gis_op
     champion = ModelRegistry(story["registry"]).champion()
     code, out, err = run_in_process("retrain", "--data", story["data"], "--registry", story["registry"],
                                     *[a for o in TINY for a in ("--set", o)], "--min-gain", "-1",
-                                    "--max-region-drop", "1")  # the verdict's rules are test_retrain's: promote here
+                                    "--max-region-drop", "1",  # the verdict's rules are test_retrain's: promote here
+                                    "--mlflow", mlflow_uri)
     assert code == 0, err
     assert out.splitlines()[-1].startswith("decision: promoted")
     new = ModelRegistry(story["registry"]).champion()
     assert new.version != champion.version
+    # both nights in MLflow's model registry (the first, run without --mlflow, brought in by the sync)
+    assert champion_in_mlflow(mlflow_uri, 2) == new.version
     assert set(new.card.trained_regions or Manifest.load(story["data"]).regions) == {"steep-forest", REGION}
     decisions = storage.list_files(f"{story['registry']}/decisions")
     record = json.loads(storage.read_bytes(f"{story['registry']}/decisions/{max(decisions)}"))
@@ -114,3 +117,22 @@ def test_an_event_becomes_a_region_a_judged_challenger_then_predictions_a_gis_op
     assert item["properties"]["datetime"].startswith("2026-11-20")
     validate_dict(json.loads((out_dir / "collection.json").read_text()), extensions=[])
     assert (out_dir / f"{ITEM_ID}_quicklook.png").stat().st_size > 0
+
+    # an operator rolls back: the registry first, MLflow's alias after it
+    code, out, err = run_in_process("retrain", "--registry", story["registry"], "--rollback", champion.version,
+                                    "--mlflow", mlflow_uri)
+    assert code == 0, err
+    assert ModelRegistry(story["registry"]).champion().version == champion.version
+    assert champion_in_mlflow(mlflow_uri, 2) == champion.version
+
+
+def champion_in_mlflow(uri: str, versions: int) -> str:
+    """The platform version MLflow's alias `champion` is on, after checking the registered versions."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(uri)
+    registered = client.search_model_versions("name='swinls-landslides'")
+    assert len(registered) == versions
+    assert all(v.tags["swinls.uri"].startswith("s3://story/registry/candidates/") for v in registered)
+    assert all(v.tags["swinls.verdict"] == "promoted" and float(v.tags["swinls.f1"]) >= 0 for v in registered)
+    return client.get_model_version_by_alias("swinls-landslides", "champion").tags["swinls.version"]

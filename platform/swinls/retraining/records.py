@@ -34,6 +34,10 @@ class DecisionLog:
         names = storage.list_files(self.root) if storage.exists(self.root) else {}
         return sorted(name for name in names if not name.startswith("."))
 
+    def finals(self) -> list[dict]:
+        """Every final record, oldest first (intents still pending are not decisions yet)."""
+        return [storage.read_json(storage.join(self.root, n)) for n in self._names() if n.endswith(FINAL)]
+
     def find(self, key: str) -> tuple[dict, str] | None:
         """(record, its URI) of the latest run with this key, final or intended."""
         names = [n for n in self._names() if n.endswith((f"-{key}{FINAL}", f"-{key}{PENDING}"))]
