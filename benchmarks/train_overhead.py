@@ -4,6 +4,7 @@ PyTorch loop with the same model, batch size, augmentation, step and data, held 
 measured in the same run on the same cores.
 
     python benchmarks/train_overhead.py [--size nano] [--epochs 4] [--batch 8] [--stream] [--data SHARDS]
+    python benchmarks/train_overhead.py --mlflow [URI] [--rounds 2]   # tracking on against off
 
     # representative epochs: the small preset's 792 training patches (jobs/synth.py --preset small)
     python jobs/synth.py /tmp/small --preset small --ingest /tmp/small-shards
@@ -12,6 +13,10 @@ measured in the same run on the same cores.
 Both sides time only their training epochs (batches, forward, loss, backward, step) after a
 warm-up epoch; the Ray worker gets every CPU, like the bare loop. The patch count is printed: an
 epoch must be long enough that fixed per-epoch costs are not the measurement.
+
+With --mlflow, the same Ray Train run with MLflow tracking on (every epoch's report logged to the
+server, as `jobs/train.py --mlflow` does) against off, alternated --rounds times; without a URI a
+local server is started (SQLite in a temporary folder).
 """
 
 from __future__ import annotations
@@ -57,6 +62,38 @@ def bare_loop(config, epochs: int) -> float:
     return float(np.mean(rates[1:]))
 
 
+def tracking_ratio(config, uri: str | None, rounds: int) -> None:
+    """Training patches/s with MLflow tracking on over off, the same run alternated."""
+    from dataclasses import replace
+    from pathlib import Path
+
+    from swinls.config import to_dict
+    from swinls.tracking.local_server import start_server, stop_server
+    from swinls.tracking.mlflow_run import Tracker, flat_params, tracked
+
+    server = None
+    if uri is None:
+        uri, server = start_server(Path(config.storage))
+    try:
+        ratios = []
+        for round_no in range(rounds):
+            rates = {}
+            for mode in ("off", "on"):
+                run = replace(config, name=f"overhead-{mode}-{round_no}")
+                tracker = Tracker(uri, "swinls-benchmark", run.name, params=flat_params(to_dict(run))) if mode == "on" else None
+                history = run_experiment(run, printer=tracked(tracker, lambda entry: None)).history
+                if tracker:
+                    tracker.finish()
+                rates[mode] = float(np.mean([h["train_patches"] / h["train_seconds"] for h in history[1:]]))
+            ratios.append(rates["on"] / rates["off"])
+            print(f"round {round_no + 1}: tracking off {rates['off']:.1f} patches/s, on {rates['on']:.1f}, "
+                  f"ratio {ratios[-1]:.3f}")
+        print(f"MLflow tracking on / off: median {np.median(ratios):.3f}, range {min(ratios):.3f}–{max(ratios):.3f}")
+    finally:
+        if server is not None:
+            stop_server(server)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", default="nano", choices=("nano", "tiny", "small", "base"))
@@ -64,6 +101,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--stream", action="store_true", help="Ray Data streams the split every epoch (data.resident=never)")
     parser.add_argument("--data", help="shard dataset (default: the built-in synthetic one)")
+    parser.add_argument("--mlflow", nargs="?", const="", metavar="URI",
+                        help="tracking on against off instead (a local MLflow server when no URI is given)")
+    parser.add_argument("--rounds", type=int, default=2, help="with --mlflow: on/off pairs")
     args = parser.parse_args()
     cpus = os.cpu_count() or 1
     with tempfile.TemporaryDirectory() as tmp:
@@ -74,6 +114,9 @@ def main() -> None:
         if args.size == "nano":
             overrides.insert(0, "recipe=tiny")  # the nano Swin's decoder (platform/swinls/recipes/tiny.yaml)
         config = load_experiment(overrides=overrides)
+        if args.mlflow is not None:
+            init_local_ray(training_workers=1, num_cpus=cpus + 2, log_to_driver=False)
+            return tracking_ratio(config, args.mlflow or None, args.rounds)
         # this machine's speed drifts: measure bare before and after the Ray run, and average
         bare_before = bare_loop(config, args.epochs)
         init_local_ray(training_workers=1, num_cpus=cpus + 2, log_to_driver=False)

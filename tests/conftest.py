@@ -160,7 +160,7 @@ def published_model(prediction_inputs):
 def mlflow_uri(tmp_path_factory):
     """A real MLflow tracking server on 127.0.0.1 (SQLite backend, artifacts in a temporary folder)."""
     pytest.importorskip("mlflow")
-    from tests.mlflow_server import start_server, stop_server
+    from swinls.tracking.local_server import start_server, stop_server
 
     uri, process = start_server(tmp_path_factory.mktemp("mlflow"))
     yield uri

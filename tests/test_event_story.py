@@ -136,3 +136,24 @@ def champion_in_mlflow(uri: str, versions: int) -> str:
     assert all(v.tags["swinls.uri"].startswith("s3://story/registry/candidates/") for v in registered)
     assert all(v.tags["swinls.verdict"] == "promoted" and float(v.tags["swinls.f1"]) >= 0 for v in registered)
     return client.get_model_version_by_alias("swinls-landslides", "champion").tags["swinls.version"]
+
+
+def test_a_mirror_that_fails_is_a_warning_and_the_next_one_brings_everything(story, mlflow_uri):
+    import warnings
+
+    from mlflow import MlflowClient
+
+    from swinls.tracking.registry_mirror import mirror
+    from swinls.tracking.local_server import free_port
+
+    lines = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert mirror(story["registry"], f"http://127.0.0.1:{free_port()}", lines.append, name="swinls-retried") is False
+    assert any("failed, the next run retries it" in str(w.message) for w in caught) and not lines
+    champion = ModelRegistry(story["registry"]).champion()
+    assert mirror(story["registry"], mlflow_uri, lines.append, name="swinls-retried")
+    client = MlflowClient(mlflow_uri)
+    assert len(client.search_model_versions("name='swinls-retried'")) == 2
+    assert client.get_model_version_by_alias("swinls-retried", "champion").tags["swinls.version"] == champion.version
+    assert lines[-1].startswith("mlflow: swinls-retried in line with the registry (2 new version(s); alias champion on")

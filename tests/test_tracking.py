@@ -1,5 +1,5 @@
 """Tracking a team can look at: a run's learning curves drawn from its history, and its MLflow run
-on a real MLflow server (tests/mlflow_server.py: SQLite backend on 127.0.0.1) holding the
+on a real MLflow server (swinls.tracking.local_server: SQLite backend on 127.0.0.1) holding the
 resolved config and every epoch's metrics; a server that is down costs a warning, not the run."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 from swinls.checkpoints import RunStore
 from swinls.tracking.curves import CURVES_NAME, curves_figure
 from tests.jobs import run_in_process
-from tests.mlflow_server import free_port
+from swinls.tracking.local_server import free_port
 
 pytest.importorskip("mlflow")  # the tracking extra; the test extra installs it
 

@@ -45,6 +45,18 @@ def shown(uri: str) -> str:
     return uri
 
 
+def client(uri: str):
+    """An MlflowClient for `uri` whose requests to a server that is down cost seconds, not MLflow's
+    minutes of retries (unless MLFLOW_HTTP_REQUEST_MAX_RETRIES and _TIMEOUT say otherwise)."""
+    try:
+        from mlflow import MlflowClient
+    except ImportError:
+        raise TrackingError("MLflow tracking needs the tracking extra: pip install -e '.[tracking]'") from None
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+    return MlflowClient(tracking_uri=uri)
+
+
 def flat_params(data: Any, prefix: str = "") -> dict[str, str]:
     """A nested config as MLflow parameters: `stage1.lr` → "0.001"."""
     if isinstance(data, dict):
@@ -66,16 +78,9 @@ class Tracker:
 
     def __init__(self, uri: str, experiment: str, run_name: str, *, params: dict | None = None,
                  tags: dict | None = None, parent_run_id: str | None = None) -> None:
-        try:
-            from mlflow import MlflowClient
-        except ImportError:
-            raise TrackingError("MLflow tracking needs the tracking extra: pip install -e '.[tracking]'") from None
-        # a server that is down must cost seconds, not MLflow's minutes of retries
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
         self.uri, self.run_id, self.failed = uri, None, False
         self._queue: queue.Queue = queue.Queue()
-        self._client = MlflowClient(tracking_uri=uri)
+        self._client = client(uri)
         try:
             found = self._client.get_experiment_by_name(experiment)
             experiment_id = found.experiment_id if found else self._client.create_experiment(experiment)

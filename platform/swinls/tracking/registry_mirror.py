@@ -19,7 +19,7 @@ from pathlib import Path
 from swinls import storage
 from swinls.retraining.records import DecisionLog
 from swinls.retraining.registry import ModelRegistry
-from swinls.tracking.mlflow_run import shown
+from swinls.tracking.mlflow_run import client as mlflow_client, shown
 
 RETRAIN_EXPERIMENT = "swinls-retrain"
 REGISTERED_MODEL = "swinls-landslides"
@@ -66,11 +66,10 @@ def _register(client, experiment_id: str, name: str, record: dict) -> None:
 
 def sync(registry_uri: str, tracking_uri: str, name: str = REGISTERED_MODEL) -> dict:
     """Bring MLflow in line with the registry; {"registered": n, "champion": MLflow version or None}."""
-    from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
     registry = ModelRegistry(registry_uri)
-    client = MlflowClient(tracking_uri=tracking_uri)
+    client = mlflow_client(tracking_uri)
     try:
         client.get_registered_model(name)
     except MlflowException:

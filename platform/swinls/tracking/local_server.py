@@ -1,5 +1,7 @@
-"""A real MLflow tracking server on 127.0.0.1 (`mlflow server`, SQLite backend and artifacts in a
-temporary folder), for the tests of tracking: started once, stopped at the end."""
+"""An MLflow tracking server on 127.0.0.1 (`mlflow server`, SQLite backend and artifacts in a
+folder of its own): what the tests and `benchmarks/train_overhead.py --mlflow` start, and a way
+to try tracking on one machine. A team's server is started the same way with its own host,
+port and a database it keeps."""
 
 from __future__ import annotations
 
