@@ -51,7 +51,7 @@ def parse_args(argv=None):
     parser.add_argument("--target-f1", type=target_f1s, default=DEFAULT_TARGET_F1S, metavar="F1[,F1...]",
                         help="scaling: the valid F1s the time is measured to, a column each")
     parser.add_argument("--max-concurrent", type=int, default=0, metavar="N", help="trials at once (0: what fits)")
-    add_shared(parser, "--smoke-test", "--cache", "--shared-fs", "--num-cpus", "--dry-run")
+    add_shared(parser, "--smoke-test", "--cache", "--shared-fs", "--num-cpus", "--dry-run", "--mlflow")
     return parser.parse_args(argv)
 
 
@@ -134,7 +134,19 @@ def _run(argv=None) -> int:
         from swinls.defaults import default_dataset
 
         request.overrides.append(f"data.uri={args.data or default_dataset(args.cache, publish_to=publish_to)}")
-    outputs = run_ablation(request, storage_uri=storage_uri, name=name, local_cores=(os.cpu_count() or 1) if local else None)
+    tracker = _tracker(args.mlflow, table.name, name, storage.join(storage_uri, name), count)
+    try:
+        outputs = run_ablation(request, storage_uri=storage_uri, name=name, local_cores=(os.cpu_count() or 1) if local else None,
+                               tracking=(tracker.uri, tracker.run_id) if tracker and tracker.active else None)
+    except BaseException:
+        if tracker:
+            tracker.finish("FAILED")
+        raise
+    if tracker:
+        from swinls.tracking.trials import log_files
+
+        log_files(tracker, outputs.uris)
+        tracker.finish()
     print()
     print(outputs.markdown)
     for label, uri in outputs.uris.items():
@@ -144,6 +156,18 @@ def _run(argv=None) -> int:
         print(f"not finished: {', '.join(incomplete)} (rerun with --name {name} to continue them)", file=sys.stderr)
         return 1
     return 0
+
+
+def _tracker(flag, table: str, name: str, exp_uri: str, trials: int):
+    """The table's MLflow run (each trial a child run of it), when a tracking server is given."""
+    from swinls.ablation.trial import ABLATION_EXPERIMENT
+    from swinls.tracking.mlflow_run import shown, start_tracking
+
+    tracker = start_tracking(flag, ABLATION_EXPERIMENT, name, params={"table": table, "trials": str(trials)},
+                             tags={"swinls.job": "ablate", "swinls.experiment_uri": exp_uri})
+    if tracker and tracker.active:
+        print(f"tracking: MLflow run {tracker.run_id} at {shown(tracker.uri)} (a child run per trial)", flush=True)
+    return tracker
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import pytest
 
 from swinls.ablation.tables import TABLES, AblationError, get_table, grid, select_rows
 from swinls.ablation.trial import trial_config
+from swinls.checkpoints import RunStore
 from swinls.bands import NAMED_SETS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -113,8 +114,11 @@ def test_exact_counts_are_written_with_test_masks_and_the_same_seed_gives_the_sa
 
 
 @pytest.fixture(scope="module")
-def tiny_ablation(ray_local, synthetic_shards, tmp_path_factory):
+def tiny_ablation(ray_local, synthetic_shards, mlflow_uri, tmp_path_factory):
+    """A two-row, two-seed table, tracked in MLflow as jobs/ablate.py --mlflow tracks it."""
     from swinls.ablation.run import AblationRequest, run_ablation
+    from swinls.tracking.mlflow_run import Tracker
+    from swinls.tracking.trials import log_files
 
     settings = {"data": {"uri": synthetic_shards, "holdout_regions": ["volcanic-arc"], "train_regions": ["steep-forest"],
                          "batch_size": 8},
@@ -122,12 +126,16 @@ def tiny_ablation(ray_local, synthetic_shards, tmp_path_factory):
                 "stage1": {"epochs": 1, "lr": 0.001}, "stage2": {"epochs": 1, "lr": 0.00001}, "run": {"keep_checkpoints": 1}}
     request = AblationRequest("balance", settings, seeds=2, rows=["ce", "balanced"], models=["swinls"])
     storage_uri = str(tmp_path_factory.mktemp("ablations"))
-    outputs = run_ablation(request, storage_uri=storage_uri, name="tiny", verbose=0, local_cores=2)
-    return request, storage_uri, outputs
+    parent = Tracker(mlflow_uri, "swinls-ablation", "tiny", params={"table": "balance"})
+    outputs = run_ablation(request, storage_uri=storage_uri, name="tiny", verbose=0, local_cores=2,
+                           tracking=(parent.uri, parent.run_id))
+    log_files(parent, outputs.uris)
+    parent.finish()
+    return request, storage_uri, outputs, (mlflow_uri, parent.run_id)
 
 
 def test_a_tiny_table_writes_csv_markdown_and_png_from_its_trials(tiny_ablation):
-    _, storage_uri, outputs = tiny_ablation
+    _, storage_uri, outputs, _ = tiny_ablation
     exp = Path(storage_uri) / "tiny"
     with open(exp / "trials.csv") as f:
         trials = list(csv.DictReader(f))
@@ -148,6 +156,24 @@ def test_a_tiny_table_writes_csv_markdown_and_png_from_its_trials(tiny_ablation)
     assert all(math.isfinite(float(t["valid_f1"])) for t in trials)
 
 
+def test_a_tracked_table_is_a_parent_run_with_its_tables_and_a_child_run_per_trial(tiny_ablation):
+    from mlflow import MlflowClient
+
+    _, storage_uri, _, (uri, parent_id) = tiny_ablation
+    client = MlflowClient(uri)
+    assert sorted(a.path for a in client.list_artifacts(parent_id)) == ["table.md", "table.png", "trials.csv"]
+    experiment = client.get_experiment_by_name("swinls-ablation")
+    children = client.search_runs([experiment.experiment_id], f"tags.mlflow.parentRunId = '{parent_id}'")
+    assert sorted(c.info.run_name for c in children) == ["balanced--swinls--s0", "balanced--swinls--s1",
+                                                          "ce--swinls--s0", "ce--swinls--s1"]
+    for child in children:
+        assert child.info.status == "FINISHED" and child.data.tags["swinls.row"] in ("ce", "balanced")
+        history = RunStore(str(Path(storage_uri) / "tiny" / "trials" / child.info.run_name)).latest()["history"]
+        logged = sorted((m.step, m.value) for m in client.get_metric_history(child.info.run_id, "valid_f1"))
+        assert logged == [(h["epoch"], pytest.approx(h["valid_f1"])) for h in history]
+        assert [a.path for a in client.list_artifacts(child.info.run_id)] == ["curves.png"]
+
+
 def test_a_rerun_keeps_the_finished_trials_and_refuses_a_different_request(tiny_ablation):
     from dataclasses import replace
 
@@ -156,7 +182,7 @@ def test_a_rerun_keeps_the_finished_trials_and_refuses_a_different_request(tiny_
     from swinls.ablation.run import AblationRequest, run_ablation
     from swinls.checkpoints import RunStore
 
-    request, storage_uri, first = tiny_ablation
+    request, storage_uri, first, _ = tiny_ablation
     trials = Path(storage_uri) / "tiny" / "trials"
     before = {p.name: RunStore(str(p)).latest()["history"] for p in trials.iterdir()}
     again = run_ablation(request, storage_uri=storage_uri, name="tiny", verbose=0, local_cores=2)

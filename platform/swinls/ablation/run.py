@@ -158,7 +158,8 @@ def _fits_cluster(config, cluster: dict) -> bool:
 
 
 def run_ablation(request: AblationRequest, *, storage_uri: str, name: str, verbose: int = 1,
-                 local_cores: int | None = None) -> Outputs:
+                 local_cores: int | None = None, tracking: tuple[str, str] | None = None) -> Outputs:
+    """`tracking`: (MLflow URI, the table's run id): each trial a child run of it."""
     import ray
     import ray.tune
 
@@ -188,7 +189,7 @@ def run_ablation(request: AblationRequest, *, storage_uri: str, name: str, verbo
     per_trial = {trial_name(*key): _trial_resources(table, c) for key, c in configs.items()}
     trainable = ray.tune.with_resources(
         ray.tune.with_parameters(run_ablation_trial, table=table, settings=request.settings, exp_uri=exp_uri,
-                                 user=list(request.overrides)),
+                                 user=list(request.overrides), tracking=tracking),
         lambda params: per_trial[params["trial"]])
     concurrency = request.max_concurrent or _concurrency(list(per_trial.values()), local_cores)
     tune_path, tune_fs = tune_storage(exp_uri)

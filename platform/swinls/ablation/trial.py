@@ -47,26 +47,44 @@ def trial_config(table: Table, settings: dict[str, Any], exp_uri: str, row: str,
     return experiment_from_data(apply_overrides(settings, overrides))
 
 
-def run_ablation_trial(params: dict, *, table: Table, settings: dict, exp_uri: str, user: list[str] = ()) -> None:
-    """The Tune function of a trial."""
+ABLATION_EXPERIMENT = "swinls-ablation"  # the MLflow experiment of ablation tables and their trials
+
+
+def run_ablation_trial(params: dict, *, table: Table, settings: dict, exp_uri: str, user: list[str] = (),
+                       tracking: tuple[str, str] | None = None) -> None:
+    """The Tune function of a trial. `tracking`: (MLflow URI, the table's run id)."""
     import ray.tune
 
+    from swinls.tracking.trials import end_trial, trial_tracker
     from swinls.training import run_experiment
 
     row, model, seed = parse_trial_name(params["trial"])
     config = trial_config(table, settings, exp_uri, row, model, seed, user)
     tags = {"row": row, "model": model, "seed": seed}
-    if trains_in_actor(table, config):
-        import torch
+    tracker = trial_tracker(tracking, ABLATION_EXPERIMENT, params["trial"], config,
+                            {"swinls.job": f"ablate {table.name} trial", **{f"swinls.{k}": str(v) for k, v in tags.items()}})
 
-        torch.set_num_threads(max(1, int(config.run.cpus_per_worker)))  # trials side by side, not fighting for cores
-        result = run_experiment(config, local=True, printer=lambda metrics: ray.tune.report(dict(metrics, **tags)))
-    else:
-        from swinls.search.score import TrialScore, scored
-        from swinls.search.tune_reports import fit_reporting_to_tune
+    def report(metrics: dict) -> dict:
+        if tracker:
+            tracker.epoch(metrics)
+        return dict(metrics, **tags)
 
-        score = TrialScore("valid_f1", 1)
-        result = fit_reporting_to_tune(lambda callback: run_experiment(config, callbacks=[callback]),
-                                       lambda metrics: dict(scored(metrics, score), **tags))
+    try:
+        if trains_in_actor(table, config):
+            import torch
+
+            torch.set_num_threads(max(1, int(config.run.cpus_per_worker)))  # trials side by side, not fighting for cores
+            result = run_experiment(config, local=True, printer=lambda metrics: ray.tune.report(report(metrics)))
+        else:
+            from swinls.search.score import TrialScore, scored
+            from swinls.search.tune_reports import fit_reporting_to_tune
+
+            score = TrialScore("valid_f1", 1)
+            result = fit_reporting_to_tune(lambda callback: run_experiment(config, callbacks=[callback]),
+                                           lambda metrics: scored(report(metrics), score))
+    except BaseException:
+        end_trial(tracker, failed=True)
+        raise
+    end_trial(tracker, result)
     if not result.trained and result.history:  # finished before this rerun: its last epoch again
         ray.tune.report(dict(result.final, **tags))

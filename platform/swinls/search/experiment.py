@@ -93,6 +93,7 @@ def run_trial(config: dict, *, space: SearchSpace, data_uri: str, exp_uri: str,
     from swinls.checkpoints import RunStore
     from swinls.search.score import TrialScore, live_columns, scored
     from swinls.search.tune_reports import fit_reporting_to_tune
+    from swinls.tracking.trials import end_trial, trial_tracker
     from swinls.training import run_experiment
     from swinls.training.runner import run_uri_for
 
@@ -100,7 +101,8 @@ def run_trial(config: dict, *, space: SearchSpace, data_uri: str, exp_uri: str,
     experiment = trial_experiment(space, config, data_uri, exp_uri, trial_id)
     saved = RunStore(run_uri_for(experiment)).latest() or {}  # a resumed trial's score continues its history
     score = TrialScore(space.metric, space.score_epochs, saved.get("history", []))
-    tracker = _trial_tracker(tracking, trial_id, experiment, config)
+    tracker = trial_tracker(tracking, SEARCH_EXPERIMENT, trial_id, experiment,
+                            {"swinls.job": "tune trial", **{f"swinls.sampled.{k}": str(v) for k, v in config.items()}})
 
     def report(metrics: dict) -> dict:
         if tracker:
@@ -110,16 +112,9 @@ def run_trial(config: dict, *, space: SearchSpace, data_uri: str, exp_uri: str,
     try:
         result = fit_reporting_to_tune(lambda callback: run_experiment(experiment, callbacks=[callback]), report)
     except BaseException:
-        if tracker:
-            tracker.finish("FAILED")
+        end_trial(tracker, failed=True)
         raise
-    if tracker:
-        from swinls.tracking.curves import CURVES_NAME, curves_png
-
-        tracker.tags(**{"swinls.checkpoint": result.checkpoint or ""})
-        if result.history:
-            tracker.artifact(CURVES_NAME, curves_png(result.history, trial_id))
-        tracker.finish()
+    end_trial(tracker, result)
     if result.history:
         # The final epoch once more, from here: the run may have finished before an interrupted
         # search was resumed, or its worker may have written the last checkpoint and died with its
@@ -127,18 +122,6 @@ def run_trial(config: dict, *, space: SearchSpace, data_uri: str, exp_uri: str,
         # (never published, PRUNED in the study). A repeated epoch replaces itself everywhere.
         final = TrialScore(space.metric, space.score_epochs, result.history[:-1])
         ray.tune.report(dict(scored(result.final, final, live_columns(space)), checkpoint=result.checkpoint))
-
-
-def _trial_tracker(tracking: tuple[str, str] | None, trial_id: str, experiment, sampled: dict):
-    if tracking is None:
-        return None
-    from swinls.config import to_dict
-    from swinls.tracking.mlflow_run import Tracker, flat_params
-
-    uri, parent = tracking
-    return Tracker(uri, SEARCH_EXPERIMENT, trial_id, params=flat_params(to_dict(experiment)), parent_run_id=parent,
-                   tags={"swinls.job": "tune trial", "swinls.run_uri": storage.join(experiment.storage, experiment.name),
-                         **{f"swinls.sampled.{k}": str(v) for k, v in sampled.items()}})
 
 
 def check_study(study_file: Path, exp_uri: str) -> None:
