@@ -125,9 +125,26 @@ def _run(argv=None) -> int:
             print(line)
         if outcome.record_uri:
             print(f"record: {outcome.record_uri}")
+    if record:
+        _draw_champion(args.registry, log)
     _mirror(args, log)
     print(outcome.line)
     return 0
+
+
+def _draw_champion(registry: str, log) -> None:
+    """The champion's F1 per region over the nights, redrawn from the decision records."""
+    import warnings
+
+    from swinls.tracking.overviews import write_champion_history
+
+    try:
+        uri = write_champion_history(registry)
+    except Exception as exc:  # noqa: BLE001 - the decision is committed; a picture never fails it
+        warnings.warn(f"{registry}: the champion's history was not drawn ({type(exc).__name__}: {exc})", stacklevel=2)
+        return
+    if uri:
+        log(f"champion per region over the nights: {uri}")
 
 
 def _mirror(args, log) -> None:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from swinls.ablation.tables import TABLES, AblationError, get_table, grid, select_rows
@@ -280,6 +281,14 @@ def test_the_scaling_table_reads_throughput_and_a_time_per_target_f1_off_each_hi
     assert two[4] == f"{statistics.fmean(times):.1f} ± {statistics.stdev(times):.1f}"
     rates = [20.0 / 0.5, 20.0 / 0.5 / 1.2]
     assert two[2] == f"{statistics.fmean(rates):.1f} ± {statistics.stdev(rates):.1f}"
+    # time to each target against workers, as time_to_f1.png draws it
+    from swinls.ablation.report import time_to_f1_points
+    from swinls.tracking.overviews import time_to_f1_figure
+
+    points = time_to_f1_points(table, summary, (0.3, 0.65))
+    lines = {line.get_gid(): line for line in time_to_f1_figure(points).axes[0].lines}
+    assert list(lines["0.65"].get_xdata()) == [1, 2]
+    np.testing.assert_allclose(lines["0.65"].get_ydata(), [statistics.fmean([63.0, 63.0 * 1.2]), statistics.fmean(times)])
 
 
 def test_rank_agreement_is_spearmans_rho_of_the_row_means_against_the_paper():

@@ -97,6 +97,16 @@ def test_an_event_becomes_a_region_a_judged_challenger_then_predictions_a_gis_op
     assert new.version != champion.version
     # both nights in MLflow's model registry (the first, run without --mlflow, brought in by the sync)
     assert champion_in_mlflow(mlflow_uri, 2) == new.version
+    # and in the picture of the champion per region, night by night
+    from swinls.retraining.records import DecisionLog
+    from swinls.tracking.overviews import CHAMPION_NAME, champion_figure
+
+    assert storage.read_bytes(f"{story['registry']}/{CHAMPION_NAME}").startswith(b"\x89PNG")
+    records = DecisionLog(ModelRegistry(story["registry"])).finals()
+    lines = {line.get_gid(): line for line in champion_figure(records).axes[0].lines}
+    assert set(lines) == {"steep-forest", REGION}
+    assert list(lines[REGION].get_xdata()) == [2]  # the region arrived on the second night
+    assert lines[REGION].get_ydata()[0] == pytest.approx(records[-1]["scores"]["challenger"]["regions"][REGION]["f1"])
     assert set(new.card.trained_regions or Manifest.load(story["data"]).regions) == {"steep-forest", REGION}
     decisions = storage.list_files(f"{story['registry']}/decisions")
     record = json.loads(storage.read_bytes(f"{story['registry']}/decisions/{max(decisions)}"))

@@ -119,3 +119,12 @@ def test_a_search_is_a_parent_run_with_a_child_run_per_trial(mlflow_uri, ray_loc
         np.testing.assert_allclose([v for _, v in logged], [h["valid_f1"] for h in history])
         assert child.data.params["data.bands"] == child.data.tags["swinls.sampled.data.bands"]
         assert (trials / child.info.run_name / CURVES_NAME).exists()
+    # the trials on one plot, from their recorded histories
+    from swinls.tracking.overviews import TRIALS_NAME, trials_figure
+
+    assert (tmp_path / "runs" / "tracked-search" / TRIALS_NAME).read_bytes().startswith(b"\x89PNG")
+    histories = {p.name: RunStore(str(p)).latest()["history"] for p in trials.iterdir()}
+    lines = {line.get_gid(): line for line in trials_figure(histories, "valid_f1").axes[0].lines}
+    assert set(lines) == set(histories)
+    for trial, line in lines.items():
+        np.testing.assert_allclose(line.get_ydata(), [h["valid_f1"] for h in histories[trial]])

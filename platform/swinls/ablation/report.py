@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from swinls import storage
+from swinls.tracking.overviews import TIME_TO_F1_NAME, write_time_to_f1
 from swinls.ablation import differences
 from swinls.ablation.tables import Row, Table
 from swinls.ablation.trial import trial_name
@@ -264,4 +265,14 @@ def write_outputs(table: Table, rows: tuple[Row, ...], trials: list[dict], model
         png = Path(tmp) / "table.png"
         plot(table, summary, models, png)
         storage.put_file_atomic(png, uris["table.png"])
+    if table.name == "scaling" and targets:
+        uris[TIME_TO_F1_NAME] = write_time_to_f1(exp_uri, time_to_f1_points(table, summary, targets))
     return Outputs(records, summary, text, uris)
+
+
+def time_to_f1_points(table: Table, summary: list[dict], targets: tuple[float, ...]) -> dict:
+    """target F1 → [(workers, mean seconds)] over the worker rows of the scaling table."""
+    workers = {row.name: int(o.split("=", 1)[1]) for row in table.rows for o in row.overrides
+               if o.startswith("run.num_workers=") and row.name.startswith("workers-")}
+    return {target: [(workers[e["row"]], e[time_key(target)][0]) for e in summary if e["row"] in workers]
+            for target in targets}

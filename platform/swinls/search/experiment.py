@@ -222,9 +222,11 @@ def run_search(space_text: str, *, data_uri: str, storage_uri: str, name: str, r
         )
     results = tuner.fit()
     from swinls.search.callbacks import finish_study
+    from swinls.tracking.overviews import write_trials
 
     finish_study(exp_uri, str(study_file))
     trials = rank_trials(results, space)
+    write_trials(exp_uri, [t["trial"] for t in trials], space.metric)
     best_uri = storage.join(exp_uri, "best")
     try:
         best_model = storage.join(storage.latest_version(best_uri)["uri"], "model.pt")
