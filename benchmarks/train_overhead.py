@@ -16,7 +16,8 @@ epoch must be long enough that fixed per-epoch costs are not the measurement.
 
 With --mlflow, the same Ray Train run with MLflow tracking on (every epoch's report logged to the
 server, as `jobs/train.py --mlflow` does) against off, alternated --rounds times; without a URI a
-local server is started (SQLite in a temporary folder).
+local server is started (SQLite in a temporary folder). A warm-up run comes first and is not
+counted; the order of on and off alternates between rounds.
 """
 
 from __future__ import annotations
@@ -75,10 +76,11 @@ def tracking_ratio(config, uri: str | None, rounds: int) -> None:
     if uri is None:
         uri, server = start_server(Path(config.storage))
     try:
+        run_experiment(replace(config, name="overhead-warm-up"), printer=lambda entry: None)  # caches, Ray Data's first start
         ratios = []
         for round_no in range(rounds):
             rates = {}
-            for mode in ("off", "on"):
+            for mode in (("off", "on") if round_no % 2 == 0 else ("on", "off")):  # neither always goes first
                 run = replace(config, name=f"overhead-{mode}-{round_no}")
                 tracker = Tracker(uri, "swinls-benchmark", run.name, params=flat_params(to_dict(run))) if mode == "on" else None
                 history = run_experiment(run, printer=tracked(tracker, lambda entry: None)).history

@@ -10,7 +10,7 @@ import math
 from swinls import storage
 
 CURVES_NAME = "curves.png"
-PANELS = (("loss", (("train_loss", "train"),)),
+PANELS = (("loss (each phase its own)", (("train_loss", "train"),)),
           ("F1", (("valid_f1", "valid"), ("holdout_f1", "held out"))),
           ("AP", (("valid_ap", "valid"), ("holdout_ap", "held out"))))
 
@@ -39,8 +39,8 @@ def curves_figure(history: list[dict], title: str = ""):
                 ax.plot(epochs, values, marker="o", markersize=3, label=label, gid=key)
         for epoch, phase in starts:
             ax.axvline(epoch - 0.5, color="grey", linewidth=0.8, linestyle=":")
-            ax.annotate(phase, (epoch - 0.4, 1.0), xycoords=("data", "axes fraction"), fontsize=7, va="top",
-                        color="grey")
+            ax.annotate(phase, (epoch - 0.45, 0.98), xycoords=("data", "axes fraction"), fontsize=7, va="top",
+                        ha="left", rotation=90, color="grey")  # upright: one-epoch phases sit side by side
         ax.set_title(name)
         ax.set_xlabel("epoch")
         if ax.lines:
