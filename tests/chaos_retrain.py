@@ -37,7 +37,7 @@ KILL_SHARE = 0.6
 KILL_WITHIN_S = 9.0  # a training run here takes 5-10 s; kills land anywhere in it, commits included
 SEEDS = tuple(range(8))  # 24 keys with the three datasets: most runs have a challenger to train
 TEMPORARY = ".tmp-"  # storage's prefix for a file being written (renamed into place when complete)
-ROOT_FOLDERS = {"champion", "decisions", "locks", "runs", "searches", "candidates"}
+ROOT_FOLDERS = {"champion", "decisions", "locks", "runs", "searches", "candidates", "champion_f1.png"}
 
 
 def child(argv: list[str], log_path: str, env: dict[str, str]) -> None:

@@ -145,6 +145,11 @@ def champion_in_mlflow(uri: str, versions: int) -> str:
     assert len(registered) == versions
     assert all(v.tags["swinls.uri"].startswith("s3://story/registry/candidates/") for v in registered)
     assert all(v.tags["swinls.verdict"] == "promoted" and float(v.tags["swinls.f1"]) >= 0 for v in registered)
+    for version in registered:  # each candidate's run: its config and every epoch it trained (2 + 1)
+        run = client.get_run(version.run_id)
+        assert run.data.params["model.size"] == "nano" and run.data.params["stage1.epochs"] == "2"
+        assert sorted(m.step for m in client.get_metric_history(version.run_id, "valid_f1")) == [1, 2, 3]
+        assert "challenger_f1" in run.data.metrics
     return client.get_model_version_by_alias("swinls-landslides", "champion").tags["swinls.version"]
 
 

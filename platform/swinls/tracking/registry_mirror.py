@@ -3,7 +3,8 @@
 The platform's registry (its decision records and champion pointer) stays the truth and works
 without MLflow. Each run of `jobs/retrain.py --mlflow` (and each `--rollback`) brings MLflow in
 line with it: every decision that trained a candidate is an MLflow run of the experiment
-`swinls-retrain` (its scores as metrics, the candidate's model card as its one artifact) and a
+`swinls-retrain` (the challenger's config as parameters, every epoch it trained and its scores
+against the champion as metrics, its model card as the run's one artifact) and a
 version of the registered model (`swinls-landslides` unless named), tagged with the candidate's
 URI, regions, F1 and verdict; the alias `champion` is on the version the champion pointer names.
 The mirror is a sync, so a failed one is retried whole by the next run, and it runs after the
@@ -13,6 +14,7 @@ decision is committed: it never blocks a promotion.
 from __future__ import annotations
 
 import tempfile
+import time
 import warnings
 from pathlib import Path
 
@@ -40,16 +42,41 @@ def _metrics(record: dict) -> dict[str, float]:
     return out
 
 
-def _register(client, experiment_id: str, name: str, record: dict) -> None:
-    """One decision's run and model version (its card as the run's artifact, not the weights)."""
+def _candidate_history(registry: ModelRegistry, key: str, trial: str) -> list[dict]:
+    """The epochs the candidate trained: its run, or its search's best trial."""
+    from swinls.checkpoints import RunStore
+
+    for run_uri in (registry.path("runs", key), registry.path("searches", key, "trials", trial)):
+        if storage.exists(storage.join(run_uri, "checkpoints")):
+            return (RunStore(run_uri).latest() or {}).get("history", [])
+    return []
+
+
+def _register(client, experiment_id: str, name: str, record: dict, registry: ModelRegistry) -> None:
+    """One decision's run and model version: the challenger's config and every epoch it trained,
+    its scores against the champion, its card as the run's one artifact (not the weights)."""
+    from mlflow.entities import Metric, Param
+
+    from swinls.model_card import parse_card
+    from swinls.tracking.mlflow_run import epoch_metrics, flat_params
+
     candidate, key = record["candidate"], record["key"]
+    card_uri = storage.join(storage.latest_version(candidate)["uri"], "model_card.json")
+    card = storage.read_bytes(card_uri)
+    parsed = parse_card(card, card_uri)
     run = client.create_run(experiment_id, run_name=f"retrain {key}",
                             tags={KEY_TAG: key, "swinls.verdict": record.get("verdict", ""),
                                   "swinls.reason": str(record.get("reason", ""))[:5000], "swinls.candidate": candidate})
     run_id = run.info.run_id
-    for metric, value in _metrics(record).items():
-        client.log_metric(run_id, metric, value)
-    card = storage.read_bytes(storage.join(storage.latest_version(candidate)["uri"], "model_card.json"))
+    params = [Param(k, v) for k, v in flat_params(parsed.config).items()]
+    for start in range(0, len(params), 100):
+        client.log_batch(run_id, params=params[start:start + 100])
+    stamp = int(time.time() * 1000)
+    metrics = [Metric(k, v, stamp, int(entry["epoch"])) for entry in _candidate_history(registry, key, parsed.trial)
+               if entry.get("epoch") is not None for k, v in epoch_metrics(entry).items()]
+    metrics += [Metric(k, v, stamp, 0) for k, v in _metrics(record).items()]
+    for start in range(0, len(metrics), 1000):
+        client.log_batch(run_id, metrics=metrics[start:start + 1000])
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "model_card.json").write_bytes(card)
         client.log_artifact(run_id, str(Path(tmp) / "model_card.json"), "model")
@@ -81,7 +108,7 @@ def sync(registry_uri: str, tracking_uri: str, name: str = REGISTERED_MODEL) -> 
     registered = 0
     for record in DecisionLog(registry).finals():
         if record.get("candidate") and record.get("key") not in known:
-            _register(client, experiment_id, name, record)
+            _register(client, experiment_id, name, record, registry)
             registered += 1
     champion = registry.champion()
     chosen = None
