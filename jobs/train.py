@@ -101,8 +101,9 @@ def _run(argv=None) -> int:
         config = load_experiment(args.config, overrides + [f"storage={json.dumps(config.storage)}",
                                                            f"data.uri={json.dumps(data_uri)}"])
     from swinls import storage
-    from swinls.tracking.curves import CURVES_NAME, curves_png
+    from swinls.tracking.curves import CURVES_NAME
     from swinls.tracking.mlflow_run import tracked
+    from swinls.tracking.trials import log_curves
     from swinls.training import run_experiment
     from swinls.training.progress import LiveLines
     from swinls.training.report import epoch_table_header
@@ -124,7 +125,7 @@ def _run(argv=None) -> int:
         print(f"learning curves: {storage.join(result.run_uri, CURVES_NAME)}")
     if tracker:
         tracker.tags(**{"swinls.checkpoint": result.checkpoint or ""})
-        tracker.artifact(CURVES_NAME, curves_png(result.history, config.name))
+        log_curves(tracker, result.run_uri)
         tracker.finish()
     return 0
 

@@ -74,14 +74,15 @@ def _register(client, experiment_id: str, name: str, record: dict, registry: Mod
     stamp = int(time.time() * 1000)
     metrics = [Metric(k, v, stamp, int(entry["epoch"])) for entry in _candidate_history(registry, key, parsed.trial)
                if entry.get("epoch") is not None for k, v in epoch_metrics(entry).items()]
-    metrics += [Metric(k, v, stamp, 0) for k, v in _metrics(record).items()]
+    scores = _metrics(record)
+    metrics += [Metric(k, v, stamp, 0) for k, v in scores.items()]
     for start in range(0, len(metrics), 1000):
         client.log_batch(run_id, metrics=metrics[start:start + 1000])
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "model_card.json").write_bytes(card)
         client.log_artifact(run_id, str(Path(tmp) / "model_card.json"), "model")
     client.set_terminated(run_id)
-    score = _metrics(record).get("challenger_f1")
+    score = scores.get("challenger_f1")
     tags = {KEY_TAG: key, "swinls.uri": candidate, "swinls.verdict": record.get("verdict", ""),
             "swinls.regions": ",".join(record.get("regions") or [])}
     if score is not None:

@@ -7,7 +7,7 @@ checkpoint's URI and its curves. Without `tracking` every function here does not
 from __future__ import annotations
 
 from swinls import storage
-from swinls.tracking.curves import CURVES_NAME, curves_png
+from swinls.tracking.curves import CURVES_NAME
 from swinls.tracking.mlflow_run import Tracker, flat_params
 
 
@@ -29,13 +29,15 @@ def end_trial(tracker: Tracker | None, result=None, failed: bool = False) -> Non
         tracker.finish("FAILED")
         return
     tracker.tags(**{"swinls.checkpoint": result.checkpoint or ""})
-    if result.history:
-        tracker.artifact(CURVES_NAME, curves_png(result.history, tracker_name(result)))
+    log_curves(tracker, result.run_uri)
     tracker.finish()
 
 
-def tracker_name(result) -> str:
-    return result.run_uri.rstrip("/").rsplit("/", 1)[-1]
+def log_curves(tracker: Tracker, run_uri: str) -> None:
+    """The curves.png the run wrote when it ended (training.runner), as an artifact: not drawn twice."""
+    uri = storage.join(run_uri, CURVES_NAME)
+    if storage.exists(uri):
+        tracker.artifact(CURVES_NAME, storage.read_bytes(uri))
 
 
 def log_files(tracker: Tracker | None, uris: dict[str, str]) -> None:
