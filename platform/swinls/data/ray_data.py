@@ -17,6 +17,7 @@ from swinls import storage
 from swinls.augment.ops import Augmenter
 from swinls.bands import BANDS
 from swinls.data.batches import Batch, on_device, to_batch
+from swinls.data.block_cache import BlockCache, default_root
 from swinls.data.selection import ShardData
 from swinls.data.transform import BatchProjector
 
@@ -38,14 +39,17 @@ def should_materialize(data: ShardData, split: str) -> bool:
 class ShardReader:
     """A Ray Data UDF: read one shard (only the needed columns), yield it projected in blocks of
     `ROWS_PER_STREAMED_BLOCK` rows (a row group is a whole shard by default: 117 MB of 14 bands).
+    With a `cache`, a shard projected once on a node is read back from that node's disk on later
+    passes (`block_cache.py`); a unit without its sha256 is never cached.
 
     The manifest already lists every shard, so no listing or footer scan of the bucket is
     needed (Ray's read_parquet starts a pool of footer-reading actors on every pass, which on
     a small machine costs more than reading the data).
     """
 
-    def __init__(self, projector: BatchProjector, rows_per_block: int = ROWS_PER_STREAMED_BLOCK) -> None:
-        self.projector, self.rows_per_block = projector, rows_per_block
+    def __init__(self, projector: BatchProjector, rows_per_block: int = ROWS_PER_STREAMED_BLOCK,
+                 cache: tuple[str, int] | None = None) -> None:
+        self.projector, self.rows_per_block, self.cache = projector, rows_per_block, cache
         # most of a shard is its bands: with most of them needed, one GET of the whole object
         # beats a footer request and then ranges
         self.whole_object = len(projector.inputs) >= WHOLE_OBJECT_FRACTION * len(BANDS)
@@ -54,12 +58,22 @@ class ShardReader:
         from swinls.host_memory import keep_freed_memory
 
         keep_freed_memory()  # a shard is ~100 MB through several buffers: reuse pages, don't fault them
-        for uri in units["uri"]:
-            with _open_shard(str(uri), self.projector.columns(), self.whole_object) as parquet:
-                for group in range(parquet.num_row_groups):
-                    table = self.projector.select(parquet.read_row_group(group, columns=self.projector.columns()))
-                    for start in range(0, table.num_rows, self.rows_per_block):
-                        yield self.projector(table.slice(start, self.rows_per_block))
+        digests = units.get("sha256", [None] * len(units["uri"]))
+        for uri, digest in zip(units["uri"], digests):
+            if not (self.cache and digest):
+                yield from self._project(str(uri))
+                continue
+            cache = BlockCache(*self.cache)
+            entry = cache.entry(str(digest), self.projector.signature())
+            cached = cache.read(entry, self.rows_per_block)
+            yield from cached if cached is not None else cache.write_through(entry, self._project(str(uri)))
+
+    def _project(self, uri: str):
+        with _open_shard(uri, self.projector.columns(), self.whole_object) as parquet:
+            for group in range(parquet.num_row_groups):
+                table = self.projector.select(parquet.read_row_group(group, columns=self.projector.columns()))
+                for start in range(0, table.num_rows, self.rows_per_block):
+                    yield self.projector(table.slice(start, self.rows_per_block))
 
 
 @contextlib.contextmanager
@@ -93,19 +107,29 @@ def build_dataset(data: ShardData, split: str, materialize: bool | None = None, 
     uris = data.shard_uris(split)
     if not uris:
         raise ValueError(f"split {split!r} of {data.config.uri} has no shards (regions: {', '.join(data.train_regions)})")
-    units = ray.data.from_items([{"uri": uri} for uri in uris], override_num_blocks=len(uris))
+    units = ray.data.from_items([{"uri": uri, "sha256": shard.sha256} for uri, shard in zip(uris, data.shards(split))],
+                                override_num_blocks=len(uris))
     # rows in block order whatever task finishes first: the same seed gives the same run
     units.context.execution_options.preserve_order = data.config.deterministic
     materialized = should_materialize(data, split) if materialize is None else materialize
     if seed is not None and not materialized:
         units = units.randomize_block_order(seed=_per_pass(seed))
-    dataset = units.map_batches(ShardReader(BatchProjector.for_data(data, split)), batch_size=1, batch_format="numpy")
+    cache = None if materialized else stream_cache(data.config)
+    dataset = units.map_batches(ShardReader(BatchProjector.for_data(data, split), cache=cache), batch_size=1,
+                                batch_format="numpy")
     if materialized:
         # small blocks, so that workers share evaluation rows and shuffles have something to mix
         dataset = dataset.repartition(max(1, -(-data.rows(split) // ROWS_PER_BLOCK))).materialize()
         if seed is not None:
             dataset = dataset.randomize_block_order(seed=_per_pass(seed))
     return dataset
+
+
+def stream_cache(config) -> tuple[str, int] | None:
+    """(folder, budget in MB) of the node-local cache a streamed split uses, None when off."""
+    if config.stream_cache_mb <= 0:
+        return None
+    return (config.stream_cache_dir or str(default_root()), config.stream_cache_mb)
 
 
 def _per_pass(seed: int):

@@ -47,6 +47,9 @@ class DataConfig:
     # shuffled by a seeded permutation each epoch); "auto" below the limit, else Ray Data streams it
     resident: Literal["auto", "always", "never"] = "auto"
     resident_limit_mb: int = 4096
+    # later epochs of a streamed split read each node's local disk instead of storage (block_cache.py)
+    stream_cache_mb: int = 65536  # a streamed split's projected shards kept on each node's disk after the first pass, within half its free space; 0: off
+    stream_cache_dir: str = ""  # node-local folder for it; empty: <system temp dir>/swinls-stream-cache
     shuffle_buffer: int = 64  # rows, shuffled locally on each worker
     deterministic: bool = True  # same seed, same batches: Ray Data keeps block order (no measurable cost, benchmarks/input_pipeline.py)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
@@ -59,6 +62,8 @@ class DataConfig:
             raise ValueError("batch sizes must be positive")
         if not 0.0 < self.valid_fraction < 1.0:
             raise ValueError(f"data.valid_fraction must be in (0, 1), got {self.valid_fraction}")
+        if self.stream_cache_mb < 0:
+            raise ValueError(f"data.stream_cache_mb must be 0 (off) or more, got {self.stream_cache_mb}")
         if not 0.0 <= self.verdict_fraction < 1.0:
             raise ValueError(f"data.verdict_fraction must be in [0, 1), got {self.verdict_fraction}")
 

@@ -42,6 +42,17 @@ class BatchProjector:
         """The rows this split takes; call before projecting."""
         return table if self.keep is None else self.keep.apply(table)
 
+    def signature(self) -> str:
+        """Everything the projected rows depend on besides the shard itself: what keys a cached
+        projection (`block_cache.py`)."""
+        import dataclasses
+        import json
+
+        return json.dumps({"format": 1, "inputs": list(self.inputs), "shape": list(self.shape), "dtype": self.image_dtype,
+                           "mean": np.asarray(self.mean, np.float32).tolist(), "std": np.asarray(self.std, np.float32).tolist(),
+                           "pca": self.pca, "keep": dataclasses.asdict(self.keep) if self.keep else None},
+                          sort_keys=True)
+
     def columns(self) -> list[str]:
         return ["id", "region", "split", *self.inputs, "mask"]
 
