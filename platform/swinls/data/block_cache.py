@@ -50,10 +50,7 @@ class BlockCache:
     def read(self, entry: Path, rows_per_block: int) -> Iterator[dict[str, np.ndarray]] | None:
         """The entry's rows in blocks, or None when it is absent or damaged (then removed)."""
         arrays = self._open(entry)
-        if arrays is None:
-            return None
-        os.utime(entry)  # most recently used
-        return _blocks(arrays, rows_per_block)
+        return None if arrays is None else _blocks(arrays, rows_per_block)
 
     def _open(self, entry: Path) -> dict[str, np.ndarray] | None:
         try:
@@ -66,8 +63,9 @@ class BlockCache:
                 if path.stat().st_size != int(np.prod(shape)) * dtype.itemsize:
                     raise ValueError(f"{path}: {path.stat().st_size} bytes, expected {shape} of {dtype}")
                 arrays[name] = np.memmap(path, dtype=dtype, mode="r", shape=shape) if shape[0] else np.empty(shape, dtype)
+            os.utime(entry)  # most recently used
             return arrays
-        except FileNotFoundError:
+        except FileNotFoundError:  # absent, or evicted by another process meanwhile
             return None
         except (OSError, ValueError, KeyError, TypeError):  # damaged: read the shard again
             shutil.rmtree(entry, ignore_errors=True)
