@@ -19,6 +19,7 @@ No Ray here: the shard reader that Ray Data runs calls it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -78,35 +79,29 @@ class BlockCache:
         self.root.mkdir(parents=True, exist_ok=True)
         temporary = self.root / f".tmp-{uuid.uuid4().hex}"
         temporary.mkdir()
-        files = {name: open(temporary / f"{name}.bin", "wb") for name in ARRAYS}
-        shapes: dict[str, list] = {}
-        writing = True
+        rows, specs, writing = 0, {}, True  # specs: each array's row shape and dtype
         try:
-            for block in blocks:
-                if writing:
-                    try:
-                        for name in ARRAYS:
-                            array = np.ascontiguousarray(block[name])
-                            files[name].write(memoryview(array).cast("B"))
-                            shape = shapes.setdefault(name, [0, *array.shape[1:], array.dtype.str])
-                            shape[0] += array.shape[0]
-                    except OSError:  # the disk is full: stream without keeping
-                        writing = False
-                yield block
-            for handle in files.values():
-                handle.close()
-            if writing and shapes:
-                self._commit(temporary, entry, shapes)
+            with contextlib.ExitStack() as files:
+                handles = {name: files.enter_context(open(temporary / f"{name}.bin", "wb")) for name in ARRAYS}
+                for block in blocks:
+                    if writing:
+                        try:
+                            for name, handle in handles.items():
+                                array = np.ascontiguousarray(block[name])
+                                handle.write(memoryview(array).cast("B"))
+                                specs[name] = {"shape": list(array.shape[1:]), "dtype": array.dtype.str}
+                            rows += len(block["key"])
+                        except OSError:  # the disk is full: stream without keeping
+                            writing = False
+                    yield block
+            if writing and rows:
+                self._commit(temporary, entry, {name: {**spec, "shape": [rows, *spec["shape"]]} for name, spec in specs.items()})
         finally:
-            for handle in files.values():
-                handle.close()
             shutil.rmtree(temporary, ignore_errors=True)
 
-    def _commit(self, temporary: Path, entry: Path, shapes: dict[str, list]) -> None:
-        meta = {name: {"shape": shape[:-1], "dtype": shape[-1]} for name, shape in shapes.items()}
+    def _commit(self, temporary: Path, entry: Path, meta: dict) -> None:
         (temporary / META).write_text(json.dumps(meta))
-        size = _size(temporary)
-        if not self._make_room(size):
+        if not self._make_room(_size(temporary)):
             return
         try:
             os.rename(temporary, entry)
