@@ -76,3 +76,15 @@ def test_no_import_circle_between_the_packages_modules():
 def test_no_module_is_past_about_400_lines():
     long = {name: n for name, path in MODULES.items() if (n := len(path.read_text().splitlines())) > 420}
     assert long == {}
+
+
+def test_the_processes_that_only_drive_training_do_not_import_the_networks():
+    """A trial, Train's controller and every job's argument check import these; timm (with
+    torchvision and dynamo) would add a second and more to each such process."""
+    import subprocess
+    import sys
+
+    code = ("import sys, swinls.training.runner, swinls.search.experiment, swinls.experiment_config, swinls.models; "
+            "print(sorted(m for m in ('timm', 'torchvision', 'swinls.training.loop') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

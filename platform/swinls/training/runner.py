@@ -150,19 +150,26 @@ def scaling_config(run):
     return ray.train.ScalingConfig(num_workers=run.num_workers, use_gpu=run.use_gpu, resources_per_worker=resources)
 
 
+def _train_worker(loop_config: dict) -> None:
+    """What Ray Train runs on every worker. Only the workers import the networks (timm, a
+    second and a half a process): not the trial, nor Train's controller, which unpickle this."""
+    from swinls.training.loop import worker_entry
+
+    worker_entry(loop_config)
+
+
 def _run_ray(config, run_uri, blocks, index, data, normalization, callbacks, pid_file) -> None:
     import ray.train
     from ray.train.torch import TorchTrainer
 
     from swinls.data.ray_data import split_data_config
-    from swinls.training.loop import worker_entry
 
     storage_path, filesystem = ray_storage(run_uri)
     resident = resident_splits(data, blocks[index])
     loop_config = {"experiment": to_dict(config), "run_uri": run_uri, "block": index, "normalization": normalization,
                    "pid_file": pid_file, "resident": list(resident)}
     trainer = TorchTrainer(
-        worker_entry,
+        _train_worker,
         train_loop_config=loop_config,
         scaling_config=scaling_config(config.run),
         run_config=ray.train.RunConfig(name=f"block-{index}", storage_path=storage_path, storage_filesystem=filesystem,
