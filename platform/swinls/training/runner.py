@@ -151,8 +151,8 @@ def scaling_config(run):
 
 
 def _train_worker(loop_config: dict) -> None:
-    """What Ray Train runs on every worker. Only the workers import the networks (timm, a
-    second and a half a process): not the trial, nor Train's controller, which unpickle this."""
+    """What Ray Train runs on every worker. Only the workers import the networks (timm, about
+    1.4 s a process): not the trial, nor Train's controller, which unpickle this."""
     from swinls.training.loop import worker_entry
 
     worker_entry(loop_config)
