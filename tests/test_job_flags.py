@@ -147,6 +147,9 @@ def test_a_search_whose_every_trial_failed_exits_non_zero_and_says_why(ray_local
     assert code == 1, err[-2000:]
     last = err.strip().splitlines()[-1]
     assert last.startswith("error: all 1 trials failed: ") and ".parquet" in last, last
+    # with run.max_failures=0 it trained once: Tune's restart of the trial did not train it again
+    assert last.startswith("error: all 1 trials failed: FileNotFoundError: "), last
+    assert "(not trained again: its training gave up earlier in this run" in last, last
     assert "no trial finished its whole run, so no model was published" in out
 
 

@@ -31,7 +31,8 @@ from swinls.config import ConfigError
 from swinls.errors import AllTrialsFailed, NothingToRankOn
 from swinls.metrics import undefined_everywhere
 from swinls.search.callbacks import EpochLines, WaitingNotice
-from swinls.search.experiment import error_line, tune_storage
+from swinls.search.attempts import error_line, new_attempt
+from swinls.search.experiment import tune_storage
 from swinls.training.progress import flush_print
 
 
@@ -189,7 +190,7 @@ def run_ablation(request: AblationRequest, *, storage_uri: str, name: str, verbo
     per_trial = {trial_name(*key): _trial_resources(table, c) for key, c in configs.items()}
     trainable = ray.tune.with_resources(
         ray.tune.with_parameters(run_ablation_trial, table=table, settings=request.settings, exp_uri=exp_uri,
-                                 user=list(request.overrides), tracking=tracking),
+                                 user=list(request.overrides), attempt=new_attempt(), tracking=tracking),
         lambda params: per_trial[params["trial"]])
     concurrency = request.max_concurrent or _concurrency(list(per_trial.values()), local_cores)
     tune_path, tune_fs = tune_storage(exp_uri)

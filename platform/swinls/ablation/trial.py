@@ -50,13 +50,16 @@ def trial_config(table: Table, settings: dict[str, Any], exp_uri: str, row: str,
 ABLATION_EXPERIMENT = "swinls-ablation"  # the MLflow experiment of ablation tables and their trials
 
 
-def run_ablation_trial(params: dict, *, table: Table, settings: dict, exp_uri: str, user: list[str] = (),
+def run_ablation_trial(params: dict, *, table: Table, settings: dict, exp_uri: str, attempt: str, user: list[str] = (),
                        tracking: tuple[str, str] | None = None) -> None:
-    """The Tune function of a trial. `tracking`: (MLflow URI, the table's run id)."""
+    """The Tune function of a trial. `attempt`: this invocation of the grid (search/attempts.py).
+    `tracking`: (MLflow URI, the table's run id)."""
     import ray.tune
 
+    from swinls.search.attempts import train_once_per_attempt
     from swinls.tracking.trials import end_trial, trial_tracker
     from swinls.training import run_experiment
+    from swinls.training.runner import run_uri_for
 
     row, model, seed = parse_trial_name(params["trial"])
     config = trial_config(table, settings, exp_uri, row, model, seed, user)
@@ -69,19 +72,21 @@ def run_ablation_trial(params: dict, *, table: Table, settings: dict, exp_uri: s
             tracker.epoch(metrics)
         return dict(metrics, **tags)
 
-    try:
+    def fit():
         if trains_in_actor(table, config):
             import torch
 
             torch.set_num_threads(max(1, int(config.run.cpus_per_worker)))  # trials side by side, not fighting for cores
-            result = run_experiment(config, local=True, printer=lambda metrics: ray.tune.report(report(metrics)))
-        else:
-            from swinls.search.score import TrialScore, scored
-            from swinls.search.tune_reports import fit_reporting_to_tune
+            return run_experiment(config, local=True, printer=lambda metrics: ray.tune.report(report(metrics)))
+        from swinls.search.score import TrialScore, scored
+        from swinls.search.tune_reports import fit_reporting_to_tune
 
-            score = TrialScore("valid_f1", 1)
-            result = fit_reporting_to_tune(lambda callback: run_experiment(config, callbacks=[callback]),
-                                           lambda metrics: scored(report(metrics), score))
+        score = TrialScore("valid_f1", 1)
+        return fit_reporting_to_tune(lambda callback: run_experiment(config, callbacks=[callback]),
+                                     lambda metrics: scored(report(metrics), score))
+
+    try:
+        result = train_once_per_attempt(run_uri_for(config), attempt, fit)
     except BaseException:
         end_trial(tracker, failed=True)
         raise

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from swinls import storage
+from swinls.search.attempts import error_line, new_attempt, train_once_per_attempt
 from swinls.search.space import EPOCH, SCORE, SearchSpace, parse_space
 from swinls.training.plan import all_phases, plan
 
@@ -84,10 +85,11 @@ def trial_experiment(space: SearchSpace, sampled: dict, data_uri: str, exp_uri: 
     return space.experiment(sampled, extra=[f"{key}={json.dumps(value)}" for key, value in where.items()])
 
 
-def run_trial(config: dict, *, space: SearchSpace, data_uri: str, exp_uri: str,
+def run_trial(config: dict, *, space: SearchSpace, data_uri: str, exp_uri: str, attempt: str,
               tracking: tuple[str, str] | None = None) -> None:
     """One trial, run by Tune: a whole experiment (both stages, self-training) on Ray Train.
-    `tracking`: (MLflow URI, the search's run id): the trial is a child run of the search's."""
+    `attempt`: this invocation of the search (search/attempts.py). `tracking`: (MLflow URI, the
+    search's run id): the trial is a child run of the search's."""
     import ray.tune
 
     from swinls.checkpoints import RunStore
@@ -99,7 +101,8 @@ def run_trial(config: dict, *, space: SearchSpace, data_uri: str, exp_uri: str,
 
     trial_id = ray.tune.get_context().get_trial_id()
     experiment = trial_experiment(space, config, data_uri, exp_uri, trial_id)
-    saved = RunStore(run_uri_for(experiment)).latest() or {}  # a resumed trial's score continues its history
+    run_uri = run_uri_for(experiment)
+    saved = RunStore(run_uri).latest() or {}  # a resumed trial's score continues its history
     score = TrialScore(space.metric, space.score_epochs, saved.get("history", []))
     tracker = trial_tracker(tracking, SEARCH_EXPERIMENT, trial_id, experiment,
                             {"swinls.job": "tune trial", **{f"swinls.sampled.{k}": str(v) for k, v in config.items()}})
@@ -110,7 +113,8 @@ def run_trial(config: dict, *, space: SearchSpace, data_uri: str, exp_uri: str,
         return scored(metrics, score, live_columns(space))
 
     try:
-        result = fit_reporting_to_tune(lambda callback: run_experiment(experiment, callbacks=[callback]), report)
+        result = train_once_per_attempt(run_uri, attempt, lambda: fit_reporting_to_tune(
+            lambda callback: run_experiment(experiment, callbacks=[callback]), report))
     except BaseException:
         end_trial(tracker, failed=True)
         raise
@@ -176,7 +180,8 @@ def run_search(space_text: str, *, data_uri: str, storage_uri: str, name: str, r
     if ray.cluster_resources().get(DRIVER_RESOURCE):  # cluster.yaml marks the head: drivers stay off spot workers
         driver[DRIVER_RESOURCE] = 1
     trainable = ray.tune.with_resources(
-        ray.tune.with_parameters(run_trial, space=space, data_uri=data_uri, exp_uri=exp_uri, tracking=tracking), driver)
+        ray.tune.with_parameters(run_trial, space=space, data_uri=data_uri, exp_uri=exp_uri, attempt=new_attempt(),
+                                 tracking=tracking), driver)
     space_uri = storage.join(exp_uri, "space.yaml")
     if resume:
         if not storage.exists(space_uri):
@@ -233,16 +238,6 @@ def run_search(space_text: str, *, data_uri: str, storage_uri: str, name: str, r
     except FileNotFoundError:  # no trial finished its whole run
         best_model = None
     return SearchResult(exp_uri, trials, best_uri if best_model else None, best_model)
-
-
-def error_line(error: BaseException | None) -> str | None:
-    """A failed trial's reason in one line: the last `Name: message` line of what Tune kept (the
-    worker's traceback, wrapped by Ray Train and Tune), which is the original exception's."""
-    if error is None:
-        return None
-    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
-    named = [line for line in lines if ": " in line and line.split(": ", 1)[0].replace(".", "").isidentifier()]
-    return (named or lines or [type(error).__name__])[-1]
 
 
 def rank_trials(results, space: SearchSpace) -> list[dict]:
