@@ -37,3 +37,13 @@ def test_training_that_gave_up_is_not_repeated_in_its_attempt_and_is_in_the_next
 def test_a_training_that_succeeds_leaves_no_record(tmp_path):
     assert train_once_per_attempt(str(tmp_path / "run"), new_attempt(), lambda: 7) == 7
     assert not (tmp_path / "run" / GAVE_UP).exists()
+
+
+def test_a_record_that_cannot_be_written_leaves_the_trainings_own_error(tmp_path):
+    (tmp_path / "run").write_text("a file where the run folder should be")  # the record cannot be written under it
+
+    def failing():
+        raise ValueError("bands ['B99'] are not Sentinel-2 bands")
+
+    with pytest.raises(ValueError, match="B99"):
+        train_once_per_attempt(str(tmp_path / "run"), new_attempt(), failing)

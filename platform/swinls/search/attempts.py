@@ -41,8 +41,11 @@ def train_once_per_attempt(run_uri: str, attempt: str, fit: Callable[[], T]) -> 
     try:
         result = fit()
     except Exception as exc:
-        storage.write_json_atomic(record_uri, {"attempt": attempt, "error": error_line(f"{type(exc).__name__}: {exc}"),
-                                                "time": time.time()})
+        try:
+            storage.write_json_atomic(record_uri, {"attempt": attempt, "error": error_line(f"{type(exc).__name__}: {exc}"),
+                                                    "time": time.time()})
+        except OSError:  # storage unreachable: the restart trains again, and the error raised is the training's
+            pass
         raise
     if earlier:  # an earlier attempt's, trained again by a resume
         storage.remove(record_uri)
