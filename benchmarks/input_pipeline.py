@@ -170,5 +170,6 @@ def main() -> None:
                   f"materialised {materialised:.0f} vs {unordered:.0f}/s ({materialised / unordered:.2f}), "
                   f"streamed {streamed:.0f} vs {streamed_unordered:.0f}/s ({streamed / streamed_unordered:.2f})")
 
+
 if __name__ == "__main__":
     main()

@@ -34,7 +34,10 @@ def new_attempt() -> str:
 def train_once_per_attempt(run_uri: str, attempt: str, fit: Callable[[], T]) -> T:
     """`fit()`, unless the trial's training already gave up in this attempt: then raise at once."""
     record_uri = storage.join(run_uri, GAVE_UP)
-    earlier = storage.read_json(record_uri) if storage.exists(record_uri) else None
+    try:
+        earlier = storage.read_json(record_uri)  # one request, not a check and then a read, at every trial start
+    except (FileNotFoundError, NotADirectoryError):
+        earlier = None
     if earlier and earlier.get("attempt") == attempt:
         raise TrainingGaveUp(f"{earlier.get('error')} (not trained again: its training gave up earlier in this run, "
                              f"{record_uri})")
