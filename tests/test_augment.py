@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from swinls.augment import IGNORE, AugmentConfig
-from swinls.augment.ops import (Augmenter, affine_matrices, color, cutmix, cutout, flip, flip_batched, rotate_point,
-                                rotate_shift)
+from swinls.augment.ops import (Augmenter, _flip_rotate_batched, _flip_rotate_rows, affine_matrices, color, cutmix,
+                                cutout, flip, flip_rotate_shift, rotate_point, rotate_shift)
 from swinls.augment.params import DRAWS, sample_params, uniforms
 
 H = W = 32
@@ -212,7 +212,8 @@ def test_each_batched_transform_matches_the_per_sample_reference(seed):
     assert host["flip_h"].any() and not host["flip_h"].all()  # both branches taken
     cases = [
         (flip(image, mask, p.flip_h, p.flip_v), ref.flip(image.clone(), mask.clone(), host["flip_h"], host["flip_v"])),
-        (flip_batched(image, mask, p.flip_h, p.flip_v), ref.flip(image.clone(), mask.clone(), host["flip_h"], host["flip_v"])),
+        (_flip_rotate_batched(image, mask, p.flip_h, p.flip_v, None, None, None),  # the GPU's flips
+         ref.flip(image.clone(), mask.clone(), host["flip_h"], host["flip_v"])),
         (rotate_shift(image, mask, p.rotate, p.angle, p.shift),
          ref.rotate_shift(image.clone(), mask.clone(), host["rotate"], host["angle"], host["shift"])),
         ((color(image, p.color, p.gain, p.bias), mask), (ref.color(image.clone(), host["color"], host["gain"], host["bias"]), mask)),
@@ -241,19 +242,56 @@ def test_colour_jitter_changes_only_the_optical_bands_each_around_its_own_mean()
     assert not torch.equal(both[:, 3], image[:, 3])
 
 
-def test_on_a_cpu_only_the_rows_drawn_to_rotate_are_warped_and_each_row_is_what_the_whole_batch_warp_gives():
-    from swinls.augment.ops import _warp
+def test_flips_folded_into_the_warp_give_what_flipping_then_warping_gives():
+    """A rotated row is warped straight from the input with its flips in its affine matrix; the
+    result is the reference's flip and then warp, up to float rounding, on both paths."""
+    from tests import reference_augment as ref
 
+    config = AugmentConfig(flip=0.5, rotate_shift=0.5, seed=3)
+    image, mask = random_batch(n=32, seed=3)
+    p = sample_params(config, np.arange(32) * 17, epoch=1)
+    host = {k: v.numpy() for k, v in vars(p).items()}
+    both = host["rotate"] & host["flip_h"] & host["flip_v"]
+    assert both.any() and (host["rotate"] & (host["flip_h"] ^ host["flip_v"])).any()  # every fold taken
+    want_image, want_mask = ref.flip(image.clone(), mask.clone(), host["flip_h"], host["flip_v"])
+    want_image, want_mask = ref.rotate_shift(want_image, want_mask, host["rotate"], host["angle"], host["shift"])
+    for path in (_flip_rotate_rows, _flip_rotate_batched):
+        got_image, got_mask = path(image, mask, p.flip_h, p.flip_v, p.rotate, p.angle, p.shift)
+        torch.testing.assert_close(got_image, want_image, rtol=1e-4, atol=1e-4)
+        assert (got_mask != want_mask).float().mean() < 1e-3  # nearest sampling may differ on a pixel boundary
+    assert (host["rotate"] == 0).any()  # and unrotated rows are exactly the flips
+    unrotated = torch.from_numpy(~host["rotate"])
+    got_image, got_mask = flip_rotate_shift(image, mask, p.flip_h, p.flip_v, p.rotate, p.angle, p.shift)
+    assert torch.equal(got_image[unrotated], want_image[unrotated]) and torch.equal(got_mask[unrotated], want_mask[unrotated])
+
+
+def test_on_a_cpu_each_row_is_computed_once_and_is_what_the_whole_batch_path_gives():
     generator = torch.Generator().manual_seed(0)
     image = torch.randn(6, 14, H, W, generator=generator)
     mask = torch.randint(0, 2, (6, H, W), generator=generator)
     selected = np.array([True, False, True, False, False, True])
+    flip_h, flip_v = np.array([True, True, False, False, True, False]), np.array([True, False, True, False, False, False])
     angle = torch.rand(6, generator=generator, dtype=torch.float64) * np.pi
     shift = (torch.rand(6, 2, generator=generator, dtype=torch.float64) - 0.5) * 0.5
-    out_image, out_mask = rotate_shift(image, mask, selected, angle, shift)
-    whole_image, whole_mask = _warp(image, mask, angle, shift)  # what the GPU path computes for every row
-    for row, chosen in enumerate(selected):
-        assert torch.equal(out_image[row], whole_image[row] if chosen else image[row])
-        assert torch.equal(out_mask[row], whole_mask[row] if chosen else mask[row])
-    unchanged_image, unchanged_mask = rotate_shift(image, mask, np.zeros(6, bool), angle, shift)
-    assert unchanged_image is image and unchanged_mask is mask  # nothing drawn: no copy, no warp
+    rows = _flip_rotate_rows(image, mask, flip_h, flip_v, selected, angle, shift)
+    whole = _flip_rotate_batched(image, mask, flip_h, flip_v, selected, angle, shift)  # what a GPU computes
+    assert torch.equal(rows[0], whole[0]) and torch.equal(rows[1], whole[1])
+    assert not torch.equal(rows[0][3], rows[0][4])  # sanity: rows differ where their draws do
+    torch.testing.assert_close(rows[0][3], image[3])
+
+
+def test_stored_dtypes_are_widened_in_the_same_pass_with_ignored_pixels_kept():
+    """Rows arrive as float16 images and uint8 masks; the result is what the widened rows give."""
+    config = AugmentConfig(flip=0.5, rotate_shift=0.5, color=0.5, seed=1)
+    image, mask = random_batch(n=16, seed=4)
+    image16, mask8 = image.half(), mask.to(torch.uint8)
+    augmenter = Augmenter(config)
+    got = augmenter(image16, mask8, np.arange(16), 2)
+    want = augmenter(image16.float(), mask8.long(), np.arange(16), 2)
+    assert got[0].dtype == torch.float32 and got[1].dtype == torch.int64
+    assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1])
+    same = rotate_shift(image16, mask8, np.ones(16, bool), np.zeros(16), np.zeros((16, 2)))  # the identity warp
+    assert torch.equal(same[1], mask) and (mask == IGNORE).any()
+    for disabled in (AugmentConfig(flip=0.0), AugmentConfig(flip=0.5)):  # nothing to do, or only flips
+        out = Augmenter(disabled)(image16, mask8, np.arange(16), 0)
+        assert out[0].dtype == torch.float32 and out[1].dtype == torch.int64

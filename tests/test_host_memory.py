@@ -7,7 +7,8 @@ import pytest
 
 from swinls.host_memory import keep_freed_memory
 
-# minor page faults of ten CPU augmentation steps on 14-band batches, after one to warm up
+# minor page faults of ten CPU augmentation steps on 14-band batches, after five to warm up (the
+# rotated rows' count varies by step, and so the sizes a step asks for)
 FAULTS = """
 import resource, sys
 import numpy as np, torch
@@ -18,7 +19,8 @@ took = keep_freed_memory() if sys.argv[1] == "kept" else False
 torch.set_num_threads(1)
 augment = Augmenter(AugmentConfig(flip=0.5, rotate_shift=0.5))
 image, mask = torch.randn(16, 14, 128, 128), torch.randint(0, 2, (16, 128, 128))
-augment(image, mask, np.arange(16), 0)
+for epoch in range(-5, 0):
+    augment(image, mask, np.arange(16), epoch)
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 for epoch in range(1, 11):
     augment(image, mask, np.arange(16), epoch)
@@ -37,8 +39,8 @@ def test_kept_memory_stops_an_augmentation_step_from_faulting_in_fresh_pages():
     _, default = faults("default")
     assert took
     # one 16×14×128×128 float32 batch is 3,584 pages of 4 KiB; glibc's defaults fault in
-    # several batches' worth every step
-    assert default > 10 * 3584, default
+    # several batches' worth over ten steps (how many depends on its moving mmap threshold)
+    assert default > 3 * 3584, default
     assert kept < default / 10, (kept, default)
 
 

@@ -9,7 +9,7 @@ waits for the device. Masks use 255 = ignore: pixels that come from outside the 
 rotate+shift are ignored (not labelled background), and ignored pixels of pseudo-labelled rows
 stay ignored through every transform.
 
-Order: flips → rotate+shift → colour → cutout → cutmix.
+Order: flips → rotate+shift (one pass) → colour → cutout → cutmix.
 """
 
 from __future__ import annotations
@@ -26,8 +26,10 @@ from swinls.bands import OPTICAL_BANDS
 
 
 class Augmenter:
-    """Callable on (image N×C×H×W float, mask N×H×W int, keys, epoch) → a new augmented pair;
-    the inputs are left untouched. Keys may be a tensor (kept on its device) or an array.
+    """Callable on (image N×C×H×W, mask N×H×W int, keys, epoch) → a new augmented pair, the
+    image float32 and the mask int64 whatever the stored dtypes (float16, uint8), widened in the
+    same pass that flips and warps; the inputs are left untouched. Keys may be a tensor (kept on
+    its device) or an array.
 
     `channels` names the image's channels: colour jitter changes only the Sentinel-2 bands among
     them (slope, DEM and principal components keep their values); None treats every channel as
@@ -40,12 +42,12 @@ class Augmenter:
     def __call__(self, image: torch.Tensor, mask: torch.Tensor, keys, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
         config = self.config
         if not config.enabled or image.shape[0] == 0:
-            return image, mask
+            return image.float(), mask.long()
         p = sample_params(config, keys, epoch, image.device)
-        if config.flip > 0:
-            image, mask = flip(image, mask, p.flip_h, p.flip_v)
-        if config.rotate_shift > 0:
-            image, mask = rotate_shift(image, mask, p.rotate, p.angle, p.shift)
+        if config.flip > 0 or config.rotate_shift > 0:
+            rotate = p.rotate if config.rotate_shift > 0 else None
+            image, mask = flip_rotate_shift(image, mask, p.flip_h, p.flip_v, rotate, p.angle, p.shift)
+        image, mask = image.float(), mask.long()  # no copy where flips or rotations made one
         if config.color > 0:
             image = color(image, p.color, p.gain, p.bias, self.optical)
         if config.cutout > 0:
@@ -67,69 +69,93 @@ def _rows(selected, like: torch.Tensor) -> torch.Tensor:
 
 
 def flip(image, mask, flip_h, flip_v):
-    """On a GPU, whole-batch flips selected per sample (nothing waits for the device); on a CPU
-    each sample flipped on its own axes and stacked once: a third of the time for 14 bands."""
-    if image.device.type == "cpu" and image.shape[0] > 0:
-        return flip_each(image, mask, flip_h, flip_v)
-    return flip_batched(image, mask, flip_h, flip_v)
+    """Flips alone: `flip_rotate_shift` with nothing rotated."""
+    return flip_rotate_shift(image, mask, flip_h, flip_v, None, None, None)
 
 
-def flip_batched(image, mask, flip_h, flip_v):
+def rotate_shift(image, mask, selected, angle, shift):
+    """Rotate+shift alone: `flip_rotate_shift` with nothing flipped."""
+    none = torch.zeros(image.shape[0], dtype=torch.bool, device=image.device)
+    return flip_rotate_shift(image, mask, none, none, selected, angle, shift)
+
+
+def flip_rotate_shift(image, mask, flip_h, flip_v, rotate, angle, shift):
+    """Flips, then rotate+shift (`rotate` None: flips only), as a new float32 image and int64
+    mask. Image interpolated bilinearly; mask by nearest neighbour, 255 where the source is
+    outside the patch.
+
+    A row drawn to rotate has its flips folded into its affine matrix (a flip negates a
+    normalised coordinate exactly) and is warped straight from the input; the other rows are
+    flipped. On a GPU both are computed for the whole batch and chosen per row (choosing rows
+    would wait for the device to say which); on a CPU each row is computed once, written into
+    the output as it is widened: with 14 bands this is most of an input pipeline's time."""
+    if image.device.type == "cpu":
+        return _flip_rotate_rows(image, mask, flip_h, flip_v, rotate, angle, shift)
+    return _flip_rotate_batched(image, mask, flip_h, flip_v, rotate, angle, shift)
+
+
+def _flip_rotate_batched(image, mask, flip_h, flip_v, rotate, angle, shift):
+    image, mask = image.float(), mask.long()
+    flipped_image, flipped_mask = image, mask
     for selected, dim in ((flip_h, -1), (flip_v, -2)):
-        image = torch.where(_rows(selected, image), image.flip(dim), image)
-        mask = torch.where(_rows(selected, mask), mask.flip(dim), mask)
-    return image, mask
+        flipped_image = torch.where(_rows(selected, image), flipped_image.flip(dim), flipped_image)
+        flipped_mask = torch.where(_rows(selected, mask), flipped_mask.flip(dim), flipped_mask)
+    if rotate is None:
+        return flipped_image, flipped_mask
+    warped, labels = _warp(image, mask, _on(angle, image), _on(shift, image), _on(flip_h, image), _on(flip_v, image))
+    return (torch.where(_rows(rotate, image), warped, flipped_image),
+            torch.where(_rows(rotate, mask), labels, flipped_mask))
 
 
-def flip_each(image, mask, flip_h, flip_v):
-    h, v = torch.as_tensor(flip_h, dtype=torch.bool).tolist(), torch.as_tensor(flip_v, dtype=torch.bool).tolist()
-    dims = [[d for d, on in ((-1, fh), (-2, fv)) if on] for fh, fv in zip(h, v)]
-    return (torch.stack([x.flip(d) if d else x for x, d in zip(image, dims)]),
-            torch.stack([x.flip(d) if d else x for x, d in zip(mask, dims)]))
+def _flip_rotate_rows(image, mask, flip_h, flip_v, rotate, angle, shift):
+    flip_h, flip_v = _on(flip_h, image, torch.bool), _on(flip_v, image, torch.bool)
+    rotated = torch.zeros_like(flip_h) if rotate is None else _on(rotate, image, torch.bool)
+    out_image = torch.empty(image.shape, dtype=torch.float32)
+    out_mask = torch.empty(mask.shape, dtype=torch.int64)
+    for row, (fh, fv, warp) in enumerate(zip(flip_h.tolist(), flip_v.tolist(), rotated.tolist())):
+        if warp:
+            continue
+        dims = [d for d, on in ((-1, fh), (-2, fv)) if on]
+        out_image[row].copy_(image[row].flip(dims) if dims else image[row])
+        out_mask[row].copy_(mask[row].flip(dims) if dims else mask[row])
+    rows = torch.nonzero(rotated).flatten()
+    if rows.numel() > 0:
+        warped, labels = _warp(image[rows], mask[rows], _on(angle, image)[rows], _on(shift, image)[rows],
+                               flip_h[rows], flip_v[rows])
+        out_image.index_copy_(0, rows, warped)
+        out_mask.index_copy_(0, rows, labels)
+    return out_image, out_mask
 
 
-def affine_matrices(angle, shift) -> torch.Tensor:
+def affine_matrices(angle, shift, flip_h=None, flip_v=None) -> torch.Tensor:
     """N×2×3 matrices (float64) mapping output coordinates to input coordinates (affine_grid's theta).
 
     Coordinates are normalised to [-1, 1]; `shift` is the translation of the content as a
     fraction of the patch side (so a shift of 0.25 moves content a quarter of the side).
+    `flip_h`/`flip_v` (per row) flip the input first: its x or y coordinate is negated.
     """
     angle, shift = torch.as_tensor(angle, dtype=torch.float64), torch.as_tensor(shift, dtype=torch.float64)
     cos, sin = torch.cos(angle), torch.sin(angle)
     rotation = torch.stack([torch.stack([cos, -sin], -1), torch.stack([sin, cos], -1)], -2)  # N×2×2
     translation = -2.0 * shift  # content moves by +shift: sample from -shift
     offset = torch.einsum("nij,nj->ni", rotation, translation)
-    return torch.cat([rotation, offset.unsqueeze(-1)], dim=-1)
+    theta = torch.cat([rotation, offset.unsqueeze(-1)], dim=-1)
+    for axis, flipped in ((0, flip_h), (1, flip_v)):
+        if flipped is not None:
+            sign = 1.0 - 2.0 * torch.as_tensor(flipped, dtype=torch.float64, device=theta.device)
+            theta[:, axis] *= sign.view(-1, 1)
+    return theta
 
 
-def rotate_shift(image, mask, selected, angle, shift):
-    """Image interpolated bilinearly; mask by nearest neighbour, 255 where the source is outside.
-
-    On a GPU the whole batch is warped in one grid_sample and unselected samples keep their pixels
-    (choosing rows would wait for the device to say which). On a CPU only the selected rows are
-    warped: at rotate_shift 0.5 that is half the work, and with 14 bands the warp is most of an
-    input pipeline's time. Each row's result is the same either way."""
-    angle, shift = _on(angle, image), _on(shift, image)
-    if image.device.type == "cpu":
-        rows = torch.nonzero(_on(selected, image, torch.bool)).flatten()
-        if rows.numel() == 0:
-            return image, mask
-        warped, labels = _warp(image[rows], mask[rows], angle[rows], shift[rows])
-        image, mask = image.index_copy(0, rows, warped), mask.index_copy(0, rows, labels)
-        return image, mask
-    warped, labels = _warp(image, mask, angle, shift)
-    return (torch.where(_rows(selected, image), warped, image), torch.where(_rows(selected, mask), labels, mask))
-
-
-def _warp(image, mask, angle, shift):
-    theta = affine_matrices(angle, shift).to(torch.float32)
+def _warp(image, mask, angle, shift, flip_h=None, flip_v=None):
+    theta = affine_matrices(angle, shift, flip_h, flip_v).to(torch.float32)
     grid = F.affine_grid(theta, list(image.shape), align_corners=False)
     warped = F.grid_sample(image.float(), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     # labels shifted by one so that the zero padding marks what came from outside the patch
-    labels = F.grid_sample((mask + 1).unsqueeze(1).float(), grid, mode="nearest", padding_mode="zeros",
-                           align_corners=False).squeeze(1).to(mask.dtype)
+    labels = F.grid_sample(mask.unsqueeze(1).float() + 1, grid, mode="nearest", padding_mode="zeros",
+                           align_corners=False).squeeze(1).long()
     labels = torch.where(labels == 0, torch.full_like(labels, IGNORE + 1), labels) - 1
-    return warped.to(image.dtype), labels
+    return warped, labels
 
 
 def color(image, selected, gain, bias, optical: Sequence[bool] | None = None):

@@ -30,11 +30,11 @@ class Batch:
 
 def on_device(image: torch.Tensor, mask: torch.Tensor, keys: torch.Tensor, augmenter: Augmenter | None = None,
               epoch: int = 0) -> Batch:
-    """Rows already on the device (any dtype) as a training batch, augmented when asked."""
-    image, mask = image.float(), mask.long()
+    """Rows already on the device (any dtype) as a training batch, augmented when asked (the
+    augmenter widens as it copies: no separate pass over the batch)."""
     if augmenter is not None:
         image, mask = augmenter(image, mask, keys, epoch)
-    return Batch(image, mask, keys)
+    return Batch(image.float(), mask.long(), keys)
 
 
 def host_to_device(array: np.ndarray, device: torch.device) -> torch.Tensor:
