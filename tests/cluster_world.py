@@ -9,8 +9,9 @@ provider: a node it launches is a raylet on this machine) whose worker type allo
 finds that config as it would find cluster.yaml's bootstrap file on a real head. The job runs as a
 user would run it on the head (`python jobs/<job>.py`, RAY_ADDRESS set). Once `--kill-when` holds,
 looking at the runs' checkpoints under `--watch`, `--lose node` removes without warning the node
-where an unfinished run trained its last epoch (its checkpoint's history says which) and a fresh
-node joins, as an autoscaler would add one; `--lose head` kills the job and every node, starts a
+where an unfinished run trained its last epoch (its checkpoint's history says which) — its Ray
+daemons and every process they started, as a reclaimed machine loses them — and a fresh node
+joins, as an autoscaler would add one; `--lose head` kills the job and every node, starts a
 new cluster whose head has an empty disk, and submits the job again with --resume; `--lose
 node,head` does both, the head once the run the node loss interrupted has gone on elsewhere.
 
@@ -60,7 +61,7 @@ def finished(pointer: dict) -> bool:
     return bool(pointer["phase_done"] and last.get("run_complete"))
 
 
-MIN_EPOCHS_LEFT = 3  # epochs take about a second here: a loss must land before the run can end
+MIN_EPOCHS_LEFT = 3  # a run may end an epoch between the look at its checkpoint and the loss, which must land before it ends
 
 
 def epochs_left(pointer: dict) -> int:
@@ -224,9 +225,39 @@ class Reclaimer:
         victims = [workers[node] for node in busy if node in workers]
         if victims:
             self.lost(pointers, removed_node=victims[0].node_id)
+            machine = node_processes(victims[0])
             world.cluster.remove_node(victims[0], allow_graceful=False)
+            # remove_node kills the node's Ray daemons; its workers, the raylet's children, would go
+            # on training for seconds until they miss the raylet. A reclaimed machine takes them too.
+            self.report["killed_with_node"] = kill_all(machine)
             self.report["removed_at"] = time.time()
             self.report["added_node"] = world.cluster.add_node(num_cpus=NODE_CPUS).node_id
+
+
+def node_processes(node) -> list:
+    """Every process of a node started by `Cluster`: its Ray daemons and all they started (the
+    raylet's workers among them), as psutil processes."""
+    import psutil
+
+    found = []
+    for _, process in node.live_processes():
+        with contextlib.suppress(psutil.NoSuchProcess):
+            daemon = psutil.Process(process.pid)
+            found += [daemon, *daemon.children(recursive=True)]
+    return found
+
+
+def kill_all(processes: list) -> int:
+    """SIGKILL those still alive; how many were."""
+    import psutil
+
+    killed = 0
+    for process in processes:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            if process.is_running():
+                process.kill()
+                killed += 1
+    return killed
 
 
 def stacks(pid: int) -> str:
