@@ -3,9 +3,10 @@
 Each sample's random draws come from a hash of (seed, epoch, row key) computed on the device
 (`swinls.augment.params`), so a sample is augmented the same way whatever batch or worker it
 lands in; only cutmix, which borrows from another sample of the batch, depends on the batch.
-Every transform is applied to the whole batch at once and selected per sample with
+On a GPU every transform is applied to the whole batch at once and selected per sample with
 `torch.where`: a handful of kernels per batch, no Python loop over samples and nothing that
-waits for the device. Masks use 255 = ignore: pixels that come from outside the patch after
+waits for the device; on a CPU flips and rotate+shift go row by row, each row computed once
+(`flip_rotate_shift`). Masks use 255 = ignore: pixels that come from outside the patch after
 rotate+shift are ignored (not labelled background), and ignored pixels of pseudo-labelled rows
 stay ignored through every transform.
 
@@ -27,8 +28,8 @@ from swinls.bands import OPTICAL_BANDS
 
 class Augmenter:
     """Callable on (image N×C×H×W, mask N×H×W int, keys, epoch) → a new augmented pair, the
-    image float32 and the mask int64 whatever the stored dtypes (float16, uint8), widened in the
-    same pass that flips and warps; the inputs are left untouched. Keys may be a tensor (kept on
+    image float32 and the mask int64 whatever the stored dtypes (float16, uint8; on a CPU widened
+    in the pass that flips and warps); the inputs are left untouched. Keys may be a tensor (kept on
     its device) or an array.
 
     `channels` names the image's channels: colour jitter changes only the Sentinel-2 bands among
