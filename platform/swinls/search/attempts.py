@@ -12,6 +12,7 @@ search or grid — so a `--resume`, which restarts errored trials on purpose, tr
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from typing import Callable, TypeVar
@@ -44,11 +45,9 @@ def train_once_per_attempt(run_uri: str, attempt: str, fit: Callable[[], T]) -> 
     try:
         result = fit()
     except Exception as exc:
-        try:
+        with contextlib.suppress(OSError):  # storage unreachable: the restart trains again, and the error raised is the training's
             storage.write_json_atomic(record_uri, {"attempt": attempt, "error": error_line(f"{type(exc).__name__}: {exc}"),
                                                     "time": time.time()})
-        except OSError:  # storage unreachable: the restart trains again, and the error raised is the training's
-            pass
         raise
     if earlier:  # an earlier attempt's, trained again by a resume
         storage.remove(record_uri)
