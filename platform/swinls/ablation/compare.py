@@ -1,0 +1,117 @@
+"""Any two rows of finished ablations compared, paired by seed, from their trials.csv files.
+
+`table.md` compares every row with its table's reference row; a sentence that compares two other
+rows (the two stages against CE + Lovász) or rows of two tables (Table 2's flips only against
+Table 3's plain CE, whose trials share seeds) needs its own interval:
+
+    python -m swinls.ablation.compare runs/balance/trials.csv --pair balanced:lovasz --pair wce:ce \\
+        --metric valid_f1 --metric holdout_f1
+    python -m swinls.ablation.compare runs/augment/trials.csv runs/balance/trials.csv --pair ce:none
+
+Each CSV is a path or a URI (s3://…); their trials are pooled, so a row name must mean one
+configuration across them. A pair's verdict is `differences.paired`'s: "not resolved" where the
+95 % interval spans 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import math
+import sys
+
+from swinls import storage
+from swinls.ablation import differences
+from swinls.ablation.tables import AblationError, unknown
+
+KEYS = ("row", "model", "seed", "status")
+
+
+def read_trials(uri: str) -> list[dict]:
+    """A trials.csv's records with numbers parsed (an empty cell is an undefined score)."""
+    text = storage.read_bytes(uri).decode()
+    reader = csv.DictReader(io.StringIO(text))
+    missing = [k for k in KEYS if k not in (reader.fieldnames or [])]
+    if missing:
+        raise AblationError(f"{uri}: not an ablation's trials.csv (no column {', '.join(missing)})")
+    records = []
+    for line, raw in enumerate(reader, start=2):
+        record = {k: raw[k] for k in KEYS}
+        try:
+            record["seed"] = int(raw["seed"])
+        except ValueError:
+            raise AblationError(f"{uri}, line {line}: seed {raw['seed']!r} is not an integer") from None
+        for key, value in raw.items():
+            if key not in record and key != "trial":
+                record[key] = _number(value)
+        records.append(record)
+    return records
+
+
+def _number(value: str):
+    if value in ("", None):
+        return math.nan
+    try:
+        return float(value)
+    except ValueError:
+        return value
+
+
+def pair(text: str) -> tuple[str, str]:
+    row, sep, reference = text.partition(":")
+    if not sep or not row or not reference:
+        raise argparse.ArgumentTypeError(f"{text!r} is not ROW:REFERENCE (e.g. balanced:lovasz)")
+    return row, reference
+
+
+def compare(records: list[dict], pairs: list[tuple[str, str]], metrics: list[str],
+            models: list[str] | None = None) -> list[differences.Difference]:
+    """Every pair for every model (those the trials hold, unless named) and metric."""
+    rows = sorted({r["row"] for r in records})
+    for name in {name for p in pairs for name in p}:
+        if name not in rows:
+            raise AblationError(unknown("row", name, rows, "the trials.csv"))
+    held = sorted({r["model"] for r in records})
+    for model in models or ():
+        if model not in held:
+            raise AblationError(unknown("model", model, held, "the trials.csv"))
+    for metric in metrics:
+        if not any(metric in r for r in records):
+            raise AblationError(f"the trials have no metric {metric!r}")
+    return [differences.paired(records, model, row, reference, metric)
+            for metric in metrics for model in (models or held) for row, reference in pairs]
+
+
+def markdown(found: list[differences.Difference]) -> str:
+    lines = ["| model | comparison | metric | difference | 95 % interval | seeds | resolved? |",
+             "| --- | --- | --- | ---: | ---: | ---: | --- |"]
+    for d in found:
+        interval = "–" if math.isnan(d.low) else f"{d.low:+.3f} to {d.high:+.3f}"
+        mean = "–" if math.isnan(d.mean) else f"{d.mean:+.3f}"
+        lines.append(f"| {d.model} | {d.row} − {d.reference} | {d.metric} | {mean} | {interval} | {d.pairs} | {d.verdict()} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m swinls.ablation.compare", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("trials", nargs="+", metavar="TRIALS_CSV", help="an ablation's trials.csv (path or URI)")
+    parser.add_argument("--pair", type=pair, action="append", required=True, metavar="ROW:REFERENCE",
+                        help="ROW − REFERENCE, paired by seed (repeatable)")
+    parser.add_argument("--metric", action="append", metavar="METRIC",
+                        help="a trials.csv column, e.g. valid_f1, holdout_f1 (repeatable; default valid_f1)")
+    parser.add_argument("--model", action="append", metavar="MODEL", help="swinls, unet, deeplabv3 (default: all held)")
+    args = parser.parse_args(argv)
+    try:
+        records = [r for uri in args.trials for r in read_trials(uri)]
+        found = compare(records, args.pair, args.metric or ["valid_f1"], args.model)
+    except (AblationError, FileNotFoundError) as exc:
+        print(f"compare: {exc}", file=sys.stderr)
+        return 2
+    print(markdown(found), end="")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""Two rows of finished ablations compared from their trials.csv files, paired by seed, the files
+written as the job writes them."""
+
+import math
+
+import pytest
+
+from swinls.ablation import compare
+from swinls.ablation.report import csv_text
+from swinls.ablation.tables import AblationError
+
+
+def trials(values: dict[str, list[float]], holdout: dict[str, list[float]] | None = None) -> list[dict]:
+    out = []
+    for row, scores in values.items():
+        for seed, score in enumerate(scores):
+            record = {"trial": f"{row}--swinls--s{seed}", "row": row, "model": "swinls", "seed": seed,
+                      "status": "complete", "epochs": 12, "valid_f1": score}
+            if holdout:
+                record["holdout_f1"] = holdout[row][seed]
+            out.append(record)
+    return out
+
+
+def write(path, records):
+    path.write_text(csv_text(records))
+    return str(path)
+
+
+def test_rows_of_two_tables_pair_by_seed_and_an_undefined_score_drops_its_pair(tmp_path, capsys):
+    balance = write(tmp_path / "balance.csv", trials({"ce": [0.60, 0.70, 0.65], "balanced": [0.70, 0.76, 0.73]},
+                                                     holdout={"ce": [0.1, 0.2, math.nan], "balanced": [0.2, 0.1, 0.3]}))
+    augment = write(tmp_path / "augment.csv", trials({"none": [0.50, 0.66, 0.55]}))
+    records = [r for uri in (balance, augment) for r in compare.read_trials(uri)]
+    assert {type(r["seed"]) for r in records} == {int} and math.isnan(records[2]["holdout_f1"])
+
+    found = compare.compare(records, [("balanced", "ce"), ("ce", "none")], ["valid_f1"])
+    by_pair = {(d.row, d.reference): d for d in found}
+    assert by_pair["balanced", "ce"].mean == pytest.approx(0.08) and by_pair["balanced", "ce"].pairs == 3
+    assert by_pair["ce", "none"].mean == pytest.approx(0.08)
+    # gains 0.10, 0.06, 0.08: mean 0.08, sd 0.02, the interval 0.030 to 0.130
+    assert by_pair["balanced", "ce"].verdict() == "higher"
+
+    held_out = compare.compare(records, [("balanced", "ce")], ["holdout_f1"])[0]
+    assert held_out.pairs == 2 and held_out.mean == pytest.approx(0.0)
+
+    assert compare.main([balance, augment, "--pair", "balanced:ce", "--metric", "valid_f1", "--metric", "holdout_f1"]) == 0
+    out = capsys.readouterr().out
+    assert "| swinls | balanced − ce | valid_f1 | +0.080 | +0.030 to +0.130 | 3 | higher |" in out
+    assert "| swinls | balanced − ce | holdout_f1 | +0.000 |" in out and "not resolved" in out
+
+
+def test_an_unknown_row_model_or_metric_and_a_foreign_csv_are_named(tmp_path, capsys):
+    balance = write(tmp_path / "balance.csv", trials({"ce": [0.6, 0.7], "focal": [0.6, 0.6]}))
+    records = compare.read_trials(balance)
+    with pytest.raises(AblationError, match=r"no row 'focl' \(did you mean 'focal'\?\); valid: ce, focal"):
+        compare.compare(records, [("focl", "ce")], ["valid_f1"])
+    with pytest.raises(AblationError, match="no model 'unet'"):
+        compare.compare(records, [("focal", "ce")], ["valid_f1"], ["unet"])
+    with pytest.raises(AblationError, match="no metric 'holdout_f1'"):
+        compare.compare(records, [("focal", "ce")], ["holdout_f1"])
+
+    other = tmp_path / "metrics.csv"
+    other.write_text("epoch,valid_f1\n1,0.5\n")
+    assert compare.main([str(other), "--pair", "focal:ce"]) == 2
+    assert f"{other}: not an ablation's trials.csv (no column row, model, seed, status)" in capsys.readouterr().err
+    assert compare.main([str(tmp_path / "gone.csv"), "--pair", "focal:ce"]) == 2
+    assert "gone.csv: no such file or object" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        compare.main([balance, "--pair", "focal"])
+    assert "'focal' is not ROW:REFERENCE" in capsys.readouterr().err
