@@ -57,8 +57,10 @@ def test_an_unknown_row_model_or_metric_and_a_foreign_csv_are_named(tmp_path, ca
         compare.compare(records, [("focl", "ce")], ["valid_f1"])
     with pytest.raises(AblationError, match="no model 'unet'"):
         compare.compare(records, [("focal", "ce")], ["valid_f1"], ["unet"])
-    with pytest.raises(AblationError, match="no metric 'holdout_f1'"):
+    with pytest.raises(AblationError, match=r"no metric 'holdout_f1'.*valid: epochs, valid_f1"):
         compare.compare(records, [("focal", "ce")], ["holdout_f1"])
+    with pytest.raises(AblationError, match=r"no metric 'valid_f2' \(did you mean 'valid_f1'\?\)"):
+        compare.compare(records, [("focal", "ce")], ["valid_f2"])
 
     other = tmp_path / "metrics.csv"
     other.write_text("epoch,valid_f1\n1,0.5\n")

@@ -76,9 +76,10 @@ def compare(records: list[dict], pairs: list[tuple[str, str]], metrics: list[str
     for model in models or ():
         if model not in held:
             raise AblationError(unknown("model", model, held, "the trials.csv"))
+    columns = sorted({key for record in records for key in record} - set(KEYS))
     for metric in metrics:
-        if not any(metric in r for r in records):
-            raise AblationError(f"the trials have no metric {metric!r}")
+        if metric not in columns:
+            raise AblationError(unknown("metric", metric, columns, "the trials.csv"))
     return [differences.paired(records, model, row, reference, metric)
             for metric in metrics for model in (models or held) for row, reference in pairs]
 
