@@ -88,8 +88,7 @@ def markdown(found: list[differences.Difference]) -> str:
     lines = ["| model | comparison | metric | difference | 95 % interval | seeds | resolved? |",
              "| --- | --- | --- | ---: | ---: | ---: | --- |"]
     for d in found:
-        interval = "–" if math.isnan(d.low) else f"{d.low:+.3f} to {d.high:+.3f}"
-        mean = "–" if math.isnan(d.mean) else f"{d.mean:+.3f}"
+        mean, interval = d.figures()
         lines.append(f"| {d.model} | {d.row} − {d.reference} | {d.metric} | {mean} | {interval} | {d.pairs} | {d.verdict()} |")
     return "\n".join(lines) + "\n"
 

@@ -34,6 +34,12 @@ class Difference:
     def resolved(self) -> bool:
         return self.pairs >= 2 and (self.low > 0 or self.high < 0)
 
+    def figures(self) -> tuple[str, str]:
+        """The mean difference and its interval as a table shows them ("–" where undefined)."""
+        mean = "–" if math.isnan(self.mean) else f"{self.mean:+.3f}"
+        interval = "–" if math.isnan(self.low) else f"{self.low:+.3f} to {self.high:+.3f}"
+        return mean, interval
+
     def verdict(self) -> str:
         if self.pairs < 2:
             return "not resolved (fewer than 2 seeds)"
@@ -77,8 +83,7 @@ def markdown(found: list[Difference], labels: dict[str, str], model_labels: dict
              f"{CONFIDENCE:.0%} confidence interval)", "",
              "| model | row | difference | 95 % interval | seeds | resolved? |", "| --- | --- | ---: | ---: | ---: | --- |"]
     for d in found:
-        interval = "–" if math.isnan(d.low) else f"{d.low:+.3f} to {d.high:+.3f}"
-        mean = "–" if math.isnan(d.mean) else f"{d.mean:+.3f}"
+        mean, interval = d.figures()
         lines.append(f"| {model_labels.get(d.model, d.model)} | {labels.get(d.row, d.row)} | {mean} | {interval} | "
                      f"{d.pairs} | {d.verdict()} |")
     return "\n".join(lines) + "\n"
