@@ -38,3 +38,29 @@ def test_a_trial_quiet_for_three_of_its_epochs_is_said_to_wait_and_an_epoch_ends
     notice.on_trial_result(0, [trial], trial, {"epoch": 5})  # the workers are back
     notice.on_step_begin(0, [trial])
     assert len(lines) == 1 and not any(key[1] == "stalled" for key in notice.waiting_since)
+
+
+def test_a_trial_whose_first_epoch_is_slower_than_the_notice_is_not_said_to_wait_after_it(ray_local, monkeypatch):
+    # found running Table 3's U-Net rows: 96 s epochs, and after epoch 1 every trial was said to be
+    # "restarting, or waiting for a node" 60 s in, since only one result had come to time an epoch by
+    from swinls.search import callbacks
+
+    now = [1000.0]
+    monkeypatch.setattr(callbacks, "time", SimpleNamespace(monotonic=lambda: now[0]))  # the callback's clock only
+    lines: list[str] = []
+    notice = WaitingNotice({"CPU": 1}, 1, lines.append, after_s=60.0)
+    trial = running_trial(1)
+    trial.last_result = {}
+    notice.on_trial_start(0, [trial], trial)
+    notice.on_step_begin(0, [trial])
+    now[0] += 96  # the first epoch takes 96 s
+    trial.last_result = {"epoch": 1}
+    notice.on_trial_result(0, [trial], trial, {"epoch": 1})
+
+    now[0] += 70  # a second epoch under way, as slow as the first
+    notice.on_step_begin(0, [trial])
+    assert lines == []
+
+    now[0] += 230  # three of its epochs with none: a wait
+    notice.on_step_begin(0, [trial])
+    assert len(lines) == 1 and "no epoch since epoch 1 (an epoch took 2 min)" in lines[0]

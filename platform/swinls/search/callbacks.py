@@ -147,12 +147,19 @@ class WaitingNotice(ray.tune.Callback):
         self.waiting_since: dict[tuple, float] = {}
         self.said: dict[tuple, float] = {}
         self.last_result_at: dict[str, float] = {}
+        self.started_at: dict[str, float] = {}
         self.epoch_s: dict[str, float] = {}
+
+    def on_trial_start(self, iteration, trials, trial, **info) -> None:
+        self.started_at.setdefault(trial.trial_id, time.monotonic())
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
         now = time.monotonic()
-        if trial.trial_id in self.last_result_at:
-            self.epoch_s[trial.trial_id] = now - self.last_result_at[trial.trial_id]
+        # the first epoch is timed from the trial's start (start-up included: a longer wait, never
+        # a false one); an epoch slower than `after_s` would otherwise read as a lost node at once
+        since = self.last_result_at.get(trial.trial_id, self.started_at.get(trial.trial_id))
+        if since is not None:
+            self.epoch_s[trial.trial_id] = now - since
         self.last_result_at[trial.trial_id] = now
 
     def on_step_begin(self, iteration, trials, **info) -> None:
