@@ -10,11 +10,12 @@ from swinls.ablation.report import csv_text
 from swinls.ablation.tables import AblationError
 
 
-def trials(values: dict[str, list[float]], holdout: dict[str, list[float]] | None = None) -> list[dict]:
+def trials(values: dict[str, list[float]], holdout: dict[str, list[float]] | None = None,
+           model: str = "swinls") -> list[dict]:
     out = []
     for row, scores in values.items():
         for seed, score in enumerate(scores):
-            record = {"trial": f"{row}--swinls--s{seed}", "row": row, "model": "swinls", "seed": seed,
+            record = {"trial": f"{row}--{model}--s{seed}", "row": row, "model": model, "seed": seed,
                       "status": "complete", "epochs": 12, "valid_f1": score}
             if holdout:
                 record["holdout_f1"] = holdout[row][seed]
@@ -71,3 +72,29 @@ def test_an_unknown_row_model_or_metric_and_a_foreign_csv_are_named(tmp_path, ca
     with pytest.raises(SystemExit):
         compare.main([balance, "--pair", "focal"])
     assert "'focal' is not ROW:REFERENCE" in capsys.readouterr().err
+
+
+def test_two_models_on_each_row_both_hold_pair_by_seed(tmp_path, capsys):
+    records = trials({"ce": [0.70, 0.72, 0.00], "wce": [0.66, 0.65, 0.64], "focal": [0.6, 0.6, 0.6]})
+    records += trials({"ce": [0.60, 0.61, 0.50], "wce": [0.60, 0.58, 0.59]}, model="unet")
+    uri = write(tmp_path / "balance.csv", records)
+
+    found = compare.compare(compare.read_trials(uri), [], ["valid_f1"], versus=[("swinls", "unet")])
+    by_row = {d.row: d for d in found}
+    assert set(by_row) == {"ce", "wce"}  # focal has no U-Net trial: no pair to make
+    assert by_row["wce"].mean == pytest.approx(0.06) and by_row["wce"].verdict() == "higher"  # +0.06, +0.07, +0.05
+    assert by_row["ce"].mean == pytest.approx(-0.29 / 3) and not by_row["ce"].resolved  # seed 2 collapsed
+
+    assert compare.main([uri, "--versus", "swinls:unet", "--pair", "wce:ce", "--model", "unet"]) == 0
+    out = capsys.readouterr().out
+    assert "| unet | wce − ce | valid_f1 | +0.020 |" in out and "| swinls | wce − ce |" not in out
+    assert "| swinls − unet | wce | valid_f1 | +0.060 | +0.035 to +0.085 | 3 | higher |" in out
+
+    with pytest.raises(AblationError, match=r"no model 'deeplabv3'.*valid: swinls, unet"):
+        compare.compare(compare.read_trials(uri), [], ["valid_f1"], versus=[("swinls", "deeplabv3")])
+    with pytest.raises(AblationError, match="no row of the trials.csv holds both swinls and unet"):
+        compare.compare(trials({"ce": [0.7]}) + trials({"wce": [0.6]}, model="unet"), [], ["valid_f1"],
+                        versus=[("swinls", "unet")])
+    with pytest.raises(SystemExit):
+        compare.main([uri])
+    assert "give at least one --pair ROW:REFERENCE or --versus MODEL:REFERENCE_MODEL" in capsys.readouterr().err

@@ -8,6 +8,10 @@ Table 3's plain CE, whose trials share seeds) needs its own interval:
         --metric valid_f1 --metric holdout_f1
     python -m swinls.ablation.compare runs/augment/trials.csv runs/balance/trials.csv --pair ce:none
 
+and a sentence that compares two models on a row (SwinLS against the U-Net) needs `--versus`:
+
+    python -m swinls.ablation.compare runs/balance/trials.csv --versus swinls:unet --metric valid_f1
+
 Each CSV is a path or a URI (s3://…); their trials are pooled, so a row name must mean one
 configuration across them. A pair's verdict is `differences.paired`'s: "not resolved" where the
 95 % interval spans 0.
@@ -61,27 +65,35 @@ def _number(value: str):
 def pair(text: str) -> tuple[str, str]:
     row, sep, reference = text.partition(":")
     if not sep or not row or not reference:
-        raise argparse.ArgumentTypeError(f"{text!r} is not ROW:REFERENCE (e.g. balanced:lovasz)")
+        raise argparse.ArgumentTypeError(f"{text!r} is not ROW:REFERENCE or MODEL:REFERENCE_MODEL (e.g. balanced:lovasz, swinls:unet)")
     return row, reference
 
 
 def compare(records: list[dict], pairs: list[tuple[str, str]], metrics: list[str],
-            models: list[str] | None = None) -> list[differences.Difference]:
-    """Every pair for every model (those the trials hold, unless named) and metric."""
+            models: list[str] | None = None, versus: list[tuple[str, str]] = ()) -> list[differences.Difference]:
+    """Every pair for every model (those the trials hold, unless named) and metric; then each
+    `versus` pair of models on every row both hold."""
     rows = sorted({r["row"] for r in records})
     for name in {name for p in pairs for name in p}:
         if name not in rows:
             raise AblationError(unknown("row", name, rows, "the trials.csv"))
     held = sorted({r["model"] for r in records})
-    for model in models or ():
+    for model in [*(models or ()), *(m for v in versus for m in v)]:
         if model not in held:
             raise AblationError(unknown("model", model, held, "the trials.csv"))
     columns = sorted({key for record in records for key in record} - set(KEYS))
     for metric in metrics:
         if metric not in columns:
             raise AblationError(unknown("metric", metric, columns, "the trials.csv"))
-    return [differences.paired(records, model, row, reference, metric)
-            for metric in metrics for model in (models or held) for row, reference in pairs]
+    found = [differences.paired(records, model, row, reference, metric)
+             for metric in metrics for model in (models or held) for row, reference in pairs]
+    for model, other in versus:
+        shared = [row for row in rows if {model, other} <= {r["model"] for r in records if r["row"] == row}]
+        if not shared:
+            raise AblationError(f"no row of the trials.csv holds both {model} and {other}")
+        found += [differences.paired(records, model, row, row, metric, reference_model=other)
+                  for metric in metrics for row in shared]
+    return found
 
 
 def markdown(found: list[differences.Difference]) -> str:
@@ -89,7 +101,9 @@ def markdown(found: list[differences.Difference]) -> str:
              "| --- | --- | --- | ---: | ---: | ---: | --- |"]
     for d in found:
         mean, interval = d.figures()
-        lines.append(f"| {d.model} | {d.row} − {d.reference} | {d.metric} | {mean} | {interval} | {d.pairs} | {d.verdict()} |")
+        model, rows = ((f"{d.model} − {d.reference_model}", d.row) if d.across_models
+                       else (d.model, f"{d.row} − {d.reference}"))
+        lines.append(f"| {model} | {rows} | {d.metric} | {mean} | {interval} | {d.pairs} | {d.verdict()} |")
     return "\n".join(lines) + "\n"
 
 
@@ -97,15 +111,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m swinls.ablation.compare", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("trials", nargs="+", metavar="TRIALS_CSV", help="an ablation's trials.csv (path or URI)")
-    parser.add_argument("--pair", type=pair, action="append", required=True, metavar="ROW:REFERENCE",
-                        help="ROW − REFERENCE, paired by seed (repeatable)")
+    parser.add_argument("--pair", type=pair, action="append", default=[], metavar="ROW:REFERENCE",
+                        help="ROW − REFERENCE for each model, paired by seed (repeatable)")
+    parser.add_argument("--versus", type=pair, action="append", default=[], metavar="MODEL:REFERENCE_MODEL",
+                        help="MODEL − REFERENCE_MODEL on every row both hold, paired by seed (repeatable)")
     parser.add_argument("--metric", action="append", metavar="METRIC",
                         help="a trials.csv column, e.g. valid_f1, holdout_f1 (repeatable; default valid_f1)")
     parser.add_argument("--model", action="append", metavar="MODEL", help="swinls, unet, deeplabv3 (default: all held)")
     args = parser.parse_args(argv)
+    if not args.pair and not args.versus:
+        parser.error("give at least one --pair ROW:REFERENCE or --versus MODEL:REFERENCE_MODEL")
     try:
         records = [r for uri in args.trials for r in read_trials(uri)]
-        found = compare(records, args.pair, args.metric or ["valid_f1"], args.model)
+        found = compare(records, args.pair, args.metric or ["valid_f1"], args.model, args.versus)
     except (AblationError, FileNotFoundError) as exc:
         print(f"compare: {exc}", file=sys.stderr)
         return 2

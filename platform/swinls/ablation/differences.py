@@ -29,6 +29,11 @@ class Difference:
     low: float
     high: float
     pairs: int
+    reference_model: str = ""  # another model on the same row (SwinLS − U-Net); empty: `model` itself
+
+    @property
+    def across_models(self) -> bool:
+        return bool(self.reference_model) and self.reference_model != self.model
 
     @property
     def resolved(self) -> bool:
@@ -57,17 +62,21 @@ def _by_seed(records: list[dict], row: str, model: str, metric: str) -> dict[int
     return out
 
 
-def paired(records: list[dict], model: str, row: str, reference: str, metric: str = "valid_f1") -> Difference:
-    """row − reference for one model, over the seeds both completed."""
-    mine, theirs = _by_seed(records, row, model, metric), _by_seed(records, reference, model, metric)
+def paired(records: list[dict], model: str, row: str, reference: str, metric: str = "valid_f1",
+           reference_model: str = "") -> Difference:
+    """row − reference for one model, or `model` − `reference_model` on one row (trials of a seed
+    share their data order and augmentation draws across models too), over the seeds both completed."""
+    other = reference_model or model
+    mine, theirs = _by_seed(records, row, model, metric), _by_seed(records, reference, other, metric)
     deltas = [mine[s] - theirs[s] for s in sorted(set(mine) & set(theirs))]
+    known = dict(model=model, row=row, reference=reference, metric=metric, reference_model=reference_model)
     if not deltas:
-        return Difference(model, row, reference, metric, math.nan, math.nan, math.nan, 0)
+        return Difference(**known, mean=math.nan, low=math.nan, high=math.nan, pairs=0)
     mean = statistics.fmean(deltas)
     if len(deltas) < 2:
-        return Difference(model, row, reference, metric, mean, math.nan, math.nan, 1)
+        return Difference(**known, mean=mean, low=math.nan, high=math.nan, pairs=1)
     half = stats.t.ppf(0.5 + CONFIDENCE / 2, len(deltas) - 1) * statistics.stdev(deltas) / math.sqrt(len(deltas))
-    return Difference(model, row, reference, metric, mean, mean - half, mean + half, len(deltas))
+    return Difference(**known, mean=mean, low=mean - half, high=mean + half, pairs=len(deltas))
 
 
 def differences(records: list[dict], rows: list[str], models: list[str], reference: str,
