@@ -199,6 +199,12 @@ def test_bad_products_are_refused_naming_the_file(product, model, tmp_path):
     (no_dem / "elevation.tif").unlink()
     (no_dem / "item.json").unlink()
     cases[no_dem] = "give an elevation raster"
+    truncated = tmp_path / "truncated"
+    shutil.copytree(product["root"] / "bands", truncated)
+    b3 = truncated / product["files"]["B3"].name
+    b3.write_bytes(b3.read_bytes()[:200])
+    (truncated / "item.json").unlink()
+    cases[truncated] = f"{b3}: not a readable raster (corrupt, truncated or not a GeoTIFF"
     for source, reason in cases.items():
         out = tmp_path / f"out-{source.stem}"
         code, _, err = run_in_process("predict", model, str(source), str(out))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from swinls.prediction.rasters import GDAL_CACHE_MB
+from swinls.raster_io import GDAL_CACHE_MB
 
 BLOCK = 256  # tile size of every raster prediction writes
 OVERVIEW_RESAMPLING = {"mask": "MODE", "probability": "AVERAGE"}

@@ -9,7 +9,6 @@ finite; the model sees it as the band mean (0 after normalisation) and the outpu
 
 from __future__ import annotations
 
-import contextlib
 import re
 import warnings
 from dataclasses import dataclass
@@ -21,13 +20,13 @@ from swinls import storage
 from swinls.bands import BANDS
 from swinls.prediction.errors import PredictionError
 from swinls.prediction.windows import WindowGrid
+from swinls.raster_io import open_dataset
 from swinls.products import ProductError, find_product, product_scene
 from swinls.products.reader import Grid, ProductRows, ProductSpec
 
 SCENE_SUFFIXES = (".tif", ".tiff")
 TRUTH_SUFFIX = "_mask"  # scene_3_mask.tif beside scene_3.tif: its labels (the synthetic layout)
 OUTPUT_SUFFIXES = ("_prediction", "_probability")
-GDAL_CACHE_MB = 64  # GDAL's default is 5 % of RAM, which would let memory grow with the scene
 _ALIASES = {"SLOPE": "slope", "DEM": "DEM", "ELEVATION": "DEM"}
 
 
@@ -62,23 +61,9 @@ def band_indexes(descriptions: tuple[str | None, ...], needed: tuple[str, ...], 
                                   f"Landslide4Sense bands in order ({', '.join(BANDS)}) or describe each band by name")
 
 
-@contextlib.contextmanager
 def open_raster(uri: str):
     """A rasterio dataset for a local path or an s3:// object (ranged reads through s3fs)."""
-    import rasterio
-    from rasterio.errors import RasterioIOError
-
-    fs, path = storage.filesystem(uri)
-    kwargs = {"opener": fs} if storage.is_s3(uri) else {}
-    if not fs.exists(path):
-        raise PredictionError(uri, "no such file or object")
-    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
-        try:
-            dataset = rasterio.open(path, **kwargs)
-        except RasterioIOError as exc:
-            raise PredictionError(uri, "not a readable raster (corrupt, truncated or not a GeoTIFF)") from exc
-        with dataset:
-            yield dataset
+    return open_dataset(uri, lambda reason: PredictionError(uri, reason))
 
 
 @dataclass(frozen=True)

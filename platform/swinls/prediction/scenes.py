@@ -21,7 +21,8 @@ from swinls.metrics import IGNORE, Confusion
 from swinls.prediction.cog import BLOCK
 from swinls.prediction.model import Decision, Normalizer, probability
 from swinls.prediction.outputs import TAG
-from swinls.prediction.rasters import GDAL_CACHE_MB, SceneInfo, SceneRows, open_raster
+from swinls.prediction.rasters import SceneInfo, SceneRows, open_raster
+from swinls.raster_io import GDAL_CACHE_MB
 from swinls.prediction.windows import StripBlender, WindowGrid
 
 MASK_NODATA = 255

@@ -11,14 +11,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from swinls import storage
 from swinls.products.discover import BandFile, Product, ProductError, convention
 from swinls.products.names import SENTINEL2, TERRAIN
+from swinls.raster_io import open_dataset
 from swinls.units import InputUnits
 
 GRID_METRES = 10.0  # Landslide4Sense resamples every band to Sentinel-2's 10 m grid
 ROWS_PER_READ = 256
-GDAL_CACHE_MB = 64
 
 
 @dataclass(frozen=True)
@@ -42,22 +41,9 @@ class ProductSpec:
     offset: tuple[float, ...]
 
 
-@contextlib.contextmanager
 def open_file(uri: str, source: str):
     """A raster of the product (local or s3:// through s3fs), errors naming the product and file."""
-    import rasterio
-    from rasterio.errors import RasterioIOError
-
-    fs, path = storage.filesystem(uri)
-    if not fs.exists(path):
-        raise ProductError(source, f"{uri}: no such file or object")
-    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
-        try:
-            dataset = rasterio.open(path, opener=fs) if storage.is_s3(uri) else rasterio.open(path)
-        except RasterioIOError as exc:
-            raise ProductError(source, f"{uri}: not a readable raster ({exc})") from exc
-        with dataset:
-            yield dataset
+    return open_dataset(uri, lambda reason: ProductError(source, f"{uri}: {reason}"))
 
 
 def _resolved(file: BandFile, dataset) -> BandFile:
