@@ -5,6 +5,7 @@ seed) that spreads over a cluster; outputs trials.csv, table.md and table.png.
     python jobs/ablate.py bands --preset small                              # Table 1, 8 rows × 3 models × 3 seeds
     python jobs/ablate.py selftrain --preset small --rows before,a90,a100 --set stage1.epochs=20
     python jobs/ablate.py bands --data /nonexistent --dry-run                   # check the inputs, start nothing
+    python jobs/ablate.py balance --name balance-proxy --report-only           # the outputs of what finished so far
     python jobs/ablate.py bands --data s3://my-bucket/l4s/shards --storage s3://my-bucket/ablations \\
         --set recipe=paper-ablation --use-gpu --seeds 3                        # the real data, pretrained models
     ray job submit --working-dir . -- python jobs/ablate.py balance --preset l4s \\
@@ -52,7 +53,13 @@ def parse_args(argv=None):
                         help="scaling: the valid F1s the time is measured to, a column each")
     parser.add_argument("--max-concurrent", type=int, default=0, metavar="N", help="trials at once (0: what fits)")
     add_shared(parser, "--smoke-test", "--cache", "--shared-fs", "--num-cpus", "--dry-run", "--mlflow")
-    return parser.parse_args(argv)
+    parser.add_argument("--report-only", action="store_true",
+                        help="write trials.csv, table.md and table.png from the trials under --name finished so far "
+                             "(while it runs, or after it was stopped); train nothing, start no Ray")
+    args = parser.parse_args(argv)
+    if args.report_only and not args.name:
+        parser.error("--report-only reports an ablation that has run: give its --name")
+    return args
 
 
 def main(argv=None) -> int:
@@ -88,6 +95,8 @@ def _run(argv=None) -> int:
         overrides.append("run.use_gpu=true")
     storage_uri = args.storage if storage.is_s3(args.storage) else str(Path(args.storage).absolute())
     preflight.check_storage(storage_uri)
+    if args.report_only:
+        return _report_only(args, storage_uri)
     request = AblationRequest(args.table, settings, overrides, seeds=args.seeds,
                               rows=[r.strip() for r in (args.rows or "").split(",") if r.strip()],
                               models=[m.strip() for m in (args.models or "").split(",") if m.strip()],
@@ -155,6 +164,19 @@ def _run(argv=None) -> int:
     if incomplete:
         print(f"not finished: {', '.join(incomplete)} (rerun with --name {name} to continue them)", file=sys.stderr)
         return 1
+    return 0
+
+
+def _report_only(args, storage_uri: str) -> int:
+    from swinls.ablation.run import report_ablation
+
+    outputs = report_ablation(args.table, storage_uri=storage_uri, name=args.name, target_f1s=tuple(args.target_f1))
+    print(outputs.markdown)
+    for label, uri in outputs.uris.items():
+        print(f"{label}: {uri}")
+    unfinished = [r["trial"] for r in outputs.records if r["status"] != "complete"]
+    if unfinished:
+        print(f"not finished, in no mean: {', '.join(unfinished)} (rerun without --report-only to train them)")
     return 0
 
 

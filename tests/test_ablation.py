@@ -248,6 +248,48 @@ def test_a_rerun_asking_for_more_seeds_or_rows_grows_the_table(tiny_ablation, tm
                                {"rows": ["ce", "wce"], "models": ["swinls"], "seeds": 2}]
 
 
+def test_report_only_writes_the_outputs_of_what_finished_and_trains_nothing(tiny_ablation, tmp_path):
+    # a long ablation stopped part-way (or still running elsewhere): its outputs from the trials that finished
+    import shutil
+
+    import yaml
+
+    from tests.jobs import run_in_process
+    from swinls.ablation.run import report_ablation
+
+    _, storage_uri, first, _ = tiny_ablation
+    exp = tmp_path / "stopped"
+    shutil.copytree(Path(storage_uri) / "tiny", exp)
+    for name in ("trials.csv", "table.md", "table.png"):
+        (exp / name).unlink()
+    shutil.rmtree(exp / "trials" / "balanced--swinls--s1")  # never started
+    record = yaml.safe_load((exp / "ablation.yaml").read_text())
+    record["grids"].append({"rows": ["wce"], "models": ["swinls"], "seeds": 1})  # asked, stopped before it ran
+    (exp / "ablation.yaml").write_text(yaml.safe_dump(record, sort_keys=False))
+
+    code, out, err = run_in_process("ablate", "balance", "--storage", str(tmp_path), "--name", "stopped", "--report-only")
+    assert code == 0, err
+    with open(exp / "trials.csv") as f:
+        trials = [(t["row"], t["seed"], t["status"]) for t in csv.DictReader(f)]
+    assert trials == [("ce", "0", "complete"), ("ce", "1", "complete"), ("wce", "0", "missing"),
+                      ("balanced", "0", "complete"), ("balanced", "1", "missing")]
+    assert sorted(p.name for p in (exp / "trials").iterdir()) == ["balanced--swinls--s0", "ce--swinls--s0",
+                                                                  "ce--swinls--s1"]  # nothing trained
+    table = (exp / "table.md").read_text()
+    ce = "| Normal training (CE) |"
+    assert next(line for line in table.splitlines() if line.startswith(ce)) == \
+        next(line for line in first.markdown.splitlines() if line.startswith(ce))
+    assert next(line for line in table.splitlines() if line.startswith("| Balanced training")).endswith("| 1/2 |")
+    assert "not finished, in no mean: wce--swinls--s0, balanced--swinls--s1" in out
+
+    with pytest.raises(AblationError, match=r"stopped/ablation.yaml holds table 'balance', not 'augment'"):
+        report_ablation("augment", storage_uri=str(tmp_path), name="stopped")
+    with pytest.raises(AblationError, match="no ablation has run under --name gone here"):
+        report_ablation("balance", storage_uri=str(tmp_path), name="gone")
+    code, _, err = run_in_process("ablate", "balance", "--storage", str(tmp_path), "--report-only")
+    assert code == 2 and "--report-only reports an ablation that has run: give its --name" in err
+
+
 def test_the_scaling_table_reads_throughput_and_a_time_per_target_f1_off_each_history():
     from swinls.ablation.report import history_figures, markdown, summarise
 

@@ -85,8 +85,9 @@ def merge_request(uri: str, shared: dict, asked: dict) -> list[dict]:
     grids = [asked]
     if storage.exists(uri):
         saved = yaml.safe_load(storage.read_bytes(uri).decode()) or {}
-        # records written before grids could grow hold one grid at the top level
-        saved_grids = saved.pop("grids", None) or [{k: saved.pop(k) for k in GRID_KEYS if k in saved}]
+        saved_grids = grids_of(saved)
+        for key in ("grids", *GRID_KEYS):
+            saved.pop(key, None)
         saved.setdefault("overrides", [])
         saved.pop("target_f1", None)  # records from when the target was part of the request; it is the report's now
         if saved != shared:
@@ -100,6 +101,12 @@ def merge_request(uri: str, shared: dict, asked: dict) -> list[dict]:
         grids = saved_grids + [asked]
     storage.write_bytes_atomic(uri, yaml.safe_dump({**shared, "grids": grids}, sort_keys=False).encode())
     return grids
+
+
+def grids_of(saved: dict) -> list[dict]:
+    """The grids an `ablation.yaml` record holds (one written before grids could grow holds its
+    grid at the top level)."""
+    return saved.get("grids") or [{k: saved[k] for k in GRID_KEYS if k in saved}]
 
 
 def union_grid(table, grids: list[dict]) -> list[dict]:
@@ -210,6 +217,25 @@ def run_ablation(request: AblationRequest, *, storage_uri: str, name: str, verbo
         raise AllTrialsFailed(f"all {len(errors)} trials failed: {errors[0]} (outputs so far: {outputs.uris.get('table.md', exp_uri)})")
     check_rankable(outputs.records, outputs.uris.get("table.md", exp_uri))
     return outputs
+
+
+def report_ablation(table_name: str, *, storage_uri: str, name: str,
+                    target_f1s: tuple[float, ...] = DEFAULT_TARGET_F1S) -> Outputs:
+    """The outputs of what finished so far under `name` (`--report-only`): nothing trains and no Ray
+    starts, so a long ablation can be read while it runs, or after it was stopped; an unfinished
+    trial is in trials.csv as `incomplete` or `missing` and in no mean."""
+    table = get_table(table_name)
+    exp_uri = storage.join(storage_uri, name)
+    uri = storage.join(exp_uri, "ablation.yaml")
+    if not storage.exists(uri):
+        raise AblationError(f"{uri}: no ablation has run under --name {name} here, so there is nothing to report")
+    saved = yaml.safe_load(storage.read_bytes(uri).decode()) or {}
+    if saved.get("table") != table.name:
+        raise AblationError(f"{uri} holds table {saved.get('table')!r}, not {table.name!r}")
+    trials = union_grid(table, grids_of(saved))
+    rows = tuple(r for r in table.rows if any(t["row"] == r.name for t in trials))
+    models = tuple(m for m in table.models if any(t["model"] == m for t in trials))
+    return write_outputs(table, rows, trials, models, exp_uri, target_f1s)
 
 
 def _live(configs: dict) -> list:
