@@ -50,3 +50,13 @@ def test_the_page_shows_each_comparison_and_its_verdict():
     assert "**Against Same extra training, paired by seed**" in text
     assert "| SwinLS | A = 100 % | +0.050 | +0.025 to +0.075 | 3 | higher |" in text
     assert "| SwinLS | A = 50 % |" in text and "not resolved" in text
+
+
+def test_a_row_asked_only_for_another_model_is_not_listed_for_this_one():
+    # the U-Net asked for CE and weighted CE only, SwinLS for focal loss too, one U-Net trial not finished
+    data = records({"ce": [0.5, 0.6], "wce": [0.55, 0.62], "focal": [0.5, 0.6]})
+    data += records({"ce": [0.7, 0.8], "wce": [0.72, 0.81]}, model="unet")
+    data.append({"row": "wce", "model": "unet", "seed": 2, "status": "missing", "valid_f1": ""})
+    found = differences(data, ["ce", "wce", "focal"], ["swinls", "unet"], "ce")
+    assert [(d.model, d.row) for d in found] == [("swinls", "wce"), ("swinls", "focal"), ("unet", "wce")]
+    assert found[-1].pairs == 2

@@ -81,7 +81,11 @@ def paired(records: list[dict], model: str, row: str, reference: str, metric: st
 
 def differences(records: list[dict], rows: list[str], models: list[str], reference: str,
                 metric: str = "valid_f1") -> list[Difference]:
-    return [paired(records, model, row, reference, metric) for model in models for row in rows if row != reference]
+    """Each row a model was asked for (a trial of it in `records`, finished or not) against the
+    reference; a row asked only for another model is no comparison of this one."""
+    asked = {(r["model"], r["row"]) for r in records}
+    return [paired(records, model, row, reference, metric) for model in models for row in rows
+            if row != reference and (model, row) in asked]
 
 
 def markdown(found: list[Difference], labels: dict[str, str], model_labels: dict[str, str]) -> str:
