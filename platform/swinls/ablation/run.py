@@ -109,6 +109,13 @@ def grids_of(saved: dict) -> list[dict]:
     return saved.get("grids") or [{k: saved[k] for k in GRID_KEYS if k in saved}]
 
 
+def held_by(table, trials: list[dict]) -> tuple[tuple, tuple[str, ...]]:
+    """The table's rows and models that `trials` hold, in the table's order."""
+    rows = tuple(r for r in table.rows if any(t["row"] == r.name for t in trials))
+    models = tuple(m for m in table.models if any(t["model"] == m for t in trials))
+    return rows, models
+
+
 def union_grid(table, grids: list[dict]) -> list[dict]:
     """Every trial of the grids asked, once, in the table's order of rows and models, then seeds."""
     keys = {(t["row"], t["model"], t["seed"]) for g in grids if g["rows"]  # [] is no row (scaling on a small cluster)
@@ -191,8 +198,7 @@ def run_ablation(request: AblationRequest, *, storage_uri: str, name: str, verbo
     if table.name == "scaling":  # earlier grids' rows too
         trials = [t for t in trials if _fits_cluster(configs[_key(t)], cluster)]
     configs = {_key(t): configs[_key(t)] for t in trials}
-    rows = tuple(r for r in table.rows if any(t["row"] == r.name for t in trials))
-    models = tuple(m for m in table.models if any(t["model"] == m for t in trials))
+    rows, models = held_by(table, trials)
 
     per_trial = {trial_name(*key): _trial_resources(table, c) for key, c in configs.items()}
     trainable = ray.tune.with_resources(
@@ -233,8 +239,7 @@ def report_ablation(table_name: str, *, storage_uri: str, name: str,
     if saved.get("table") != table.name:
         raise AblationError(f"{uri} holds table {saved.get('table')!r}, not {table.name!r}")
     trials = union_grid(table, grids_of(saved))
-    rows = tuple(r for r in table.rows if any(t["row"] == r.name for t in trials))
-    models = tuple(m for m in table.models if any(t["model"] == m for t in trials))
+    rows, models = held_by(table, trials)
     return write_outputs(table, rows, trials, models, exp_uri, target_f1s)
 
 
