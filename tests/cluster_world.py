@@ -137,7 +137,10 @@ class World:
         ports = {name: free_port() for name in ("gcs_server_port", "dashboard_port", "ray_client_server_port",
                                                 "metrics_export_port", "dashboard_agent_listen_port", "runtime_env_agent_port")}
         self.gcs = f"{ray._private.services.get_node_ip_address()}:{ports['gcs_server_port']}"
-        head = {"num_cpus": head_cpus, "resources": {"swinls_driver": 100}, **ports}
+        # a lost node is declared dead after 3 failed health checks 1 s apart (Ray's default: 5 at
+        # 3 s): the loss is what is tested, not how long the GCS takes to notice a killed raylet
+        health = {"health_check_period_ms": 1000, "health_check_failure_threshold": 3}
+        head = {"num_cpus": head_cpus, "resources": {"swinls_driver": 100}, "_system_config": health, **ports}
         self.config_path = None
         if autoscale:
             from ray.autoscaler._private.fake_multi_node.node_provider import FAKE_HEAD_NODE_ID

@@ -272,8 +272,10 @@ def test_the_submitted_copy_of_the_package_is_what_every_worker_runs(head, s3_en
     storage.filesystem("s3://code")[0].mkdir("code")
     if not storage.exists("s3://code/shards/manifest.json"):
         ingest(str(synthetic_raw), "s3://code/shards")
+    # the smoke test's recipe, one epoch a stage: which code ran is known after the first
     job = submit_job(head, s3_endpoint, "jobs/train.py", "--smoke-test", "--data", "s3://code/shards",
-                     "--storage", "s3://code/runs", "--name", "submitted", cwd=copy)
+                     "--storage", "s3://code/runs", "--name", "submitted", "--set", "stage1.epochs=1",
+                     "--set", "selftrain.rounds=0", "--set", "data.train_regions=[steep-forest]", cwd=copy)
     wait_until(lambda: status(head, job) not in ("RUNNING", "PENDING"), 600, "the training job")
     logs = ray_cli(head, "job", "logs", job).stdout
     assert status(head, job) == "SUCCEEDED", logs[-3000:]

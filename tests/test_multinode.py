@@ -224,7 +224,9 @@ def test_a_retraining_run_losing_its_node_mid_run_resumes_and_promotes(cluster_d
     [run] = report["after"]
     night_phases = [("stage1", epoch) for epoch in range(1, 6)] + [("stage2", 1)]
     assert check_resumed(report["before"], report["after"], night_phases, lost_node=report["removed_node"]) == [run]
-    assert report["stdout"].strip().splitlines()[-1].startswith("decision: promoted")
+    # the job's last line; Ray's own notices of the lost raylet may arrive after it
+    [decision] = [line for line in report["stdout"].splitlines() if line.startswith("decision: ")]
+    assert decision.startswith("decision: promoted")
     champion = storage.latest_version(f"{registry}/champion")
     assert run.split("/")[-1] in json.dumps(champion)  # the champion is the run that lost its node
 
