@@ -64,3 +64,18 @@ def test_a_trial_whose_first_epoch_is_slower_than_the_notice_is_not_said_to_wait
     now[0] += 230  # three of its epochs with none: a wait
     notice.on_step_begin(0, [trial])
     assert len(lines) == 1 and "no epoch since epoch 1 (an epoch took 2 min)" in lines[0]
+
+
+def test_a_trial_whose_workers_have_room_is_said_to_be_starting_not_waiting_for_other_work(ray_local):
+    # found running Table 3's U-Net rows: "free now: 2 CPU; nothing will add nodes here, so it waits
+    # for other work to release them" for a trial that needed 1 CPU and was only starting
+    lines: list[str] = []
+    starting = SimpleNamespace(trial_id="t1", status="RUNNING", config={"trial": "a1"}, last_result={})
+    WaitingNotice({"CPU": 1}, 1, lines.append, after_s=0.0).on_step_begin(0, [starting])
+    too_big = SimpleNamespace(trial_id="t2", status="RUNNING", config={"trial": "a2"}, last_result={})
+    WaitingNotice({"CPU": 1000}, 1, lines.append, after_s=0.0).on_step_begin(0, [too_big])
+    assert len(lines) == 2
+    assert lines[0].startswith("waiting 0 s: its Ray Train workers have not started (trial a1;")
+    assert lines[0].endswith("; there is room for them now, so they are starting")
+    assert "(trial a2; 1 worker(s) of 1000 CPU each; free now: " in lines[1]
+    assert lines[1].endswith("nothing will add nodes here, so it waits for other work to release them")

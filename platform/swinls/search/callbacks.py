@@ -201,8 +201,13 @@ class WaitingNotice(ray.tune.Callback):
             what = "its Ray Train workers have not started"
         else:
             what = "no trial could be placed"
-        scaling = ("; the cluster's autoscaler can add nodes, which takes minutes" if cluster_config_path()
-                   else "; nothing will add nodes here, so it waits for other work to release them")
+        room = all(free.get(k, 0) >= v * self.workers for k, v in self.worker.items() if v)
+        if cluster_config_path():
+            scaling = "; the cluster's autoscaler can add nodes, which takes minutes"
+        elif room and trial.status == "RUNNING":  # not a wait for other work: the workers are (re)starting
+            scaling = f"; there is room for them now, so they are {'restarting' if stalled else 'starting'}"
+        else:
+            scaling = "; nothing will add nodes here, so it waits for other work to release them"
         return (f"waiting {duration(seconds)}: {what} (trial {trial.config.get('trial') or trial.trial_id}; "
                 f"{self.workers} worker(s) of {asks} each; free now: "
                 f"{', '.join(f'{v:g} {k}' for k, v in free.items()) or 'nothing'}){scaling}")
