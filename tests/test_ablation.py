@@ -214,6 +214,13 @@ def test_a_rerun_keeps_the_finished_trials_and_refuses_a_different_request(tiny_
         assert {"time_to_f1_0.05", "time_to_f1_0.99"} <= set(next(csv.reader(f)))
 
 
+RUN_FACTS = {"seconds", "train_seconds", "throughput", "node", "attempt"}  # where and when a trial ran
+
+
+def figures(history: list[dict]) -> list[dict]:
+    return [{k: v for k, v in epoch.items() if k not in RUN_FACTS} for epoch in history]
+
+
 def test_a_rerun_asking_for_more_seeds_or_rows_grows_the_table(tiny_ablation, tmp_path):
     import yaml
 
@@ -234,6 +241,12 @@ def test_a_rerun_asking_for_more_seeds_or_rows_grows_the_table(tiny_ablation, tm
     assert sorted(after) == ["ce--swinls--s0", "ce--swinls--s1", "wce--swinls--s0", "wce--swinls--s1"]
     assert [(r["row"], r["seed"], r["status"]) for r in grown.records] == [
         ("ce", 0, "complete"), ("ce", 1, "complete"), ("wce", 0, "complete"), ("wce", 1, "complete")]
+    # the same trials as the tiny table's CE row, trained again elsewhere: the same figures, bit for
+    # bit (what lets two tables share a row's trials); only where and when they ran differ
+    tiny_trials = Path(tiny_ablation[1]) / "tiny" / "trials"
+    for seed in (0, 1):
+        trial = f"ce--swinls--s{seed}"
+        assert figures(after[trial]) == figures(RunStore(str(tiny_trials / trial)).latest()["history"])
     ce = [r["valid_f1"] for r in grown.records if r["row"] == "ce"]
     line = next(line for line in grown.markdown.splitlines() if line.startswith("| Normal training (CE) |"))
     assert line.split(" | ")[2] == f"{statistics.fmean(ce):.3f} ± {statistics.stdev(ce):.3f}"  # over both seeds
