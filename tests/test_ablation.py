@@ -214,7 +214,7 @@ def test_a_rerun_keeps_the_finished_trials_and_refuses_a_different_request(tiny_
         assert {"time_to_f1_0.05", "time_to_f1_0.99"} <= set(next(csv.reader(f)))
 
 
-RUN_FACTS = {"seconds", "train_seconds", "throughput", "node", "attempt"}  # where and when a trial ran
+RUN_FACTS = {"seconds", "train_seconds", "node", "attempt"}  # where and when a trial ran
 
 
 def figures(history: list[dict]) -> list[dict]:

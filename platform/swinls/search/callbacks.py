@@ -201,10 +201,10 @@ class WaitingNotice(ray.tune.Callback):
             what = "its Ray Train workers have not started"
         else:
             what = "no trial could be placed"
-        room = all(free.get(k, 0) >= v * self.workers for k, v in self.worker.items() if v)
         if cluster_config_path():
             scaling = "; the cluster's autoscaler can add nodes, which takes minutes"
-        elif room and trial.status == "RUNNING":  # not a wait for other work: the workers are (re)starting
+        elif trial.status == "RUNNING" and all(free.get(k, 0) >= v * self.workers for k, v in self.worker.items() if v):
+            # room for its workers: not a wait for other work, they are (re)starting
             scaling = f"; there is room for them now, so they are {'restarting' if stalled else 'starting'}"
         else:
             scaling = "; nothing will add nodes here, so it waits for other work to release them"
