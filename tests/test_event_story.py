@@ -159,7 +159,7 @@ def test_a_mirror_that_fails_is_a_warning_and_the_next_one_brings_everything(sto
     from mlflow import MlflowClient
 
     from swinls.tracking.registry_mirror import mirror
-    from swinls.tracking.local_server import free_port
+    from swinls.ports import free_port
 
     lines = []
     with warnings.catch_warnings(record=True) as caught:

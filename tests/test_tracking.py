@@ -12,7 +12,7 @@ import pytest
 from swinls.checkpoints import RunStore
 from swinls.tracking.curves import CURVES_NAME, curves_figure
 from tests.jobs import run_in_process
-from swinls.tracking.local_server import free_port
+from swinls.ports import free_port
 
 pytest.importorskip("mlflow")  # the tracking extra; the test extra installs it
 

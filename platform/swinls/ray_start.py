@@ -9,6 +9,7 @@ import logging
 import os
 from pathlib import Path
 
+from swinls.ports import free_port
 from swinls.preflight import DeviceError
 
 
@@ -48,9 +49,32 @@ def init_local_ray(training_workers: int = 1, num_cpus: int | None = None, **kwa
     # are more than the cores on purpose (room for Ray Data), so the expectation follows them.
     system_config = {"worker_maximum_startup_concurrency": cpus, **kwargs.pop("_system_config", {})}
     # address="local": a fresh instance, never whatever `ray start` last left on this machine.
-    # The dashboard stays on: it serves the state API that Ray Train's placement-group cleaner
-    # needs, without which a trial stopped by the scheduler leaks its workers' CPUs.
-    ray.init(address="local", num_cpus=cpus, log_to_driver=log_to_driver, _system_config=system_config, **kwargs)
+    ray.init(address="local", num_cpus=cpus, log_to_driver=log_to_driver, _system_config=system_config,
+             **with_own_state_api(kwargs))
+
+
+API_SERVER_ENV = "RAY_API_SERVER_ADDRESS"
+DASHBOARD_PORT = 8265  # Ray's default, where users look first
+
+
+def with_own_state_api(init_kwargs: dict) -> dict:
+    """ray.init's arguments for a local instance whose workers reach its own state API.
+
+    The dashboard serves the state API, which Ray Train's placement-group cleaner asks whether a
+    run's controller is gone; a trial stopped by the scheduler is freed only that way (its
+    placement group otherwise lives as long as the driver: the whole search). The cleaner finds
+    the API like a shell: RAY_ADDRESS, else the cluster this machine last recorded. A local
+    instance records none, so where another Ray ran or runs, the cleaner asked that one: it
+    crashed on a stale address and leaked the CPUs, or took a live run's controller for dead.
+    The dashboard gets a port chosen here (Ray's usual 8265 where free), and the job's workers
+    its address."""
+    kwargs = dict(init_kwargs)
+    port = kwargs.setdefault("dashboard_port", free_port(preferred=DASHBOARD_PORT))
+    host = kwargs.get("dashboard_host") or "127.0.0.1"
+    runtime_env = dict(kwargs.get("runtime_env") or {})
+    runtime_env["env_vars"] = {API_SERVER_ENV: f"http://{host}:{port}", **(runtime_env.get("env_vars") or {})}
+    kwargs["runtime_env"] = runtime_env
+    return kwargs
 
 
 def package_dir() -> Path:

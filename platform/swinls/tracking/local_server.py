@@ -6,18 +6,13 @@ port and a database it keeps."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from swinls.ports import free_port
 
 
 def start_server(root: Path) -> tuple[str, subprocess.Popen]:
