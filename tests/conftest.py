@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 import uuid
 
 import pytest
@@ -77,8 +78,48 @@ def ray_local(s3_endpoint):
     from swinls.ray_start import init_local_ray
 
     init_local_ray(training_workers=2, num_cpus=4, log_to_driver=False)
+    _SESSION_RAY["gcs"] = ray.get_runtime_context().gcs_address
     yield ray
     ray.shutdown()
+
+
+_SESSION_RAY: dict[str, str] = {}  # the GCS address of the session's Ray, once started
+RELEASE_WAIT_S = 30  # Ray Train and Tune release a finished run's resources asynchronously
+
+
+@pytest.fixture(scope="module", autouse=True)
+def session_ray_released(request):
+    """After each module that used the session's Ray: every CPU is free again. Something a module
+    left holding CPUs (a trial's placement group, an actor) would starve every later module's
+    Ray Data of CPUs and hang it; this fails the module that left it, naming what it left, and
+    frees it so that the rest of the suite still tests what it says."""
+    yield
+    import ray
+
+    if not _SESSION_RAY or not ray.is_initialized() or ray.get_runtime_context().gcs_address != _SESSION_RAY["gcs"]:
+        return
+    deadline = time.time() + RELEASE_WAIT_S
+    while ray.available_resources().get("CPU", 0) < ray.cluster_resources().get("CPU", 0):
+        if time.time() > deadline:
+            pytest.fail(f"{request.module.__name__} left CPUs of the session's Ray held after {RELEASE_WAIT_S} s: "
+                        f"{_release_leftovers(ray)}")
+        time.sleep(0.5)
+
+
+def _release_leftovers(ray) -> str:
+    """Remove the placement groups still holding resources; say what held them."""
+    from ray.util.placement_group import PlacementGroup, remove_placement_group
+    from ray.util.state import list_actors
+
+    free, total = ray.available_resources().get("CPU", 0), ray.cluster_resources().get("CPU", 0)
+    groups = [(pg_id, pg) for pg_id, pg in ray.util.placement_group_table().items() if pg["state"] != "REMOVED"]
+    alive = list_actors(address=_SESSION_RAY["gcs"], filters=[("state", "=", "ALIVE")], raise_on_missing_output=False)
+    actors = [f"{a.class_name} ({a.actor_id[:8]})" for a in alive]
+    for pg_id, _ in groups:
+        remove_placement_group(PlacementGroup(ray.PlacementGroupID(bytes.fromhex(pg_id))))
+    held = "; ".join(f"{pg['name'] or pg_id[:8]} {pg['state']} {pg['bundles']}" for pg_id, pg in groups) or "none"
+    return (f"{total - free:g} of {total:g} CPUs; placement groups (now removed): {held}; "
+            f"actors alive: {', '.join(actors) or 'none'}")
 
 
 @pytest.fixture(scope="session")
