@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from swinls.ports import free_port
+from tests.cluster_world import ray_address_kept
 
 
 @contextmanager
@@ -23,16 +24,10 @@ def recorded_address(address: str):
     from ray._common.utils import get_ray_address_file
 
     path = Path(get_ray_address_file(None))
-    saved = path.read_text() if path.exists() else None
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(address)
-    try:
+    with ray_address_kept():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(address)
         yield
-    finally:
-        if saved is None:
-            path.unlink(missing_ok=True)
-        else:
-            path.write_text(saved)
 
 
 def _train_until_killed(config):
