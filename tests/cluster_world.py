@@ -30,7 +30,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -38,6 +37,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "platform"))
+
+from swinls.ports import free_port  # noqa: E402
 
 NODE_CPUS = 2
 JOB_TIMEOUT_S = 900  # well inside the test's timeout, so a hung job still leaves a report saying where
@@ -84,12 +85,6 @@ def resumed_mid_run(pointers: dict[str, dict], before: dict[str, dict]) -> bool:
 
     return any(run in before and not finished(before[run]) and attempt(p) != attempt(before[run])
                and not finished(p) and epochs_left(p) >= MIN_EPOCHS_LEFT for run, p in pointers.items())
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextlib.contextmanager

@@ -8,7 +8,6 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -20,6 +19,7 @@ import pytest
 from swinls import storage
 from swinls.ray_start import LOCAL_TRAIN_POLL_S, TRAIN_POLL_ENV
 from swinls.published import load_best
+from swinls.ports import free_port
 from swinls.shards import ingest
 from tests.helpers import upload_tree
 
@@ -45,12 +45,6 @@ parameters:
   data.bands: {choices: [RGB, NGB, RGB+NIR]}
   stage1.loss.lovasz: {low: 0.0, high: 0.5}
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
