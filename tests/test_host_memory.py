@@ -28,6 +28,9 @@ print(took, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 """
 
 
+BATCH_PAGES = 16 * 14 * 128 * 128 * 4 // 4096
+
+
 def faults(mode: str) -> tuple[bool, int]:
     out = subprocess.run([sys.executable, "-c", FAULTS, mode], check=True, capture_output=True, text=True).stdout.split()
     return out[0] == "True", int(out[1])
@@ -38,10 +41,12 @@ def test_kept_memory_stops_an_augmentation_step_from_faulting_in_fresh_pages():
     took, kept = faults("kept")
     _, default = faults("default")
     assert took
-    # one 16×14×128×128 float32 batch is 3,584 pages of 4 KiB; glibc's defaults fault in
-    # several batches' worth over ten steps (how many depends on its moving mmap threshold)
-    assert default > 3 * 3584, default
-    assert kept < default / 10, (kept, default)
+    # one 16×14×128×128 float32 batch is 3,584 pages of 4 KiB. How many glibc's defaults fault
+    # in over ten steps depends on where its moving mmap threshold settles, which differs from
+    # process to process (seen: 5.9 k, 12.3 k, 13.2 k and 68 k pages), but it is always more
+    # than a batch; kept memory faults in almost nothing (seen: 0 or 1 page)
+    assert default > BATCH_PAGES, default
+    assert kept < BATCH_PAGES / 10, (kept, default)
 
 
 def test_it_can_be_turned_off(monkeypatch):
