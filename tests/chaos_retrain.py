@@ -321,14 +321,18 @@ class Chaos:
 
 
 def run(registry: str, data: dict[str, str], outside: list[str], logs: Path, rounds: int, processes: int = 3,
-        seed: int = 0, kill_within: float | None = None) -> dict:
+        seed: int = 0, kill_within: float | None = None, min_kills: int = 0) -> dict:
     """`kill_within`: kills land uniformly in the first this many seconds of a process (default: 9
-    locally, 20 on S3, where a run makes many more requests)."""
+    locally, 20 on S3, where a run makes many more requests). Whether a planned kill lands depends
+    on how fast the runs go (a run may end before its moment): with `min_kills`, rounds go on past
+    `rounds` (up to as many again) until that many processes were killed."""
     if kill_within is None:
         kill_within = 20.0 if storage.is_s3(registry) else KILL_WITHIN_S
     chaos = Chaos(registry, data, outside, logs, seed, kill_within=kill_within)
     started = time.monotonic()
-    for _ in range(rounds):
+    for done in range(2 * rounds):
+        if done >= rounds and chaos.stats["killed"] >= min_kills:
+            break
         chaos.round(processes)
     chaos.settle()
     return dict(chaos.report(), seconds=round(time.monotonic() - started, 1))

@@ -26,7 +26,8 @@ def test_killed_retraining_runs_never_leave_the_registry_inconsistent(data, wher
         storage.write_bytes_atomic(f"{bucket}/outside/keep.txt", b"not the registry's")
         registry, outside = f"{bucket}/registry", outside + [bucket]
     (tmp_path / "logs").mkdir()
-    report = chaos_retrain.run(registry, data, outside, tmp_path / "logs", rounds, seed={"local": 1, "s3": 2}[where])
+    report = chaos_retrain.run(registry, data, outside, tmp_path / "logs", rounds, seed={"local": 1, "s3": 2}[where],
+                               min_kills=1)
     print(json.dumps(report, indent=1))
     assert report["violations"] == []
     outcomes = report["outcomes"]
