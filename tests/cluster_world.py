@@ -89,15 +89,16 @@ def resumed_mid_run(pointers: dict[str, dict], before: dict[str, dict]) -> bool:
 
 @contextlib.contextmanager
 def ray_address_kept():
-    """Ray's "auto" address (/tmp/ray/ray_current_cluster) as it was before the block. A Cluster
-    writes its own there; left behind, dead after shutdown, Ray Train's placement-group cleaner in
-    another session on this machine asks it, times out, and leaks a stopped trial's CPUs."""
+    """Ray's "auto" address (/tmp/ray/ray_current_cluster, the path yielded) as it was before the
+    block. A Cluster writes its own there; left behind, dead after shutdown, Ray Train's placement-
+    group cleaner in another session on this machine asks it, times out, and leaks a stopped
+    trial's CPUs."""
     import ray
 
     path = Path(ray._private.utils.get_ray_address_file(None))
     before = path.read_text() if path.exists() else None
     try:
-        yield
+        yield path
     finally:
         if before is None:
             path.unlink(missing_ok=True)

@@ -21,10 +21,7 @@ from tests.cluster_world import ray_address_kept
 @contextmanager
 def recorded_address(address: str):
     """The machine's record of the Ray cluster last started, as another instance leaves it."""
-    from ray._common.utils import get_ray_address_file
-
-    path = Path(get_ray_address_file(None))
-    with ray_address_kept():
+    with ray_address_kept() as path:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(address)
         yield
