@@ -10,7 +10,7 @@ from swinls.augment import AugmentConfig
 from swinls.data import DataConfig, ShardData
 from swinls.data.local import read_split
 from swinls.data.ray_data import build_dataset, should_materialize, split_data_config
-from swinls.ray_start import LOCAL_TRAIN_POLL_S, TRAIN_POLL_ENV, local_cpus
+from swinls.ray_start import API_SERVER_ENV, LOCAL_TRAIN_POLL_S, TRAIN_POLL_ENV, local_cpus
 from swinls.shards import IngestOptions, ingest
 from tests.helpers import upload_tree, write_tree
 
@@ -66,6 +66,25 @@ def test_a_local_instance_hands_its_processes_the_shorter_ray_train_poll(ray_loc
 
     assert ray_local.get(poll_seen_by_a_ray_process.remote()) == LOCAL_TRAIN_POLL_S
 
+
+
+def test_a_fit_on_a_local_instance_starts_no_preemption_watcher(ray_local, tmp_path):
+    """Nothing drains the one node of a local instance; the watcher would be a process per fit."""
+    from ray.train import RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+    from ray.util.state import list_actors
+
+    @ray_local.remote
+    def state_api() -> str:  # where this instance's processes find its state API (ray_start.py)
+        import os
+
+        return os.environ[API_SERVER_ENV]
+
+    TorchTrainer(lambda: None, scaling_config=ScalingConfig(num_workers=1),
+                 run_config=RunConfig(name="no-watcher", storage_path=str(tmp_path))).fit()
+    started = {actor.class_name for actor in list_actors(address=ray_local.get(state_api.remote()), limit=10_000)}
+    assert "TrainController" in started  # the fit's own actors are listed
+    assert "PreemptionWatcher" not in started
 
 def _record_keys(config):
     """A Ray Train worker: walk two epochs of its shards and write down the keys it saw."""

@@ -21,6 +21,7 @@ def local_cpus(training_workers: int, cpus_per_worker: float = 1.0) -> int:
 
 TRAIN_POLL_ENV = "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"
 LOCAL_TRAIN_POLL_S = "0.5"
+PREEMPTION_WATCHER_ENV = "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER"
 
 
 def init_local_ray(training_workers: int = 1, num_cpus: int | None = None, **kwargs):
@@ -40,6 +41,9 @@ def init_local_ray(training_workers: int = 1, num_cpus: int | None = None, **kwa
     # does a fit's end: seconds per fit where local epochs take seconds (benchmarks/fit_startup.py).
     # A value the user exported wins; a cluster keeps Ray's default.
     os.environ.setdefault(TRAIN_POLL_ENV, LOCAL_TRAIN_POLL_S)
+    # Ray Train starts a preemption watcher actor per worker group (a process, ~2 CPU-s to start)
+    # to notice nodes being drained; nothing drains the one node of a local instance.
+    os.environ.setdefault(PREEMPTION_WATCHER_ENV, "0")
     # Ray 2.60 turns token authentication on for a new local instance and warns, every start,
     # that it did; it stays on, and the README says so once
     logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
