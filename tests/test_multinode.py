@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from swinls import storage
+from swinls.ray_start import PREEMPTION_WATCHER_ENV
 from swinls.shards import ingest
 from tests.cluster_world import finished, ray_address_kept, run_pointers
 
@@ -45,8 +46,14 @@ def run_world(tmp_path: Path, *args: str, env: dict | None = None) -> dict:
     report = tmp_path / "report.json"
     with ray_address_kept():  # also when the world is killed before its own shutdown
         subprocess.run([sys.executable, str(ROOT / "tests" / "cluster_world.py"), "--report", str(report), *args],
-                       cwd=ROOT, check=True, timeout=1800, env=dict(os.environ, **(env or {})))
+                       cwd=ROOT, check=True, timeout=1800, env={**cluster_env(), **(env or {})})
     return json.loads(report.read_text())
+
+
+def cluster_env() -> dict:
+    """This process's environment as a cluster's would be: without what this session's local Ray
+    set for local fits (a cluster's Ray Train keeps its preemption watcher)."""
+    return {k: v for k, v in os.environ.items() if k != PREEMPTION_WATCHER_ENV}
 
 
 def what_happened(report: dict) -> str:
