@@ -34,6 +34,19 @@ def _atomic_conditional_writes() -> None:
     S3Response._swinls_atomic = True
 
 
+# Modules of a minute or more (clusters, submitted jobs, whole searches), longest first: the two
+# test processes take the next module as each finishes one (pytest-xdist, --dist loadfile), and a
+# long module collected last would leave one process working alone at the end. Sort is stable:
+# the other modules, and the tests within each, keep their order.
+SLOW_MODULES_FIRST = ("test_multinode", "test_job_submit", "test_retrain", "test_ablation", "test_search",
+                      "test_chaos_retrain", "test_training_ray", "test_data_ray", "test_event_story", "test_tracking")
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: i for i, name in enumerate(SLOW_MODULES_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.stem, len(rank)))
+
+
 @pytest.fixture(scope="session")
 def s3_endpoint():
     """moto's server, the endpoint exported as AWS_ENDPOINT_URL like any real deployment would."""
