@@ -87,6 +87,14 @@ def resumed_mid_run(pointers: dict[str, dict], before: dict[str, dict]) -> bool:
                and not finished(p) and epochs_left(p) >= MIN_EPOCHS_LEFT for run, p in pointers.items())
 
 
+def cluster_env() -> dict:
+    """This process's environment as a cluster's would be: without what this session's local Ray
+    set for local fits (a cluster's Ray Train keeps its preemption watcher)."""
+    from swinls.ray_start import PREEMPTION_WATCHER_ENV
+
+    return {k: v for k, v in os.environ.items() if k != PREEMPTION_WATCHER_ENV}
+
+
 @contextlib.contextmanager
 def ray_address_kept():
     """Ray's "auto" address (/tmp/ray/ray_current_cluster, the path yielded) as it was before the

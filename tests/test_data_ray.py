@@ -55,17 +55,21 @@ def test_materialise_automatically_only_below_the_limit(s3_shards):
     assert local_cpus(training_workers=2) > 2  # room for Ray Data beside two training workers
 
 
+def seen_by_a_ray_process(ray_local, name: str) -> str | None:
+    """An environment variable as the local instance's processes have it."""
+    @ray_local.remote
+    def read(name: str) -> str | None:
+        import os
+
+        return os.environ.get(name)
+
+    return ray_local.get(read.remote(name))
+
+
 def test_a_local_instance_hands_its_processes_the_shorter_ray_train_poll(ray_local):
     """Set before the local Ray starts, so every process it starts has it: the Tune trial actors
     whose fits' controllers read it, not only this driver."""
-    @ray_local.remote
-    def poll_seen_by_a_ray_process():
-        import os
-
-        return os.environ.get(TRAIN_POLL_ENV)
-
-    assert ray_local.get(poll_seen_by_a_ray_process.remote()) == LOCAL_TRAIN_POLL_S
-
+    assert seen_by_a_ray_process(ray_local, TRAIN_POLL_ENV) == LOCAL_TRAIN_POLL_S
 
 
 def test_a_fit_on_a_local_instance_starts_no_preemption_watcher(ray_local, tmp_path):
@@ -74,17 +78,13 @@ def test_a_fit_on_a_local_instance_starts_no_preemption_watcher(ray_local, tmp_p
     from ray.train.torch import TorchTrainer
     from ray.util.state import list_actors
 
-    @ray_local.remote
-    def state_api() -> str:  # where this instance's processes find its state API (ray_start.py)
-        import os
-
-        return os.environ[API_SERVER_ENV]
-
     TorchTrainer(lambda: None, scaling_config=ScalingConfig(num_workers=1),
                  run_config=RunConfig(name="no-watcher", storage_path=str(tmp_path))).fit()
-    started = {actor.class_name for actor in list_actors(address=ray_local.get(state_api.remote()), limit=10_000)}
+    state_api = seen_by_a_ray_process(ray_local, API_SERVER_ENV)  # where its processes find it (ray_start.py)
+    started = {actor.class_name for actor in list_actors(address=state_api, limit=10_000)}
     assert "TrainController" in started  # the fit's own actors are listed
     assert "PreemptionWatcher" not in started
+
 
 def _record_keys(config):
     """A Ray Train worker: walk two epochs of its shards and write down the keys it saw."""

@@ -17,10 +17,11 @@ from pathlib import Path
 import pytest
 
 from swinls import storage
-from swinls.ray_start import LOCAL_TRAIN_POLL_S, PREEMPTION_WATCHER_ENV, TRAIN_POLL_ENV
+from swinls.ray_start import LOCAL_TRAIN_POLL_S, TRAIN_POLL_ENV
 from swinls.published import load_best
 from swinls.ports import free_port
 from swinls.shards import ingest
+from tests.cluster_world import cluster_env
 from tests.helpers import upload_tree
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,8 +57,7 @@ def head(s3_endpoint, tmp_path_factory):
     home = tmp_path_factory.mktemp("head")
     token = home / "auth_token"
     token.write_text(secrets.token_hex(32))
-    # a cluster's Ray Train keeps its preemption watcher, whatever this session's local Ray set
-    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "AWS_ENDPOINT_URL", PREEMPTION_WATCHER_ENV)}
+    env = {k: v for k, v in cluster_env().items() if k not in ("RAY_ADDRESS", "AWS_ENDPOINT_URL")}
     env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(token), RAY_USAGE_STATS_ENABLED="0",
                PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}", SWINLS_STUDY_CACHE=str(home / "studies"))
     env[TRAIN_POLL_ENV] = LOCAL_TRAIN_POLL_S  # as init_local_ray sets it: these epochs are shorter than 2 s

@@ -6,7 +6,6 @@ the cluster in its own process (a process joins one Ray cluster; this session ha
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import subprocess
 import sys
@@ -16,9 +15,8 @@ from pathlib import Path
 import pytest
 
 from swinls import storage
-from swinls.ray_start import PREEMPTION_WATCHER_ENV
 from swinls.shards import ingest
-from tests.cluster_world import finished, ray_address_kept, run_pointers
+from tests.cluster_world import cluster_env, finished, ray_address_kept, run_pointers
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.timeout(1500)  # a cluster of three nodes on two cores: minutes
@@ -48,12 +46,6 @@ def run_world(tmp_path: Path, *args: str, env: dict | None = None) -> dict:
         subprocess.run([sys.executable, str(ROOT / "tests" / "cluster_world.py"), "--report", str(report), *args],
                        cwd=ROOT, check=True, timeout=1800, env={**cluster_env(), **(env or {})})
     return json.loads(report.read_text())
-
-
-def cluster_env() -> dict:
-    """This process's environment as a cluster's would be: without what this session's local Ray
-    set for local fits (a cluster's Ray Train keeps its preemption watcher)."""
-    return {k: v for k, v in os.environ.items() if k != PREEMPTION_WATCHER_ENV}
 
 
 def what_happened(report: dict) -> str:
