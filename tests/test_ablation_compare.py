@@ -98,3 +98,27 @@ def test_two_models_on_each_row_both_hold_pair_by_seed(tmp_path, capsys):
     with pytest.raises(SystemExit):
         compare.main([uri])
     assert "give at least one --pair ROW:REFERENCE or --versus MODEL:REFERENCE_MODEL" in capsys.readouterr().err
+
+
+def test_a_pair_whose_sides_name_their_models_pairs_differently_named_rows_by_seed(tmp_path, capsys):
+    """Table 1's RGB is SwinLS's flips-only row of Table 2 (`none`) but a row of its own for the
+    U-Net: the two models on RGB are `none@swinls:rgb@unet`; `none@unet` is another band set."""
+    augment = write(tmp_path / "augment.csv", trials({"none": [0.70, 0.66, 0.68]})
+                    + trials({"none": [0.90, 0.90, 0.90]}, model="unet"))
+    bands = write(tmp_path / "bands.csv", trials({"rgb": [0.60, 0.60, 0.62]}, model="unet"))
+    records = [r for uri in (augment, bands) for r in compare.read_trials(uri)]
+
+    across, = compare.compare(records, [("none@swinls", "rgb@unet")], ["valid_f1"])
+    assert (across.model, across.row, across.reference, across.reference_model) == ("swinls", "none", "rgb", "unet")
+    assert across.mean == pytest.approx(0.0733, abs=1e-4) and across.pairs == 3 and across.verdict() == "higher"
+    one_side, = compare.compare(records, [("none@unet", "rgb")], ["valid_f1"])  # the plain side takes the named model
+    assert (one_side.model, one_side.reference_model, one_side.mean) == ("unet", "", pytest.approx(0.2933, abs=1e-4))
+    assert len(compare.compare(records, [("none", "rgb")], ["valid_f1"])) == 2  # unqualified: each model held
+
+    assert compare.main([augment, bands, "--pair", "none@swinls:rgb@unet"]) == 0
+    assert "| swinls − unet | none@swinls − rgb@unet | valid_f1 | +0.073 |" in capsys.readouterr().out
+    with pytest.raises(AblationError, match="no model 'deeplabv3'"):
+        compare.compare(records, [("none@deeplabv3", "rgb@unet")], ["valid_f1"])
+    with pytest.raises(SystemExit):
+        compare.main([augment, "--pair", "none@:rgb"])
+    assert "ROW@MODEL:REFERENCE@MODEL" in capsys.readouterr().err

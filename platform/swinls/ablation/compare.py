@@ -12,6 +12,11 @@ and a sentence that compares two models on a row (SwinLS against the U-Net) need
 
     python -m swinls.ablation.compare runs/balance/trials.csv --versus swinls:unet --metric valid_f1
 
+and two models on rows named differently (Table 1's RGB is SwinLS's flips-only row of Table 2 but
+a row of its own for the U-Net) a pair whose sides name their model, ROW@MODEL:
+
+    python -m swinls.ablation.compare runs/augment/trials.csv runs/bands/trials.csv --pair none@swinls:rgb@unet
+
 Each CSV is a path or a URI (s3://…); their trials are pooled, so a row name must mean one
 configuration across them. A pair's verdict is `differences.paired`'s: "not resolved" where the
 95 % interval spans 0.
@@ -64,29 +69,46 @@ def _number(value: str):
 
 def pair(text: str) -> tuple[str, str]:
     row, sep, reference = text.partition(":")
-    if not sep or not row or not reference:
-        raise argparse.ArgumentTypeError(f"{text!r} is not ROW:REFERENCE or MODEL:REFERENCE_MODEL (e.g. balanced:lovasz, swinls:unet)")
+    if not sep or not row or not reference or any(side.startswith("@") or side.endswith("@") for side in (row, reference)):
+        raise argparse.ArgumentTypeError(f"{text!r} is not ROW:REFERENCE, ROW@MODEL:REFERENCE@MODEL or "
+                                         "MODEL:REFERENCE_MODEL (e.g. balanced:lovasz, none@swinls:rgb@unet, swinls:unet)")
     return row, reference
+
+
+def _side(text: str) -> tuple[str, str | None]:
+    """`ROW@MODEL` → (row, model); a plain `ROW` → (row, None)."""
+    row, _, model = text.partition("@")
+    return row, model or None
 
 
 def compare(records: list[dict], pairs: list[tuple[str, str]], metrics: list[str],
             models: list[str] | None = None, versus: list[tuple[str, str]] = ()) -> list[differences.Difference]:
-    """Every pair for every model (those the trials hold, unless named) and metric; then each
+    """Every pair for every model (those the trials hold, unless named) and metric, or for the
+    models a pair's sides name (ROW@MODEL; a side without one takes the other side's); then each
     `versus` pair of models on every row both hold."""
     rows = sorted({r["row"] for r in records})
-    for name in {name for p in pairs for name in p}:
+    sides = [(_side(row), _side(reference)) for row, reference in pairs]
+    for name in {name for p in sides for name, _ in p}:
         if name not in rows:
             raise AblationError(unknown("row", name, rows, "the trials.csv"))
     held = sorted({r["model"] for r in records})
-    for model in [*(models or ()), *(m for v in versus for m in v)]:
+    named = [model for p in sides for _, model in p if model]
+    for model in [*(models or ()), *named, *(m for v in versus for m in v)]:
         if model not in held:
             raise AblationError(unknown("model", model, held, "the trials.csv"))
     columns = sorted({key for record in records for key in record} - set(KEYS))
     for metric in metrics:
         if metric not in columns:
             raise AblationError(unknown("metric", metric, columns, "the trials.csv"))
-    found = [differences.paired(records, model, row, reference, metric)
-             for metric in metrics for model in (models or held) for row, reference in pairs]
+    found = []
+    for metric in metrics:
+        for (row, model), (reference, reference_model) in sides:
+            if model or reference_model:
+                model, reference_model = model or reference_model, reference_model or model
+                found.append(differences.paired(records, model, row, reference, metric,
+                                                reference_model="" if model == reference_model else reference_model))
+            else:
+                found += [differences.paired(records, m, row, reference, metric) for m in (models or held)]
     for model, other in versus:
         shared = [row for row in rows if {model, other} <= {r["model"] for r in records if r["row"] == row}]
         if not shared:
@@ -101,8 +123,12 @@ def markdown(found: list[differences.Difference]) -> str:
              "| --- | --- | --- | ---: | ---: | ---: | --- |"]
     for d in found:
         mean, interval = d.figures()
-        model, rows = ((f"{d.model} − {d.reference_model}", d.row) if d.across_models
-                       else (d.model, f"{d.row} − {d.reference}"))
+        if d.across_models and d.row != d.reference:
+            model, rows = f"{d.model} − {d.reference_model}", f"{d.row}@{d.model} − {d.reference}@{d.reference_model}"
+        elif d.across_models:
+            model, rows = f"{d.model} − {d.reference_model}", d.row
+        else:
+            model, rows = d.model, f"{d.row} − {d.reference}"
         lines.append(f"| {model} | {rows} | {d.metric} | {mean} | {interval} | {d.pairs} | {d.verdict()} |")
     return "\n".join(lines) + "\n"
 
@@ -112,7 +138,8 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("trials", nargs="+", metavar="TRIALS_CSV", help="an ablation's trials.csv (path or URI)")
     parser.add_argument("--pair", type=pair, action="append", default=[], metavar="ROW:REFERENCE",
-                        help="ROW − REFERENCE for each model, paired by seed (repeatable)")
+                        help="ROW − REFERENCE for each model, paired by seed; ROW@MODEL:REFERENCE@MODEL for the "
+                             "models named (repeatable)")
     parser.add_argument("--versus", type=pair, action="append", default=[], metavar="MODEL:REFERENCE_MODEL",
                         help="MODEL − REFERENCE_MODEL on every row both hold, paired by seed (repeatable)")
     parser.add_argument("--metric", action="append", metavar="METRIC",
