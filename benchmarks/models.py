@@ -2,20 +2,25 @@
 per 128×128 patch, and training (forward + backward + step) patches/s on this machine, for every
 model and Swin size.
 
-    python benchmarks/models.py [--bands RGB] [--batch 4] [--steps 3]
+    python benchmarks/models.py [--bands RGB] [--batch 4] [--steps 3] [--bf16]
 
 FLOPs are counted by torch's FlopCounterMode (a multiply-add is 2 FLOPs); they are what GPU
-utilisation is computed from later.
+utilisation is computed from later. `--bf16` also times each model's step under bfloat16 autocast
+with channels_last (`--set run.bf16=true --set model.channels_last=true` of a training run),
+alternating its steps with float32's so that both see the same machine: on a CPU with AMX
+(Intel Sapphire Rapids and later) that is where bf16 pays.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import time
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from swinls.accel import autocast, to_memory_format
 from swinls.bands import resolve_band_set
 from swinls.losses import PAPER_STAGE1, composite
 from swinls.models import ModelConfig, build_model
@@ -46,22 +51,36 @@ def forward_flops(model, channels: int) -> int:
     return counter.get_total_flops()
 
 
-def train_rate(model, channels: int, batch: int, steps: int) -> float:
+def train_step(model, channels: int, batch: int, bf16: bool):
+    """One training step (forward, loss, backward, AdamW) on a fixed batch, as a closure."""
     model.train()
+    if bf16:
+        model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    image, mask = torch.randn(batch, channels, 128, 128), torch.randint(0, 2, (batch, 128, 128))
+    image = to_memory_format(torch.randn(batch, channels, 128, 128), bf16)
+    mask = torch.randint(0, 2, (batch, 128, 128))
 
     def step():
-        loss, _ = composite(model(image), mask, PAPER_STAGE1)
+        with autocast("cpu", bf16):
+            loss, _ = composite(model(image), mask, PAPER_STAGE1)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
 
-    step()  # warm-up
-    start = time.perf_counter()
+    return step
+
+
+def train_rates(steps_by_setting: dict, batch: int, steps: int) -> dict:
+    """Patches/s of each setting's step, the settings' steps alternated so they share the machine."""
+    for step in steps_by_setting.values():
+        step()  # warm-up
+    seconds = dict.fromkeys(steps_by_setting, 0.0)
     for _ in range(steps):
-        step()
-    return steps * batch / (time.perf_counter() - start)
+        for setting, step in steps_by_setting.items():
+            start = time.perf_counter()
+            step()
+            seconds[setting] += time.perf_counter() - start
+    return {setting: steps * batch / spent for setting, spent in seconds.items()}
 
 
 def main() -> None:
@@ -69,18 +88,24 @@ def main() -> None:
     parser.add_argument("--bands", default="RGB")
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--bf16", action="store_true", help="also time bf16 autocast + channels_last, alternated")
     args = parser.parse_args()
     channels = resolve_band_set(args.bands).channels
     print(f"{len(channels)} bands ({args.bands}), 128×128, batch {args.batch}, {torch.get_num_threads()} torch threads")
-    print("| model | parameters (M): encoder + decoder + head | forward GFLOPs / patch | train patches/s (CPU) |")
-    print("| --- | ---: | ---: | ---: |")
+    extra = " train patches/s, bf16 + channels_last (CPU) | bf16 / float32 |" if args.bf16 else ""
+    print(f"| model | parameters (M): encoder + decoder + head | forward GFLOPs / patch | train patches/s (CPU) |{extra}")
+    print("| --- | ---: | ---: | ---: |" + (" ---: | ---: |" if args.bf16 else ""))
     for label, config in CONFIGS:
         model = build_model(config, channels)
         encoder, decoder, rest = parameter_split(model)
         gflops = forward_flops(model, len(channels)) / 1e9
-        rate = train_rate(model, len(channels), args.batch, args.steps)
+        settings = {"float32": train_step(model, len(channels), args.batch, bf16=False)}
+        if args.bf16:
+            settings["bf16"] = train_step(copy.deepcopy(model), len(channels), args.batch, bf16=True)
+        rates = train_rates(settings, args.batch, args.steps)
+        cells = f" {rates['bf16']:.1f} | {rates['bf16'] / rates['float32']:.2f}× |" if args.bf16 else ""
         print(f"| {label} | {encoder + decoder + rest:.2f} = {encoder:.2f} + {decoder:.2f} + {rest:.3f} | {gflops:.2f} | "
-              f"{rate:.1f} |", flush=True)
+              f"{rates['float32']:.1f} |{cells}", flush=True)
 
 
 def parameter_split(model) -> tuple[float, float, float]:
